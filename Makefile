@@ -1,0 +1,60 @@
+# The two commands a user needs: `make run` and `make test`. Both install what is missing first:
+# a .venv from requirements*.txt, Azurite from package-lock.json, local.settings.json from the sample.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMPS := .stamps
+# The indexing check runs the real Python worker's indexer, which needs Python 3.13 or newer.
+INDEX_VENV := .venv-index
+INDEX_PYTHON ?= $(shell for p in python3.14 python3.13 $(wildcard $(HOME)/.pyenv/versions/3.1[3-9]*/bin/python3) \
+	/usr/local/bin/python3.13 /usr/bin/python3.13; do \
+	"$$p" -c 'import sys; sys.exit(sys.version_info < (3, 13))' >/dev/null 2>&1 && { command -v "$$p" || echo "$$p"; break; }; \
+	done)
+
+.PHONY: run test lint fmt check-index clean help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make run    serve the app on http://127.0.0.1:7071 with Azurite (Ctrl-C stops both)"
+	@echo "make test   lint, check indexing and run the whole test suite (Azurite included)"
+	@echo "make lint   ruff check and format check"
+
+$(STAMPS):
+	@mkdir -p $(STAMPS)
+
+$(STAMPS)/venv: requirements.txt requirements-dev.txt | $(STAMPS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+$(STAMPS)/node: package.json package-lock.json | $(STAMPS)
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(STAMPS)/index-venv: requirements.txt requirements-index.txt | $(STAMPS)
+	@if [ -n "$(INDEX_PYTHON)" ]; then \
+		{ test -x $(INDEX_VENV)/bin/python || "$(INDEX_PYTHON)" -m venv $(INDEX_VENV); } && \
+		$(INDEX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-index.txt; \
+	else echo "No Python 3.13+ found: the indexing check will be skipped."; fi
+	@touch $@
+
+local.settings.json:
+	cp local.settings.sample.json $@
+
+run: $(STAMPS)/venv $(STAMPS)/node local.settings.json
+	$(PY) -m devhost --azurite
+
+lint: $(STAMPS)/venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+fmt: $(STAMPS)/venv
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+test: $(STAMPS)/venv $(STAMPS)/node $(STAMPS)/index-venv lint
+	INDEX_CHECK_PYTHON="$(if $(INDEX_PYTHON),$(CURDIR)/$(INDEX_VENV)/bin/python)" $(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(INDEX_VENV) node_modules $(STAMPS) .azurite .pytest_cache .ruff_cache .hypothesis

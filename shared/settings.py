@@ -1,0 +1,210 @@
+"""Typed settings, read from the environment in one place (contract §10).
+
+App settings become environment variables in Azure and come from `local.settings.json` locally. Every
+setting is read and validated here, once per process, on first use: an invalid value fails with a message
+that names the setting, and a required setting that is missing fails when it is first needed, not at import
+time, so one missing setting never stops unrelated functions from loading.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+DEFAULT_STORAGE = "UseDevelopmentStorage=true"
+DEFAULT_ACCOUNT_LOOKUP_URL = (
+    "https://app.vssps.visualstudio.com/_apis/resourceareas/79134C72-4A58-4B42-976C-04E7115F32BF"
+    "?hostId=%s&api-preview=5.0-preview.1"
+)
+DEFAULT_OAUTH_TOKEN_URL = "https://app.vssps.visualstudio.com/oauth2/token"
+DEFAULT_SCHEDULES = {
+    "DOMAIN_CHECK_SCHEDULE": "0 0 * * * *",
+    "SUBSCRIPTION_CHECK_SCHEDULE": "0 0 */6 * * *",
+    "RECONCILE_SCHEDULE": "0 30 * * * *",
+}
+
+# Azure table names are 3-63 alphanumerics starting with a letter; the prefix leaves room for the base name.
+_TABLE_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]{0,39}")
+_NCRONTAB_FIELD = re.compile(r"[0-9A-Za-z*/,\-]+")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage_connection_string: str
+    webjobs_storage: str
+    table_prefix: str
+    account_lookup_url: str
+    oauth_token_url: str
+    allowed_origins: tuple[str, ...]
+    http_timeout: float
+    domain_check_schedule: str
+    subscription_check_schedule: str
+    reconcile_schedule: str
+    domain_check_concurrency: int
+    domain_check_budget_seconds: float
+    secret_grace_seconds: int
+    search_base_url: str | None
+    _secrets_key: str | None = field(repr=False)
+    _webhook_public_url: str | None
+    _client_secret: str | None = field(repr=False)
+
+    @property
+    def secrets_key(self) -> str:
+        """The Fernet key that encrypts credentials and secrets at rest (required)."""
+        return _required("SECRETS_KEY", self._secrets_key)
+
+    @property
+    def webhook_public_url(self) -> str:
+        """The public URL of `vsts/issue-updated`, needed only to create subscriptions."""
+        return _required("WEBHOOK_PUBLIC_URL", self._webhook_public_url)
+
+    @property
+    def client_secret(self) -> str:
+        """The legacy Azure DevOps OAuth client secret, needed only to refresh `oauth` credentials."""
+        return _required("ADO_CLIENT_SECRET", self._client_secret)
+
+
+def _required(name: str, value: str | None) -> str:
+    if not value:
+        raise SettingsError(f"The app setting {name} is required here but is not set.")
+    return value
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"The app setting {name} must be a whole number, not {raw!r}.") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"The app setting {name} must be between {minimum} and {maximum}, not {value}.")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float, *, maximum: float) -> float:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"The app setting {name} must be a number of seconds, not {raw!r}.") from None
+    if not 0 < value <= maximum:
+        raise SettingsError(f"The app setting {name} must be more than 0 and at most {maximum:g} seconds.")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+    value = _text(env, name) or default
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingsError(f"The app setting {name} must be an http(s) URL.")
+    return value
+
+
+def _schedule(env: Mapping[str, str], name: str) -> str:
+    value = _text(env, name) or DEFAULT_SCHEDULES[name]
+    fields = value.split()
+    if len(fields) != 6 or not all(_NCRONTAB_FIELD.fullmatch(f) for f in fields):
+        raise SettingsError(
+            f"The app setting {name} must be a six-field NCRONTAB schedule (seconds first), not {value!r}."
+        )
+    return value
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    origins = []
+    for item in (env.get(name) or "").split(","):
+        item = item.strip().rstrip("/")
+        if not item:
+            continue
+        parts = urlsplit(item)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path or parts.query:
+            raise SettingsError(f"The app setting {name} must list origins such as https://ado.example.com.")
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return tuple(origins)
+
+
+def _fernet_key(env: Mapping[str, str], name: str) -> str | None:
+    value = _text(env, name)
+    if value is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(value.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError):
+        raw = b""
+    if len(raw) != 32:
+        raise SettingsError(
+            f"The app setting {name} must be a Fernet key (32 bytes, URL-safe base64); "
+            "make one with: python -c 'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
+        )
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting of contract §10 from `env` (default: the process environment)."""
+    env = os.environ if env is None else env
+    webjobs = _text(env, "AzureWebJobsStorage") or DEFAULT_STORAGE
+    prefix = _text(env, "TABLE_PREFIX") or "vsts"
+    if not _TABLE_PREFIX.fullmatch(prefix):
+        raise SettingsError("The app setting TABLE_PREFIX must be 1-40 letters or digits, starting with a letter.")
+    lookup = _url(env, "ADO_ACCOUNT_LOOKUP_URL", DEFAULT_ACCOUNT_LOOKUP_URL)
+    assert lookup is not None
+    if lookup.count("%s") != 1:
+        raise SettingsError("The app setting ADO_ACCOUNT_LOOKUP_URL must contain %s once, for the organization id.")
+    token_url = _url(env, "ADO_OAUTH_TOKEN_URL", DEFAULT_OAUTH_TOKEN_URL)
+    assert token_url is not None
+    return Settings(
+        storage_connection_string=_text(env, "STORAGE_CONNECTION_STRING") or webjobs,
+        webjobs_storage=webjobs,
+        table_prefix=prefix,
+        account_lookup_url=lookup,
+        oauth_token_url=token_url,
+        allowed_origins=_origins(env, "ADO_ALLOWED_ORIGINS"),
+        http_timeout=_seconds(env, "ADO_HTTP_TIMEOUT", 10.0, maximum=230),
+        domain_check_schedule=_schedule(env, "DOMAIN_CHECK_SCHEDULE"),
+        subscription_check_schedule=_schedule(env, "SUBSCRIPTION_CHECK_SCHEDULE"),
+        reconcile_schedule=_schedule(env, "RECONCILE_SCHEDULE"),
+        domain_check_concurrency=_int(env, "DOMAIN_CHECK_CONCURRENCY", 8, minimum=1, maximum=64),
+        domain_check_budget_seconds=_seconds(env, "DOMAIN_CHECK_BUDGET_SECONDS", 240.0, maximum=3600),
+        secret_grace_seconds=_int(env, "SECRET_GRACE_SECONDS", 86400, minimum=0, maximum=30 * 86400),
+        search_base_url=_url(env, "ADO_SEARCH_BASE_URL", None),
+        _secrets_key=_fernet_key(env, "SECRETS_KEY"),
+        _webhook_public_url=_url(env, "WEBHOOK_PUBLIC_URL", None),
+        _client_secret=_text(env, "ADO_CLIENT_SECRET"),
+    )
+
+
+_cached: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process's settings, read on first use and then kept (app settings change only with a restart)."""
+    global _cached
+    if _cached is None:
+        _cached = load_settings()
+    return _cached
+
+
+def reset_settings() -> None:
+    """Forget the cached settings, so the next `get_settings()` reads the environment again (tests)."""
+    global _cached
+    _cached = None

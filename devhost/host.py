@@ -78,12 +78,10 @@ def load_function_app(app_dir: Path) -> tuple[ModuleType, list[FunctionEntry]]:
     """
     app_dir = app_dir.resolve()
     if str(app_dir) not in sys.path:
-        sys.path.insert(0, str(app_dir))
+        sys.path.append(str(app_dir))  # appended: an app loaded for a test must not shadow modules of another
     path = app_dir / "function_app.py"
-    loaded = sys.modules.get("function_app")
-    name = "function_app"
-    if loaded is not None and Path(getattr(loaded, "__file__", "")).resolve() != path:
-        name = f"function_app_{uuid.uuid4().hex[:8]}"  # another app is loaded in this process (tests)
+    # A private module name, so several apps (tests) can be loaded in one process without clashing.
+    name = f"_devhost_app_{uuid.uuid4().hex[:8]}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise RuntimeError(f"cannot load {path}")
@@ -296,7 +294,7 @@ class FunctionHost:
 def _to_response(result: Any) -> Response:
     if isinstance(result, func.HttpResponse):
         response = Response(result.get_body(), status=result.status_code)
-        has_type = any(k.lower() == "content-type" for k in result.headers)
+        has_type = "content-type" in result.headers  # werkzeug Headers: case-insensitive
         for key, value in result.headers.items():
             response.headers[key] = value
         if not has_type:

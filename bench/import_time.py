@@ -1,0 +1,59 @@
+"""Cold-start import cost: `import function_app` against importing its three main dependencies alone.
+
+Each sample is a fresh interpreter (`python -X importtime`), so nothing is cached in-process; the figure is
+the summed top-level cumulative import time, in milliseconds. Reports medians and their ratio.
+`python -m bench.import_time [--runs N]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = "import function_app"
+BASELINE = "import azure.functions, azure.data.tables, requests"
+
+
+def import_ms(statement: str) -> float:
+    """Total import time of `statement` in a fresh interpreter, from -X importtime (top-level modules only)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", statement],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    total_us = 0
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        _, cumulative, name = line[len("import time:") :].split("|")
+        if len(name) - len(name.lstrip()) == 1:  # top level: one space; nested imports are indented further
+            total_us += int(cumulative)
+    return total_us / 1000
+
+
+def measure(runs: int) -> dict[str, float]:
+    app, base = [], []
+    for _ in range(runs):  # interleaved, so drift in machine load hits both alike
+        app.append(import_ms(APP))
+        base.append(import_ms(BASELINE))
+    app_ms, base_ms = statistics.median(app), statistics.median(base)
+    return {"app_ms": app_ms, "baseline_ms": base_ms, "overhead": app_ms / base_ms - 1}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=15)
+    result = measure(parser.parse_args().runs)
+    print(f"import function_app: {result['app_ms']:.1f} ms (median)")
+    print(f"import azure.functions, azure.data.tables, requests: {result['baseline_ms']:.1f} ms (median)")
+    print(f"overhead: {result['overhead'] * 100:+.1f}%")
+
+
+if __name__ == "__main__":
+    main()

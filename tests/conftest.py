@@ -1,0 +1,60 @@
+"""Test set-up: one Azurite (blob, queue, table) per session on free loopback ports, in memory.
+
+Each run gets its own TABLE_PREFIX, so runs never see each other's data even on a shared Azurite.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from devhost.azurite import Azurite  # noqa: E402
+from shared.settings import reset_settings  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def azurite() -> Iterator[Azurite]:
+    """Azurite for the whole run; the app's settings point at it. It must be installed (make test does it)."""
+    server = Azurite.on_free_ports().start()
+    previous = dict(os.environ)
+    os.environ.update(
+        {
+            "AzureWebJobsStorage": server.connection_string,
+            "TABLE_PREFIX": f"t{uuid.uuid4().hex[:12]}",
+            "SECRETS_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        }
+    )
+    os.environ.pop("STORAGE_CONNECTION_STRING", None)
+    reset_settings()
+    yield server
+    os.environ.clear()
+    os.environ.update(previous)
+    reset_settings()
+    server.stop()
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Change settings for one test: set variables with env.setenv; settings are re-read before and after."""
+    reset_settings()
+    yield monkeypatch
+    monkeypatch.undo()
+    reset_settings()
+
+
+@pytest.fixture(scope="session")
+def registered_functions() -> dict:
+    """The app's functions by name, indexed once per session (a second get_functions() on one app fails)."""
+    import function_app
+
+    return {f.get_function_name(): f for f in function_app.app.get_functions()}

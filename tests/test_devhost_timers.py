@@ -1,0 +1,84 @@
+"""Timer triggers: NCRONTAB semantics (seconds first, UTC, day AND weekday), %SETTING%, and firing."""
+
+import datetime as dt
+import itertools
+import threading
+import time
+
+import pytest
+
+from devhost.timers import TimerRunner, occurrences, resolve_schedule
+
+UTC = dt.UTC
+
+
+def _next(schedule: str, start: dt.datetime, n: int) -> list[dt.datetime]:
+    return list(itertools.islice(occurrences(schedule, start), n))
+
+
+def test_six_fields_are_seconds_first() -> None:
+    start = dt.datetime(2026, 1, 1, 9, 0, 0, tzinfo=UTC)
+    assert _next("0 */5 * * * *", start, 3) == [
+        dt.datetime(2026, 1, 1, 9, 5, tzinfo=UTC),
+        dt.datetime(2026, 1, 1, 9, 10, tzinfo=UTC),
+        dt.datetime(2026, 1, 1, 9, 15, tzinfo=UTC),
+    ]
+    assert _next("*/20 * * * * *", start, 2) == [
+        dt.datetime(2026, 1, 1, 9, 0, 20, tzinfo=UTC),
+        dt.datetime(2026, 1, 1, 9, 0, 40, tzinfo=UTC),
+    ]
+
+
+def test_day_of_month_and_day_of_week_are_anded_as_in_ncrontab() -> None:
+    start = dt.datetime(2026, 1, 1, tzinfo=UTC)
+    fridays_13th = _next("0 0 0 13 * Fri", start, 3)
+    assert [d.date() for d in fridays_13th] == [dt.date(2026, 2, 13), dt.date(2026, 3, 13), dt.date(2026, 11, 13)]
+
+
+def test_the_contract_default_schedules() -> None:
+    start = dt.datetime(2026, 1, 1, 0, 10, tzinfo=UTC)
+    assert _next("0 0 */6 * * *", start, 2) == [
+        dt.datetime(2026, 1, 1, 6, tzinfo=UTC),
+        dt.datetime(2026, 1, 1, 12, tzinfo=UTC),
+    ]
+    assert _next("0 30 * * * *", start, 1) == [dt.datetime(2026, 1, 1, 0, 30, tzinfo=UTC)]
+
+
+def test_schedules_come_from_app_settings() -> None:
+    assert resolve_schedule("%S%", {"S": " 0 0 * * * * "}) == "0 0 * * * *"
+    assert resolve_schedule("0 0 * * * *", {}) == "0 0 * * * *"
+    with pytest.raises(ValueError, match="MISSING"):
+        resolve_schedule("%MISSING%", {})
+    with pytest.raises(ValueError, match="six-field"):
+        resolve_schedule("0 * * * *", {})
+
+
+def _run_timer(schedule: str, run_on_startup: bool, seconds: float) -> list[tuple[float, bool, dict]]:
+    fired: list[tuple[float, bool, dict]] = []
+    stop = threading.Event()
+    runner = TimerRunner(
+        "t", schedule, run_on_startup, lambda past_due, status: fired.append((time.time(), past_due, status)), stop
+    )
+    runner.start()
+    time.sleep(seconds)
+    stop.set()
+    runner.join(5)
+    assert not runner.is_alive()
+    return fired
+
+
+def test_a_timer_fires_on_its_schedule() -> None:
+    fired = _run_timer("* * * * * *", False, 2.6)  # every second
+    assert 2 <= len(fired) <= 4
+    # Each firing happens at (or just after) a whole second, and reports the next occurrence.
+    for at, past_due, status in fired:
+        assert at - int(at) < 0.5
+        assert past_due is False
+        assert dt.datetime.fromisoformat(status["Next"]).timestamp() > at
+    assert fired[0][2]["Last"] is None
+    assert fired[1][2]["Last"] is not None
+
+
+def test_run_on_startup_fires_at_once() -> None:
+    fired = _run_timer("0 0 0 1 1 *", True, 0.3)  # next real occurrence is on New Year's Day
+    assert len(fired) == 1

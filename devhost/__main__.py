@@ -18,7 +18,7 @@ from devhost.config import load_local_settings
 log = logging.getLogger("devhost")
 
 
-def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     app_dir = args.app_dir.resolve()
     load_local_settings(app_dir)
     port = args.port or _local_http_port(app_dir)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # Both explicitly: a shell that starts us in the background leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, _stop_on_signal)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
 
     azurite: Azurite | None = None
     host = None

@@ -2,7 +2,10 @@
 
 import azure.functions as func
 
-from functions import health
+from functions import admin_integrations, health, lookups, maintenance
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
+app.register_functions(lookups.bp)
+app.register_functions(admin_integrations.bp)
+app.register_functions(maintenance.bp)

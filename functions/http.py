@@ -1,11 +1,30 @@
-"""JSON responses shared by the HTTP adapters (contract §3: every error body is `{"error": "..."}`)."""
+"""What the HTTP adapters share: JSON responses, request bodies, and errors mapped to status codes.
+
+Every error body is `{"error": "<one clear sentence>"}` (contract §3); nothing from a stack trace, a
+credential or the request body ever reaches one.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 from typing import Any
 
 import azure.functions as func
+
+from shared.ado_client import AdoError, AdoNotFound, AdoThrottled, AdoTimeout, AdoUnauthorized
+from shared.integrations import IntegrationNotFound
+from shared.storage import StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+MAX_ADMIN_BODY_BYTES = 64 * 1024
+DEFAULT_RETRY_AFTER_SECONDS = 30
+
+
+class BadRequest(ValueError):
+    """The request itself is wrong: answered 400 with this message."""
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -19,3 +38,54 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> func.HttpResponse:
     return json_response({"error": message}, status, headers)
+
+
+def read_json_object(req: func.HttpRequest, max_bytes: int = MAX_ADMIN_BODY_BYTES) -> dict[str, Any]:
+    """The request body as a JSON object, or BadRequest."""
+    body = req.get_body() or b""
+    if len(body) > max_bytes:
+        raise BadRequest(f"The request body is larger than {max_bytes} bytes.")
+    try:
+        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise BadRequest("The request body is not valid JSON.") from None
+    if not isinstance(value, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def ado_error_response(exc: Exception, *, not_found: str) -> func.HttpResponse:
+    """The status code and sentence for a failure of a lookup on Azure DevOps (contract §4.1)."""
+    if isinstance(exc, IntegrationNotFound):
+        return error_response(404, "No active integration has that id.")
+    if isinstance(exc, AdoNotFound):
+        return error_response(404, not_found)
+    if isinstance(exc, AdoUnauthorized):
+        return error_response(
+            502, "Azure DevOps refused the integration's credentials; the integration needs re-authorization."
+        )
+    if isinstance(exc, AdoThrottled):
+        retry_after = exc.retry_after if exc.retry_after is not None else DEFAULT_RETRY_AFTER_SECONDS
+        return error_response(
+            503,
+            "Azure DevOps is throttling or unavailable; try again later.",
+            {"Retry-After": str(max(1, math.ceil(retry_after)))},
+        )
+    if isinstance(exc, AdoTimeout):
+        return error_response(504, "Azure DevOps did not answer in time.")
+    if isinstance(exc, StorageUnavailable):
+        return error_response(503, "Storage is unavailable; try again later.", {"Retry-After": "5"})
+    if isinstance(exc, AdoError):
+        log.warning("Azure DevOps call failed: %s", exc)
+        return error_response(502, _sentence(str(exc)))
+    raise exc
+
+
+def _sentence(text: str) -> str:
+    text = " ".join(text.split())[:300]
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith(".") else text + "."

@@ -53,6 +53,7 @@ class Settings:
     domain_check_budget_seconds: float
     secret_grace_seconds: int
     search_base_url: str | None
+    oauth_redirect_uri: str | None
     _secrets_key: str | None = field(repr=False)
     _webhook_public_url: str | None
     _client_secret: str | None = field(repr=False)
@@ -187,6 +188,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         domain_check_budget_seconds=_seconds(env, "DOMAIN_CHECK_BUDGET_SECONDS", 240.0, maximum=3600),
         secret_grace_seconds=_int(env, "SECRET_GRACE_SECONDS", 86400, minimum=0, maximum=30 * 86400),
         search_base_url=_url(env, "ADO_SEARCH_BASE_URL", None),
+        oauth_redirect_uri=_url(env, "ADO_OAUTH_REDIRECT_URI", None),
         _secrets_key=_fernet_key(env, "SECRETS_KEY"),
         _webhook_public_url=_url(env, "WEBHOOK_PUBLIC_URL", None),
         _client_secret=_text(env, "ADO_CLIENT_SECRET"),

@@ -2,15 +2,20 @@
 
 Clients are made once per process and reused across invocations, so warm invocations pay no connection
 set-up. Table names all carry the `TABLE_PREFIX` setting, so several apps or test runs share one account.
+Tables are created on the first write that finds them missing, so reads never pay for a "create if not
+exists" round trip.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from azure.core.exceptions import AzureError
-from azure.data.tables import TableServiceClient
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableServiceClient
 
 from shared.settings import get_settings
 
@@ -19,8 +24,29 @@ log = logging.getLogger(__name__)
 # The health check must answer fast even when storage is down: short timeouts, no SDK retries.
 HEALTH_TIMEOUT_SECONDS = 2
 
+# Table keys cannot hold / \ # ? or control characters (the service answers 400, Azurite sometimes 500).
+_BAD_KEY = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+MAX_KEY_LENGTH = 255
+
+T = TypeVar("T")
+
 _lock = threading.Lock()
 _services: dict[tuple[str, str], TableServiceClient] = {}
+_tables: dict[tuple[str, str], TableClient] = {}
+
+
+class StorageUnavailable(Exception):
+    """Table Storage did not answer or failed; the caller should answer 503 or let the trigger retry."""
+
+
+def is_valid_key(value: object) -> bool:
+    """Whether `value` can be a PartitionKey or RowKey."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_KEY_LENGTH
+        and value.strip() == value
+        and not _BAD_KEY.search(value)
+    )
 
 
 def table_name(base: str) -> str:
@@ -48,6 +74,43 @@ def table_service(purpose: str = "data") -> TableServiceClient:
                     service = TableServiceClient.from_connection_string(conn)
                 _services[key] = service
     return service
+
+
+def table(base: str) -> TableClient:
+    """The shared TableClient of one of the app's tables."""
+    service = table_service()
+    key = (service.url, table_name(base))
+    client = _tables.get(key)
+    if client is None:
+        with _lock:
+            client = _tables.setdefault(key, service.get_table_client(table_name(base)))
+    return client
+
+
+def is_table_missing(exc: ResourceNotFoundError) -> bool:
+    return getattr(exc, "error_code", None) == "TableNotFound" or "TableNotFound" in str(exc)
+
+
+def get_entity(client: TableClient, partition_key: str, row_key: str, **kwargs: Any) -> dict | None:
+    """One point read; None when the entity (or its table) does not exist."""
+    try:
+        return client.get_entity(partition_key, row_key, **kwargs)
+    except ResourceNotFoundError:
+        return None
+
+
+def write(client: TableClient, operation: Callable[[TableClient], T]) -> T:
+    """Run a write, creating the table first if it does not exist yet."""
+    try:
+        return operation(client)
+    except ResourceNotFoundError as exc:
+        if not is_table_missing(exc):
+            raise
+    try:
+        client.create_table()
+    except ResourceExistsError:
+        pass
+    return operation(client)
 
 
 def storage_is_reachable() -> bool:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import responses
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -58,3 +60,11 @@ def registered_functions() -> dict:
     import function_app
 
     return {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+@pytest.fixture
+def ado() -> Iterator[responses.RequestsMock]:
+    """Azure DevOps faked at the HTTP boundary with `responses`; loopback (Azurite, local fakes) passes through."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru(re.compile(r"http://127\.0\.0\.1:\d+/"))
+        yield mock

@@ -1,0 +1,282 @@
+"""Integrations (one per Azure DevOps organization) in Table Storage, with their credentials and secrets.
+
+One entity per integration: PartitionKey = the organization's collection id (lower-cased), RowKey
+`integration`, so every request path reads it with one point read. Credentials and webhook secrets are
+Fernet-encrypted (`shared.crypto`) and never logged or returned. Every update is a read-modify-write
+guarded by the entity's ETag: when another instance wrote first (412), the change is re-applied to the
+newer entity, so no instance ever overwrites newer data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared import crypto, storage
+
+log = logging.getLogger(__name__)
+
+TABLE = "integrations"
+ROW = "integration"
+ACTIVE = "active"
+DISABLED = "disabled"
+MAX_UPDATE_ATTEMPTS = 8
+
+
+class IntegrationNotFound(Exception):
+    """No integration with that id, or it is disabled."""
+
+
+class ConcurrentUpdate(Exception):
+    """An ETag-guarded update kept losing to other writers."""
+
+
+@dataclass(frozen=True)
+class Integration:
+    """One integration as stored; `credentials` and the secrets are decrypted, and never in repr."""
+
+    id: str
+    name: str
+    domain_name: str
+    status: str = ACTIVE
+    credentials: dict[str, Any] = field(default_factory=dict, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    previous_webhook_secret: str | None = field(default=None, repr=False)
+    previous_secret_expires_at: float | None = None
+    needs_reauth: bool = False
+    subscription_id: str | None = None
+    subscription_status: str | None = None
+    subscription_checked_at: float | None = None
+    domain_checked_at: float | None = None
+    refresh_lock_until: float | None = None
+    created_at: float | None = None
+    updated_at: float | None = None
+    etag: str | None = field(default=None, compare=False)
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+    @property
+    def credentials_type(self) -> str | None:
+        return self.credentials.get("type")
+
+    def accepted_webhook_secrets(self, now: float | None = None) -> list[str]:
+        """The secrets a delivery may present: the current one, and the previous one during its grace period."""
+        now = time.time() if now is None else now
+        secrets = [self.webhook_secret] if self.webhook_secret else []
+        if self.previous_webhook_secret and (self.previous_secret_expires_at or 0) > now:
+            secrets.append(self.previous_webhook_secret)
+        return secrets
+
+    def public(self) -> dict[str, Any]:
+        """What the admin API shows: everything but credentials' secrets and webhook secrets."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "domain_name": self.domain_name,
+            "status": self.status,
+            "needs_reauth": self.needs_reauth,
+            "credentials": {"type": self.credentials_type},
+            "webhook_secret_set": bool(self.webhook_secret),
+            "previous_secret_valid_until": self.previous_secret_expires_at
+            if self.previous_webhook_secret and (self.previous_secret_expires_at or 0) > time.time()
+            else None,
+            "subscription": {
+                "id": self.subscription_id,
+                "status": self.subscription_status,
+                "checked_at": self.subscription_checked_at,
+            },
+            "domain_checked_at": self.domain_checked_at,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class IntegrationSummary:
+    """What the timers need to visit an integration, read without decrypting anything."""
+
+    id: str
+    name: str
+    domain_name: str
+
+
+def normalize_id(integration_id: str) -> str:
+    return integration_id.strip().lower()
+
+
+def _to_entity(integration: Integration) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": integration.id,
+        "RowKey": ROW,
+        "Name": integration.name,
+        "DomainName": integration.domain_name,
+        "Status": integration.status,
+        "NeedsReauth": integration.needs_reauth,
+        "Credentials": crypto.encrypt_json(integration.credentials) if integration.credentials else "",
+    }
+    optional = {
+        "WebhookSecret": crypto.encrypt(integration.webhook_secret) if integration.webhook_secret else None,
+        "PreviousWebhookSecret": crypto.encrypt(integration.previous_webhook_secret)
+        if integration.previous_webhook_secret
+        else None,
+        "PreviousSecretExpiresAt": integration.previous_secret_expires_at,
+        "SubscriptionId": integration.subscription_id,
+        "SubscriptionStatus": integration.subscription_status,
+        "SubscriptionCheckedAt": integration.subscription_checked_at,
+        "DomainCheckedAt": integration.domain_checked_at,
+        "RefreshLockUntil": integration.refresh_lock_until,
+        "CreatedAt": integration.created_at,
+        "UpdatedAt": integration.updated_at,
+    }
+    entity.update({k: v for k, v in optional.items() if v is not None})
+    return entity
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _from_entity(entity: dict[str, Any]) -> Integration:
+    def secret(name: str) -> str | None:
+        return crypto.decrypt(entity[name]) if entity.get(name) else None
+
+    return Integration(
+        id=entity["PartitionKey"],
+        name=entity.get("Name", ""),
+        domain_name=entity.get("DomainName", ""),
+        status=entity.get("Status", ACTIVE),
+        credentials=crypto.decrypt_json(entity["Credentials"]) if entity.get("Credentials") else {},
+        webhook_secret=secret("WebhookSecret"),
+        previous_webhook_secret=secret("PreviousWebhookSecret"),
+        previous_secret_expires_at=_float(entity.get("PreviousSecretExpiresAt")),
+        needs_reauth=bool(entity.get("NeedsReauth", False)),
+        subscription_id=entity.get("SubscriptionId"),
+        subscription_status=entity.get("SubscriptionStatus"),
+        subscription_checked_at=_float(entity.get("SubscriptionCheckedAt")),
+        domain_checked_at=_float(entity.get("DomainCheckedAt")),
+        refresh_lock_until=_float(entity.get("RefreshLockUntil")),
+        created_at=_float(entity.get("CreatedAt")),
+        updated_at=_float(entity.get("UpdatedAt")),
+        etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
+    )
+
+
+class IntegrationStore:
+    """Integrations in Table Storage. Storage failures surface as `storage.StorageUnavailable`."""
+
+    def __init__(self, table: TableClient | None = None) -> None:
+        self._table = table
+
+    @property
+    def table(self) -> TableClient:
+        return self._table or storage.table(TABLE)
+
+    def get(self, integration_id: str) -> Integration | None:
+        """One point read; None when the id is unknown or cannot be a table key."""
+        integration_id = normalize_id(integration_id)
+        if not storage.is_valid_key(integration_id):
+            return None
+        try:
+            entity = storage.get_entity(self.table, integration_id, ROW)
+        except AzureError as exc:
+            raise storage.StorageUnavailable(f"reading an integration failed: {type(exc).__name__}") from exc
+        return _from_entity(entity) if entity is not None else None
+
+    def get_active(self, integration_id: str) -> Integration:
+        integration = self.get(integration_id)
+        if integration is None or not integration.active:
+            raise IntegrationNotFound(integration_id)
+        return integration
+
+    def create(self, integration: Integration) -> Integration:
+        """Insert a new integration; raises ResourceExistsError when one with that id exists."""
+        now = time.time()
+        integration = replace(integration, id=normalize_id(integration.id), created_at=now, updated_at=now)
+        try:
+            meta = storage.write(self.table, lambda t: t.create_entity(_to_entity(integration)))
+        except ResourceExistsError:
+            raise
+        except AzureError as exc:
+            raise storage.StorageUnavailable(f"creating an integration failed: {type(exc).__name__}") from exc
+        return replace(integration, etag=meta.get("etag"))
+
+    def update(self, integration_id: str, change: Callable[[Integration], Integration | None]) -> Integration | None:
+        """Apply `change` to the stored integration under its ETag, re-reading and re-applying on conflict.
+
+        `change` returns the new integration, or None to leave it as it is. Returns what is stored at the end,
+        or None when there is no such integration.
+        """
+        for _ in range(MAX_UPDATE_ATTEMPTS):
+            current = self.get(integration_id)
+            if current is None:
+                return None
+            updated = change(current)
+            if updated is None or updated == current:
+                return current
+            updated = replace(updated, id=current.id, updated_at=time.time())
+            try:
+                meta = self.table.update_entity(
+                    _to_entity(updated),
+                    mode=UpdateMode.REPLACE,
+                    etag=current.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except ResourceModifiedError:
+                log.info("Integration %s changed under us; re-applying the update", current.id)
+                continue
+            except ResourceNotFoundError:
+                return None
+            except AzureError as exc:
+                raise storage.StorageUnavailable(f"updating an integration failed: {type(exc).__name__}") from exc
+            return replace(updated, etag=meta.get("etag"))
+        raise ConcurrentUpdate(f"integration {integration_id} kept changing during an update")
+
+    def replace_if_unchanged(self, expected: Integration, updated: Integration) -> Integration | None:
+        """Write `updated` only if the stored entity still has `expected.etag`; None when someone wrote first."""
+        updated = replace(updated, id=expected.id, updated_at=time.time())
+        try:
+            meta = self.table.update_entity(
+                _to_entity(updated),
+                mode=UpdateMode.REPLACE,
+                etag=expected.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return None
+        except AzureError as exc:
+            raise storage.StorageUnavailable(f"updating an integration failed: {type(exc).__name__}") from exc
+        return replace(updated, etag=meta.get("etag"))
+
+    def list_active(self, after: str = "", limit: int = 100) -> list[IntegrationSummary]:
+        """Up to `limit` active integrations with ids after `after`, in id order, without decrypting anything.
+
+        For the timers: a cursor of the last id visited lets a run resume where the previous one stopped.
+        """
+        return list(self._iter_active(after, limit))
+
+    def _iter_active(self, after: str, limit: int) -> Iterator[IntegrationSummary]:
+        query = "RowKey eq @row and Status eq @status and PartitionKey gt @after"
+        try:
+            entities = self.table.query_entities(
+                query,
+                parameters={"row": ROW, "status": ACTIVE, "after": after},
+                select=["PartitionKey", "Name", "DomainName"],
+                results_per_page=min(limit, 1000),
+            )
+            for count, entity in enumerate(entities):
+                if count >= limit:
+                    return
+                yield IntegrationSummary(entity["PartitionKey"], entity.get("Name", ""), entity.get("DomainName", ""))
+        except ResourceNotFoundError:
+            return  # no table yet: no integrations
+        except AzureError as exc:
+            raise storage.StorageUnavailable(f"listing integrations failed: {type(exc).__name__}") from exc

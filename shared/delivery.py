@@ -271,9 +271,7 @@ def _parse_int(text: str) -> int:
 def _loads(text: str) -> Any:
     """json.loads, strict (no NaN/Infinity), mapping every failure - including deep nesting - to InvalidDelivery."""
     try:
-        return json.loads(
-            text, parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int
-        )
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int)
     except (ValueError, RecursionError, MemoryError):
         # ValueError covers JSONDecodeError and our parse_* refusals; RecursionError comes from deep nesting.
         raise InvalidDelivery("The body is not valid JSON.") from None

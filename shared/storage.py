@@ -71,7 +71,15 @@ def table_service(purpose: str = "data") -> TableServiceClient:
                         retry_total=0,
                     )
                 else:
-                    service = TableServiceClient.from_connection_string(conn)
+                    # Bounded retries: an HTTP function must answer (503) long before Azure DevOps gives up.
+                    service = TableServiceClient.from_connection_string(
+                        conn,
+                        connection_timeout=5,
+                        read_timeout=15,
+                        retry_total=3,
+                        retry_backoff_factor=0.25,
+                        retry_backoff_max=2,
+                    )
                 _services[key] = service
     return service
 

@@ -324,3 +324,65 @@ def test_search_validates_its_query(params: dict) -> None:
     response = _search(new_id(), params)
     assert response.status_code == 400
     assert list(_json(response)) == ["error"]
+
+
+# -- Entra ID service principal ------------------------------------------------------------------------
+
+
+def _entra_endpoints(ado, tenant: str, token_status: int = 200) -> None:
+    login = f"https://login.microsoftonline.com/{tenant}"
+    ado.get(
+        f"{login}/v2.0/.well-known/openid-configuration",
+        json={
+            "token_endpoint": f"{login}/oauth2/v2.0/token",
+            "authorization_endpoint": f"{login}/oauth2/v2.0/authorize",
+            "issuer": f"{login}/v2.0",
+        },
+    )
+    # On a failure msal asks for the cloud's instance metadata (and retries while it cannot get it).
+    ado.get(
+        "https://login.microsoftonline.com/common/discovery/instance",
+        json={"tenant_discovery_endpoint": f"{login}/v2.0/.well-known/openid-configuration", "metadata": []},
+    )
+    if token_status == 200:
+        ado.post(
+            f"{login}/oauth2/v2.0/token",
+            json={"access_token": "entra-token", "expires_in": 3600, "token_type": "Bearer"},
+        )
+    else:
+        ado.post(
+            f"{login}/oauth2/v2.0/token",
+            status=token_status,
+            json={"error": "invalid_client", "error_description": "bad secret"},
+        )
+
+
+def test_entra_service_principal_gets_a_token_for_the_azure_devops_scope_once(ado) -> None:
+    tenant = new_id()
+    integration = make_integration(
+        credentials={"type": "entra", "tenant_id": tenant, "client_id": new_id(), "client_secret": "sp-secret"}
+    )
+    _entra_endpoints(ado, tenant)
+    ado.get(
+        "https://dev.azure.com/fabrikam/_apis/wit/workitems/309",
+        json=WORK_ITEM,
+        match=[matchers.header_matcher({"Authorization": "Bearer entra-token"})],
+    )
+    assert _get(integration.id, "309").status_code == 200
+    assert _get(integration.id, "309").status_code == 200
+    token_calls = [c for c in ado.calls if c.request.url.endswith("/oauth2/v2.0/token")]
+    assert len(token_calls) == 1  # cached until it expires
+    form = dict(urllib.parse.parse_qsl(token_calls[0].request.body))
+    assert form["scope"] == "499b84ac-1321-427f-aa17-267ca6975798/.default"
+    assert form["grant_type"] == "client_credentials"
+
+
+def test_entra_refusing_the_service_principal_is_502_and_marks_the_integration(ado) -> None:
+    tenant = new_id()
+    integration = make_integration(
+        credentials={"type": "entra", "tenant_id": tenant, "client_id": new_id(), "client_secret": "wrong"}
+    )
+    _entra_endpoints(ado, tenant, token_status=401)
+    response = _get(integration.id, "309")
+    assert response.status_code == 502
+    assert IntegrationStore().get(integration.id).needs_reauth is True

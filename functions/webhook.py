@@ -1,0 +1,47 @@
+"""The webhook and the queue behind it (contract §5).
+
+`vsts_webhook` (POST /api/vsts/issue-updated, anonymous; the delivery carries its own credential) checks,
+authenticates and queues a delivery, and answers fast. `apply_workitem_update` applies it from the queue;
+a failure that may pass raises, so the host retries it and, after `maxDequeueCount`, moves it to
+`vsts-workitem-updates-poison`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from functions.http import json_response
+from shared.delivery import InvalidDelivery, WorkItemUpdate
+from shared.inbound_sync import apply_workitem_update as apply_update
+from shared.updates_queue import QUEUE_NAME
+from shared.webhook import receive_delivery
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+
+
+@bp.function_name("vsts_webhook")
+@bp.route(route="vsts/issue-updated", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def vsts_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    answer = receive_delivery(req.get_body() or b"", req.headers)
+    return json_response(answer.body, answer.status)
+
+
+@bp.function_name("apply_workitem_update")
+@bp.queue_trigger(arg_name="msg", queue_name=QUEUE_NAME, connection="AzureWebJobsStorage")
+def apply_workitem_update(msg: func.QueueMessage) -> None:
+    try:
+        update = WorkItemUpdate.from_message(msg.get_body().decode("utf-8", errors="replace"))
+    except InvalidDelivery as exc:
+        # Not a message the webhook wrote: fail it, so it ends in the poison queue for a human, never dropped.
+        raise ValueError(f"message {msg.id} is not a work item update: {exc}") from None
+    report = apply_update(update)  # RetryLater propagates: the host retries the message
+    log.info(
+        "apply_workitem_update: work item %s rev %s: %d linked issue(s), changes %s",
+        update.work_item_id,
+        update.rev,
+        report.linked,
+        report.changes or "none",
+    )

@@ -1,0 +1,75 @@
+"""Receiving a service hook delivery (contract §5.1): check it, authenticate it, queue it.
+
+An unknown or disabled integration and a missing or wrong credential get the same answer, after the same
+work (one point read and a constant-time comparison against one secret or more), so nobody can learn which
+organizations are installed. Only a delivery that is durably queued is acknowledged with 2xx.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from shared import updates_queue
+from shared.delivery import (
+    BodyTooLarge,
+    InvalidDelivery,
+    extract_credential,
+    parse_delivery,
+    parse_workitem_update,
+    secret_matches,
+)
+from shared.integrations import IntegrationStore
+from shared.storage import StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+HANDLED_EVENT = "workitem.updated"
+# Compared against when there is no integration, so that case costs what a wrong secret costs.
+_DECOY = [secrets.token_hex(32)]
+
+
+@dataclass(frozen=True)
+class WebhookAnswer:
+    status: int
+    body: dict[str, Any]
+
+
+UNAUTHORIZED = WebhookAnswer(401, {"error": "unauthorized"})
+
+
+def receive_delivery(body: bytes, headers: Mapping[str, str], store: IntegrationStore | None = None) -> WebhookAnswer:
+    try:
+        delivery = parse_delivery(body)
+    except BodyTooLarge as exc:
+        return WebhookAnswer(413, {"error": str(exc)})
+    except InvalidDelivery as exc:
+        return WebhookAnswer(400, {"error": str(exc)})
+    try:
+        integration = (store or IntegrationStore()).get(delivery.collection_id)
+    except StorageUnavailable:
+        log.warning("Webhook: storage unavailable while authenticating a delivery")
+        return WebhookAnswer(503, {"error": "Storage is unavailable; the delivery was not accepted."})
+    accepted = integration.accepted_webhook_secrets() if integration is not None and integration.active else []
+    valid = secret_matches(extract_credential(headers), accepted or _DECOY)
+    if not valid or not accepted:
+        log.info("Webhook: refused a delivery (unknown or disabled integration, or a wrong credential)")
+        return UNAUTHORIZED
+    if delivery.event_type != HANDLED_EVENT:
+        return WebhookAnswer(200, {"status": "ignored"})
+    update = parse_workitem_update(delivery)
+    if update is None:
+        log.info("Webhook: %s delivery %s has no usable work item id; ignored", delivery.event_type, delivery.event_id)
+        return WebhookAnswer(200, {"status": "ignored"})
+    update = replace(update, integration_id=integration.id)  # the stored, normalized id
+    try:
+        updates_queue.enqueue(update.to_message())
+    except InvalidDelivery as exc:
+        return WebhookAnswer(400, {"error": str(exc)})
+    except StorageUnavailable:
+        log.warning("Webhook: the queue is unavailable; answering 503 so Azure DevOps retries")
+        return WebhookAnswer(503, {"error": "The queue is unavailable; the delivery was not accepted."})
+    return WebhookAnswer(202, {"status": "accepted"})

@@ -152,7 +152,7 @@ class WorkItemUpdate:
             data = _loads(text)
         except InvalidDelivery:
             raise InvalidDelivery("The queue message is not valid JSON.") from None
-        if not isinstance(data, dict) or data.get("v") != _MESSAGE_VERSION or isinstance(data.get("v"), bool):
+        if not isinstance(data, dict) or _int_id(data.get("v")) != _MESSAGE_VERSION:  # not True, not 1.0
             raise InvalidDelivery("The queue message is not a version 1 work item update.")
 
         integration_id = data.get("integration_id")
@@ -272,7 +272,7 @@ def _loads(text: str) -> Any:
     """json.loads, strict (no NaN/Infinity), mapping every failure - including deep nesting - to InvalidDelivery."""
     try:
         return json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float, parse_int=_parse_int)
-    except (ValueError, RecursionError, MemoryError):
+    except (ValueError, RecursionError):
         # ValueError covers JSONDecodeError and our parse_* refusals; RecursionError comes from deep nesting.
         raise InvalidDelivery("The body is not valid JSON.") from None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-from azure.storage.queue import LinearRetry, QueueClient, TextBase64EncodePolicy
+from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
 from shared.settings import get_settings
 from shared.storage import StorageUnavailable
@@ -32,6 +32,7 @@ def updates_queue() -> QueueClient:
                     conn,
                     QUEUE_NAME,
                     message_encode_policy=TextBase64EncodePolicy(),
+                    message_decode_policy=TextBase64DecodePolicy(),
                     # Answer the webhook (503) in seconds, not the SDK's default minute of retries.
                     retry_policy=LinearRetry(backoff=0.5, random_jitter_range=0.2, retry_total=2),
                     connection_timeout=5,

@@ -45,11 +45,25 @@ def azurite() -> Iterator[Azurite]:
     server.stop()
 
 
+class SettingsPatch:
+    """Sets app settings for one test; the app re-reads its settings after every change."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._mp = monkeypatch
+
+    def setenv(self, name: str, value: str) -> None:
+        self._mp.setenv(name, value)
+        reset_settings()
+
+    def delenv(self, name: str) -> None:
+        self._mp.delenv(name, raising=False)
+        reset_settings()
+
+
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Change settings for one test: set variables with env.setenv; settings are re-read before and after."""
-    reset_settings()
-    yield monkeypatch
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[SettingsPatch]:
+    """Change settings for one test with env.setenv; they are restored (and re-read) afterwards."""
+    yield SettingsPatch(monkeypatch)
     monkeypatch.undo()
     reset_settings()
 

@@ -1081,6 +1081,7 @@ def message_with(**changes: Any) -> str:
         message_with(v=2),
         message_with(v=True),
         message_with(v="1"),
+        message_with(v=1.0),
         message_with(integration_id=...),
         message_with(integration_id=""),
         message_with(integration_id=5),

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from azure.core.exceptions import AzureError, ResourceExistsError
-from azure.storage.queue import QueueClient, QueueMessage
+from azure.storage.queue import LinearRetry, QueueClient, QueueMessage
 
 from devhost.config import HostConfig
 
@@ -57,8 +57,10 @@ class QueuePoller(threading.Thread):
         self.config = config
         self.invoke = invoke
         self.stop = stop
-        self.queue = QueueClient.from_connection_string(connection_string, queue_name)
-        self.poison = QueueClient.from_connection_string(connection_string, f"{queue_name}-poison")
+        # The poller has its own back-off; the SDK's default retries (15 s and up) would stall it for a minute.
+        options = {"retry_policy": LinearRetry(backoff=0.5, random_jitter_range=0.2, retry_total=1)}
+        self.queue = QueueClient.from_connection_string(connection_string, queue_name, **options)
+        self.poison = QueueClient.from_connection_string(connection_string, f"{queue_name}-poison", **options)
 
     def run(self) -> None:
         interval = MIN_POLL_SECONDS

@@ -62,7 +62,7 @@ def receive_delivery(body: bytes, headers: Mapping[str, str], store: Integration
         return WebhookAnswer(200, {"status": "ignored"})
     update = parse_workitem_update(delivery)
     if update is None:
-        log.info("Webhook: %s delivery %s has no usable work item id; ignored", delivery.event_type, delivery.event_id)
+        log.info("Webhook: a workitem.updated delivery without a usable work item id was ignored")
         return WebhookAnswer(200, {"status": "ignored"})
     update = replace(update, integration_id=integration.id)  # the stored, normalized id
     try:

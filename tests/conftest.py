@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:
 
 from devhost.azurite import Azurite  # noqa: E402
 from shared.settings import reset_settings  # noqa: E402
+from tests.e2e import fake_ado, host  # noqa: E402, F401 (fixtures for end-to-end modules)
 
 
 @pytest.fixture(scope="session", autouse=True)

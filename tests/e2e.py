@@ -1,0 +1,97 @@
+"""End-to-end set-up: the app served by `python -m devhost` beside the fake Azure DevOps, on the session's
+Azurite. The app reaches the fake only through its settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from devhost.azurite import free_port, port_open
+from tests.fakes.ado import FakeAzureDevOps
+
+ROOT = Path(__file__).resolve().parent.parent
+NEVER = "0 0 0 1 1 *"  # timers only run when a test invokes them
+
+
+@dataclass
+class HostProcess:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+    env: dict[str, str]
+
+    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return requests.request(method, f"{self.url}{path}", timeout=60, **kwargs)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def invoke(self, function: str, text: str = "") -> None:
+        response = self.call("POST", f"/admin/functions/{function}", json={"input": text})
+        assert response.status_code == 202, response.text
+
+
+def start_host(tmp: Path, extra_env: dict[str, str], port: int | None = None) -> HostProcess:
+    port = port or free_port()
+    env = {
+        **os.environ,
+        "DOMAIN_CHECK_SCHEDULE": NEVER,
+        "SUBSCRIPTION_CHECK_SCHEDULE": NEVER,
+        "RECONCILE_SCHEDULE": NEVER,
+        "WEBHOOK_PUBLIC_URL": f"http://127.0.0.1:{port}/api/vsts/issue-updated",
+        **extra_env,
+    }
+    env.pop("STORAGE_CONNECTION_STRING", None) if "STORAGE_CONNECTION_STRING" not in extra_env else None
+    log_path = tmp / f"host-{port}.log"
+    log_file = open(log_path, "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devhost", "--app-dir", str(ROOT), "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while not port_open(port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the host did not start:\n{log_path.read_text()}")
+        time.sleep(0.05)
+    return HostProcess(f"http://127.0.0.1:{port}", process, log_path, env)
+
+
+def stop_host(host: HostProcess) -> None:
+    host.process.terminate()
+    try:
+        host.process.wait(20)
+    except subprocess.TimeoutExpired:
+        host.process.kill()
+
+
+@pytest.fixture(scope="module")
+def fake_ado() -> Iterator[FakeAzureDevOps]:
+    with FakeAzureDevOps() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def host(fake_ado: FakeAzureDevOps, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostProcess]:
+    process = start_host(tmp_path_factory.mktemp("host"), {**fake_ado.settings_env(), "ADO_HTTP_TIMEOUT": "2"})
+    yield process
+    stop_host(process)
+
+
+def wait_until(predicate, seconds: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)

@@ -6,9 +6,8 @@ import azure.functions as func
 
 from functions.http import BadRequest, error_response, json_response, read_json_object
 from shared import storage
-from shared.integration_admin import InvalidInput, disable_integration, put_integration
+from shared.errors import InvalidInput, StorageUnavailable
 from shared.integrations import IntegrationStore, normalize_id
-from shared.storage import StorageUnavailable
 
 bp = func.Blueprint()
 
@@ -18,6 +17,8 @@ ROUTE = "vsts/integrations/{integration_id}"
 @bp.function_name("put_integration")
 @bp.route(route=ROUTE, methods=["PUT"])
 def put(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.integration_admin import put_integration  # on first use: keeps it out of every cold start
+
     try:
         result = put_integration(req.route_params.get("integration_id", ""), read_json_object(req))
     except (BadRequest, InvalidInput) as exc:
@@ -48,6 +49,8 @@ def get(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("delete_integration")
 @bp.route(route=ROUTE, methods=["DELETE"])
 def delete(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.integration_admin import disable_integration  # on first use, as above
+
     try:
         integration = disable_integration(req.route_params.get("integration_id", ""))
     except StorageUnavailable:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 
 import azure.functions as func
 
 from functions.http import BadRequest, error_response, json_response, read_json_object
-from shared import tracker_admin
-from shared.integration_admin import InvalidInput
-from shared.storage import StorageUnavailable
-from shared.tracker import ConcurrentUpdate
-from shared.tracker_admin import NotFound
+from shared.errors import ConcurrentUpdate, InvalidInput, NotFound, StorageUnavailable
 
 bp = func.Blueprint()
+
+
+def _tracker_admin() -> ModuleType:
+    """`shared.tracker_admin`, imported on first use: admin calls are rare, and a cold start of the webhook or
+    of a lookup should not pay for their code."""
+    from shared import tracker_admin
+
+    return tracker_admin
 
 
 def _handle(action: Callable[[], func.HttpResponse]) -> func.HttpResponse:
@@ -32,7 +37,9 @@ def _handle(action: Callable[[], func.HttpResponse]) -> func.HttpResponse:
 def put_installation(req: func.HttpRequest) -> func.HttpResponse:
     def action() -> func.HttpResponse:
         p = req.route_params
-        installation, created = tracker_admin.put_installation(p["org_id"], p["integration_id"], read_json_object(req))
+        installation, created = _tracker_admin().put_installation(
+            p["org_id"], p["integration_id"], read_json_object(req)
+        )
         return json_response(installation.public(), 201 if created else 200)
 
     return _handle(action)
@@ -42,7 +49,7 @@ def put_installation(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="orgs/{org_id}/members/{email}", methods=["PUT"])
 def put_member(req: func.HttpRequest) -> func.HttpResponse:
     def action() -> func.HttpResponse:
-        member, created = tracker_admin.put_member(
+        member, created = _tracker_admin().put_member(
             req.route_params["org_id"], req.route_params["email"], read_json_object(req)
         )
         return json_response(member.public(), 201 if created else 200)
@@ -54,7 +61,7 @@ def put_member(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="orgs/{org_id}/members/{email}", methods=["DELETE"])
 def delete_member(req: func.HttpRequest) -> func.HttpResponse:
     def action() -> func.HttpResponse:
-        tracker_admin.delete_member(req.route_params["org_id"], req.route_params["email"])
+        _tracker_admin().delete_member(req.route_params["org_id"], req.route_params["email"])
         return func.HttpResponse(status_code=204)
 
     return _handle(action)
@@ -64,7 +71,7 @@ def delete_member(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="orgs/{org_id}/issues/{issue_id}", methods=["PUT"])
 def put_issue(req: func.HttpRequest) -> func.HttpResponse:
     def action() -> func.HttpResponse:
-        issue, created = tracker_admin.put_issue(
+        issue, created = _tracker_admin().put_issue(
             req.route_params["org_id"], req.route_params["issue_id"], read_json_object(req)
         )
         return json_response(issue.public(), 201 if created else 200)
@@ -77,7 +84,7 @@ def put_issue(req: func.HttpRequest) -> func.HttpResponse:
 def get_tracked_issue(req: func.HttpRequest) -> func.HttpResponse:
     return _handle(
         lambda: json_response(
-            tracker_admin.get_issue(req.route_params["org_id"], req.route_params["issue_id"]).public()
+            _tracker_admin().get_issue(req.route_params["org_id"], req.route_params["issue_id"]).public()
         )
     )
 
@@ -88,7 +95,7 @@ def put_link(req: func.HttpRequest) -> func.HttpResponse:
     p = req.route_params
     return _handle(
         lambda: json_response(
-            tracker_admin.put_link(p["org_id"], p["issue_id"], p["integration_id"], p["work_item_id"]).public()
+            _tracker_admin().put_link(p["org_id"], p["issue_id"], p["integration_id"], p["work_item_id"]).public()
         )
     )
 
@@ -99,6 +106,6 @@ def delete_link(req: func.HttpRequest) -> func.HttpResponse:
     p = req.route_params
     return _handle(
         lambda: json_response(
-            tracker_admin.delete_link(p["org_id"], p["issue_id"], p["integration_id"], p["work_item_id"]).public()
+            _tracker_admin().delete_link(p["org_id"], p["issue_id"], p["integration_id"], p["work_item_id"]).public()
         )
     )

@@ -7,7 +7,6 @@ import os
 
 import azure.functions as func
 
-from shared.domain_check import run_domain_check
 from shared.settings import DEFAULT_SCHEDULES
 
 bp = func.Blueprint()
@@ -25,6 +24,8 @@ def schedule(setting: str) -> str:
 @bp.function_name("domain_check")
 @bp.timer_trigger(schedule=schedule("DOMAIN_CHECK_SCHEDULE"), arg_name="timer")
 def domain_check(timer: func.TimerRequest) -> None:
+    from shared.domain_check import run_domain_check  # timers run rarely: not at every cold start
+
     if timer.past_due:
         log.info("domain_check is running late")
     run_domain_check()

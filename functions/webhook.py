@@ -13,10 +13,9 @@ import logging
 import azure.functions as func
 
 from functions.http import json_response
-from shared.delivery import InvalidDelivery, WorkItemUpdate
-from shared.inbound_sync import apply_workitem_update as apply_update
-from shared.updates_queue import QUEUE_NAME
-from shared.webhook import receive_delivery
+
+# The queue's name, as contract §3 fixes it (shared.updates_queue.QUEUE_NAME; not imported here, see below).
+QUEUE_NAME = "vsts-workitem-updates"
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -25,6 +24,10 @@ log = logging.getLogger(__name__)
 @bp.function_name("vsts_webhook")
 @bp.route(route="vsts/issue-updated", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def vsts_webhook(req: func.HttpRequest) -> func.HttpResponse:
+    # Imported on first use, like the sync code below: each costs every cold start otherwise, and most cold
+    # starts of a function app serve something else.
+    from shared.webhook import receive_delivery
+
     answer = receive_delivery(req.get_body() or b"", req.headers)
     return json_response(answer.body, answer.status)
 
@@ -32,6 +35,9 @@ def vsts_webhook(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("apply_workitem_update")
 @bp.queue_trigger(arg_name="msg", queue_name=QUEUE_NAME, connection="AzureWebJobsStorage")
 def apply_workitem_update(msg: func.QueueMessage) -> None:
+    from shared.delivery import InvalidDelivery, WorkItemUpdate
+    from shared.inbound_sync import apply_workitem_update as apply_update
+
     try:
         update = WorkItemUpdate.from_message(msg.get_body().decode("utf-8", errors="replace"))
     except InvalidDelivery as exc:

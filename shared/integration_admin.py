@@ -15,6 +15,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 
 from shared import storage
+from shared.errors import InvalidInput
 from shared.integrations import ACTIVE, DISABLED, Integration, IntegrationStore, normalize_id
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -26,10 +27,6 @@ CREDENTIAL_FIELDS = {
     "oauth": ("access_token", "refresh_token", "expires_at"),
     "entra": ("tenant_id", "client_id", "client_secret"),
 }
-
-
-class InvalidInput(ValueError):
-    """Answered 400 with this message; nothing was written."""
 
 
 @dataclass(frozen=True)

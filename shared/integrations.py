@@ -20,6 +20,7 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModif
 from azure.data.tables import TableClient, UpdateMode
 
 from shared import crypto, storage
+from shared.errors import ConcurrentUpdate
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,6 @@ MAX_UPDATE_ATTEMPTS = 8
 
 class IntegrationNotFound(Exception):
     """No integration with that id, or it is disabled."""
-
-
-class ConcurrentUpdate(Exception):
-    """An ETag-guarded update kept losing to other writers."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,10 @@ from typing import Any, TypeVar
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableServiceClient
 
+from shared.errors import StorageUnavailable
 from shared.settings import get_settings
+
+__all__ = ["StorageUnavailable", "get_entity", "is_valid_key", "table", "table_name", "write"]
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +36,6 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _services: dict[tuple[str, str], TableServiceClient] = {}
 _tables: dict[tuple[str, str], TableClient] = {}
-
-
-class StorageUnavailable(Exception):
-    """Table Storage did not answer or failed; the caller should answer 503 or let the trigger retry."""
 
 
 def is_valid_key(value: object) -> bool:

@@ -29,6 +29,7 @@ from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNot
 from azure.data.tables import UpdateMode
 
 from shared import storage
+from shared.errors import ConcurrentUpdate
 
 INSTALLATIONS = "installations"
 MEMBERS = "members"
@@ -164,10 +165,6 @@ def _issue_from(entity: dict[str, Any]) -> TrackedIssue:
         watermarks=json.loads(entity.get("Watermarks") or "{}"),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
     )
-
-
-class ConcurrentUpdate(Exception):
-    """An ETag-guarded update kept losing to other writers; the caller retries later."""
 
 
 class TrackerStore:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from shared.integration_admin import InvalidInput
+from shared.errors import InvalidInput, NotFound
 from shared.integrations import IntegrationStore, normalize_id
 from shared.tracker import (
     RESOLVED,
@@ -28,10 +28,6 @@ from shared.tracker import (
 MAX_TITLE = 1000
 MAX_STATES = 50
 SOURCE = "api"
-
-
-class NotFound(LookupError):
-    """Answered 404 with this message."""
 
 
 def _check_fields(body: dict[str, Any], allowed: set[str]) -> None:

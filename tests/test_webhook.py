@@ -218,3 +218,10 @@ def test_hostile_corpus_never_5xx_and_writes_nothing(integration) -> None:
     check()
     assert len(statuses) >= 200
     assert queued_messages() == []
+
+
+def test_the_adapter_names_the_queue_the_store_writes_to() -> None:
+    from functions.webhook import QUEUE_NAME
+    from shared.updates_queue import QUEUE_NAME as WRITTEN
+
+    assert QUEUE_NAME == WRITTEN == "vsts-workitem-updates"

@@ -1,0 +1,18 @@
+"""Errors the trigger adapters map to status codes. Kept in a module of their own, which imports nothing,
+so an adapter can catch them without importing (and paying at cold start for) the code that raises them."""
+
+
+class StorageUnavailable(Exception):
+    """Table or queue storage did not answer or failed: answer 503, or let the trigger retry."""
+
+
+class InvalidInput(ValueError):
+    """The request is wrong: answered 400 with this message; nothing was written."""
+
+
+class NotFound(LookupError):
+    """Something the request names does not exist: answered 404 with this message."""
+
+
+class ConcurrentUpdate(Exception):
+    """An ETag-guarded update kept losing to other writers; the caller retries later (503)."""

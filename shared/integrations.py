@@ -219,22 +219,11 @@ class IntegrationStore:
             updated = change(current)
             if updated is None or updated == current:
                 return current
-            updated = replace(updated, id=current.id, updated_at=time.time())
-            try:
-                meta = self.table.update_entity(
-                    _to_entity(updated),
-                    mode=UpdateMode.REPLACE,
-                    etag=current.etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            except ResourceModifiedError:
-                log.info("Integration %s changed under us; re-applying the update", current.id)
-                continue
-            except ResourceNotFoundError:
-                return None
-            except AzureError as exc:
-                raise storage.StorageUnavailable(f"updating an integration failed: {type(exc).__name__}") from exc
-            return replace(updated, etag=meta.get("etag"))
+            saved = self.replace_if_unchanged(current, updated)
+            if saved is not None:
+                return saved
+            # Another writer won (or the entity went away): re-read, and re-apply the change to what is there.
+            log.info("Integration %s changed under us; re-applying the update", current.id)
         raise ConcurrentUpdate(f"integration {integration_id} kept changing during an update")
 
     def replace_if_unchanged(self, expected: Integration, updated: Integration) -> Integration | None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.http import BadRequest, error_response, json_response, read_json_object
+from functions.http import BadRequest, ado_error_response, error_response, json_response, read_json_object
 from shared import storage
+from shared.ado_client import AdoError
 from shared.errors import InvalidInput, StorageUnavailable
-from shared.integrations import IntegrationStore, normalize_id
+from shared.integrations import IntegrationNotFound, IntegrationStore, normalize_id
+from shared.settings import SettingsError
 
 bp = func.Blueprint()
 
@@ -58,3 +60,19 @@ def delete(req: func.HttpRequest) -> func.HttpResponse:
     if integration is None:
         return error_response(404, "No integration has that id.")
     return json_response(integration.public())
+
+
+@bp.function_name("create_subscription")
+@bp.route(route=ROUTE + "/subscription", methods=["POST"])
+def create_subscription(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.subscriptions import SubscriptionRefused, create_subscription  # on first use, as above
+
+    try:
+        integration = create_subscription(req.route_params.get("integration_id", ""))
+    except SettingsError as exc:
+        return error_response(409, f"{exc} Set it to the public URL of /api/vsts/issue-updated first.")
+    except SubscriptionRefused as exc:
+        return error_response(502, str(exc))
+    except (AdoError, IntegrationNotFound, StorageUnavailable) as exc:
+        return ado_error_response(exc, not_found="Azure DevOps did not find the organization.")
+    return json_response(integration.public(), 201)

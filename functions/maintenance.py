@@ -1,4 +1,8 @@
-"""Maintenance timers. `domain_check` repairs organization base URLs (contract §8)."""
+"""Maintenance timers (contract §8-9): `domain_check` repairs organization base URLs, `subscription_check`
+keeps the service hook subscriptions alive, `reconcile` recovers updates whose deliveries were lost.
+
+Each imports its code on first use: timers run rarely, and every cold start would pay for it otherwise.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +28,30 @@ def schedule(setting: str) -> str:
 @bp.function_name("domain_check")
 @bp.timer_trigger(schedule=schedule("DOMAIN_CHECK_SCHEDULE"), arg_name="timer")
 def domain_check(timer: func.TimerRequest) -> None:
-    from shared.domain_check import run_domain_check  # timers run rarely: not at every cold start
+    from shared.domain_check import run_domain_check
 
-    if timer.past_due:
-        log.info("domain_check is running late")
+    _late(timer, "domain_check")
     run_domain_check()
+
+
+@bp.function_name("subscription_check")
+@bp.timer_trigger(schedule=schedule("SUBSCRIPTION_CHECK_SCHEDULE"), arg_name="timer")
+def subscription_check(timer: func.TimerRequest) -> None:
+    from shared.subscriptions import run_subscription_check
+
+    _late(timer, "subscription_check")
+    run_subscription_check()
+
+
+@bp.function_name("reconcile")
+@bp.timer_trigger(schedule=schedule("RECONCILE_SCHEDULE"), arg_name="timer")
+def reconcile(timer: func.TimerRequest) -> None:
+    from shared.reconcile import run_reconcile
+
+    _late(timer, "reconcile")
+    run_reconcile()
+
+
+def _late(timer: func.TimerRequest, name: str) -> None:
+    if timer.past_due:
+        log.info("%s is running late (past due)", name)

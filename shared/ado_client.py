@@ -36,6 +36,7 @@ WORK_ITEMS_BATCH_URL = "{base}_apis/wit/workitemsbatch"
 SUBSCRIPTIONS_URL = "{base}_apis/hooks/subscriptions"
 SUBSCRIPTION_URL = "{base}_apis/hooks/subscriptions/{id}"
 
+MAX_BATCH_IDS = 200  # Azure DevOps' limit per workitemsbatch call (VS403474 beyond it)
 MAX_ATTEMPTS = 3
 MAX_TOTAL_WAIT_SECONDS = 10.0  # beyond this, answer 503 with Retry-After instead of holding the request
 DEFAULT_BACKOFF_SECONDS = 1.0
@@ -234,6 +235,32 @@ class AdoClient:
     def search_work_items(self, text: str, top: int) -> dict:
         body = {"searchText": text, "$top": top, "$skip": 0}
         return self._call("POST", WORK_ITEM_SEARCH_URL.format(base=self.search_base_url), json=body)
+
+    def create_subscription(self, body: dict) -> dict:
+        return self._call("POST", SUBSCRIPTIONS_URL.format(base=self.base_url), json=body)
+
+    def get_subscription(self, subscription_id: str) -> dict:
+        return self._call("GET", SUBSCRIPTION_URL.format(base=self.base_url, id=quote(subscription_id, safe="")))
+
+    def delete_subscription(self, subscription_id: str) -> None:
+        self._call("DELETE", SUBSCRIPTION_URL.format(base=self.base_url, id=quote(subscription_id, safe="")))
+
+    def query_work_item_ids(self, wiql: str) -> list[int]:
+        """The ids a flat WIQL query selects (`timePrecision`, so dates compare to the second)."""
+        answer = self._call(
+            "POST", WIQL_URL.format(base=self.base_url), json={"query": wiql}, params={"timePrecision": "true"}
+        )
+        items = answer.get("workItems") if isinstance(answer, dict) else None
+        return [item["id"] for item in items or [] if isinstance(item, dict) and isinstance(item.get("id"), int)]
+
+    def get_work_items_batch(self, ids: list[int], fields: list[str]) -> list[dict]:
+        """Up to MAX_BATCH_IDS work items; ids that are gone or unreadable are left out."""
+        if len(ids) > MAX_BATCH_IDS:
+            raise ValueError(f"at most {MAX_BATCH_IDS} ids per batch")
+        body = {"ids": ids, "fields": fields, "errorPolicy": "omit"}
+        answer = self._call("POST", WORK_ITEMS_BATCH_URL.format(base=self.base_url), json=body)
+        values = answer.get("value") if isinstance(answer, dict) else None
+        return [item for item in values or [] if isinstance(item, dict)]
 
     def get_work_item_type_states(self, project: str, work_item_type: str) -> dict:
         url = WORK_ITEM_TYPE_STATES_URL.format(

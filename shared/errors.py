@@ -14,5 +14,10 @@ class NotFound(LookupError):
     """Something the request names does not exist: answered 404 with this message."""
 
 
+class RetryLater(Exception):
+    """A failure that may pass (Azure DevOps throttled or down, storage busy): the queue or the next timer
+    run tries again."""
+
+
 class ConcurrentUpdate(Exception):
     """An ETag-guarded update kept losing to other writers; the caller retries later (503)."""

@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from typing import Literal
 from urllib.parse import quote
 
 from azure.core.exceptions import AzureError
@@ -24,10 +25,11 @@ from azure.data.tables import UpdateMode
 
 from shared import storage
 from shared.ado_client import AdoError
-from shared.delivery import WorkItemUpdate
+from shared.delivery import StateChange, WorkItemUpdate
+from shared.errors import RetryLater
 from shared.integrations import IntegrationNotFound, IntegrationStore
 from shared.lookups import call_tracking_reauth, get_client
-from shared.sync_rules import done_states_from_categories, is_newer, status_action
+from shared.sync_rules import done_states_from_categories, is_done, is_newer, status_action
 from shared.tracker import (
     RESOLVED,
     UNRESOLVED,
@@ -46,10 +48,6 @@ STATES_TTL_SECONDS = 3600
 SOURCE = "vsts"
 
 
-class RetryLater(Exception):
-    """A failure that may pass (Azure DevOps throttled or down, storage busy): let the queue retry."""
-
-
 @dataclass
 class ApplyReport:
     linked: int = 0
@@ -64,10 +62,13 @@ def decide(
     done_states: frozenset[str] | None,
     member: Member | None,
     notes: list[str],
+    snapshot: bool = False,
 ) -> tuple[TrackedIssue | None, list[dict]]:
     """The issue after `update` (None when nothing changes) and the activity entries it adds.
 
-    Pure: plain data in, plain data out; `notes` collects why something was not applied, for the log.
+    A `snapshot` is a work item's current state read by reconciliation rather than a delivered change: its
+    state is compared with the last state seen for the work item, or, when none was ever seen, with the
+    issue's own status. Pure: plain data in, plain data out; `notes` says why something was not applied.
     """
     link = Link(update.integration_id, update.work_item_id)
     if link not in issue.links:
@@ -97,7 +98,12 @@ def decide(
     if state is not None and installation.sync_status_reverse and done_states is not None:
         if is_newer(update.rev, marks.get("status")):
             marks["status"] = update.rev
-            action = status_action(state, done_states)
+            if snapshot:
+                action = _snapshot_action(state.new, marks.get("state"), new.status, done_states)
+            else:
+                action = status_action(state, done_states)
+            if isinstance(state.new, str):
+                marks["state"] = state.new  # the last state seen, so a reconciliation knows where it came from
             if action == "resolve" and new.status != RESOLVED:
                 new = replace(new, status=RESOLVED)
                 entries.append(activity_entry("resolved", SOURCE, update.work_item_id, update.rev))
@@ -109,6 +115,18 @@ def decide(
     if marks == issue.watermarks.get(link.key, {}) and not entries:
         return None, []
     return replace(new, watermarks={**issue.watermarks, link.key: marks}).with_activity(*entries), entries
+
+
+def _snapshot_action(
+    current: str | None, last_seen: str | None, status: str, done_states: frozenset[str]
+) -> Literal["resolve", "unresolve"] | None:
+    if current is None:
+        return None
+    if last_seen is not None:
+        return status_action(StateChange(last_seen, current), done_states)
+    if is_done(current, done_states):
+        return "resolve" if status != RESOLVED else None
+    return "unresolve" if status == RESOLVED else None
 
 
 class DoneStates:
@@ -182,12 +200,13 @@ def _apply_to_issue(
     done: frozenset[str] | None,
     member: Member | None,
     notes: list[str],
+    snapshot: bool,
 ) -> list[dict]:
     """Apply the update to one issue under its ETag; the activity entries written."""
     applied: list[dict] = []
 
     def change(issue: TrackedIssue) -> TrackedIssue | None:
-        new, entries = decide(issue, update, installation, done, member, notes)
+        new, entries = decide(issue, update, installation, done, member, notes, snapshot)
         applied[:] = entries  # a lost ETag race re-applies: the last attempt's entries are the ones written
         return new
 
@@ -195,9 +214,14 @@ def _apply_to_issue(
 
 
 def apply_workitem_update(
-    update: WorkItemUpdate, *, tracker: TrackerStore | None = None, done_states: DoneStates | None = None
+    update: WorkItemUpdate,
+    *,
+    tracker: TrackerStore | None = None,
+    done_states: DoneStates | None = None,
+    snapshot: bool = False,
 ) -> ApplyReport:
-    """Apply one update to every linked tracked issue. Raises RetryLater for failures that may pass."""
+    """Apply one update (or, with `snapshot`, a work item's current state) to every linked tracked issue.
+    Raises RetryLater for failures that may pass."""
     tracker = tracker or TrackerStore()
     report = ApplyReport()
     try:
@@ -231,7 +255,9 @@ def apply_workitem_update(
                 member = tracker.get_member(org, assignee.email)
             org_done = done | frozenset(installation.resolve_states) if done is not None else None
 
-            entries = _apply_to_issue(tracker, org, issue_id, update, installation, org_done, member, report.notes)
+            entries = _apply_to_issue(
+                tracker, org, issue_id, update, installation, org_done, member, report.notes, snapshot
+            )
             report.changes += [(org, issue_id, entry["type"]) for entry in entries]
     except storage.StorageUnavailable as exc:
         raise RetryLater(str(exc)) from exc

@@ -104,6 +104,7 @@ class IntegrationSummary:
     id: str
     name: str
     domain_name: str
+    subscription_id: str | None = None
 
 
 def normalize_id(integration_id: str) -> str:
@@ -255,13 +256,18 @@ class IntegrationStore:
             entities = self.table.query_entities(
                 query,
                 parameters={"row": ROW, "status": ACTIVE, "after": after},
-                select=["PartitionKey", "Name", "DomainName"],
+                select=["PartitionKey", "Name", "DomainName", "SubscriptionId"],
                 results_per_page=min(limit, 1000),
             )
             for count, entity in enumerate(entities):
                 if count >= limit:
                     return
-                yield IntegrationSummary(entity["PartitionKey"], entity.get("Name", ""), entity.get("DomainName", ""))
+                yield IntegrationSummary(
+                    entity["PartitionKey"],
+                    entity.get("Name", ""),
+                    entity.get("DomainName", ""),
+                    entity.get("SubscriptionId"),
+                )
         except ResourceNotFoundError:
             return  # no table yet: no integrations
         except AzureError as exc:

@@ -294,6 +294,23 @@ class TrackerStore:
             entities = _query(LINKS, "PartitionKey eq @pk", {"pk": link.key}, select=["OrgId", "IssueId"])
         return [(e["OrgId"], e["IssueId"]) for e in entities]
 
+    def linked_work_items(self, integration_id: str) -> list[int]:
+        """Every work item of the integration that some issue links (a key-range query, for the reconcile timer;
+        `}` is the character after the `|` that ends the integration id in the key)."""
+        with _storage_errors("reading links"):
+            entities = _query(
+                LINKS,
+                "PartitionKey ge @low and PartitionKey lt @high",
+                {"low": f"{integration_id}|", "high": f"{integration_id}}}"},
+                select=["PartitionKey"],
+            )
+        return sorted({w for w in (_work_item_of(e["PartitionKey"]) for e in entities) if w is not None})
+
+
+def _work_item_of(partition_key: str) -> int | None:
+    _, _, work_item = partition_key.rpartition("|")
+    return int(work_item) if work_item.isdigit() else None
+
 
 def _query(table: str, query: str, parameters: dict[str, Any], select: list[str] | None = None) -> list[dict]:
     try:

@@ -57,7 +57,7 @@ def test_repairs_through_the_timer_and_refuses_other_origins(own_tables, fake_ad
     )
     report = run_domain_check()
     assert report.finished
-    assert (report.visited, report.checked, report.repaired, report.failed) == (8, 5, 3, 2)
+    assert (report.visited, report.worked, report.succeeded, report.failed) == (8, 5, 3, 2)
     for integration_id in bad:
         assert store.get(integration_id).domain_name.startswith(fake_ado.base_url)
     assert store.get(evil.id).domain_name == "evil.visualstudio.com"  # refused, nothing saved
@@ -75,7 +75,7 @@ def test_a_real_looking_legacy_domain_is_repaired_to_its_https_form(own_tables, 
         )
     )
     fake_ado.add_org(f"f{uuid.uuid4().hex[:8]}", integration.id, location_url="https://fabrikam.visualstudio.com")
-    assert run_domain_check().repaired == 1
+    assert run_domain_check().succeeded == 1
     assert store.get(integration.id).domain_name == "https://fabrikam.visualstudio.com/"
 
 
@@ -93,7 +93,7 @@ def test_two_thousand_integrations_within_budget_and_concurrency_bound(own_table
         fake_ado.clear_faults()
     print(f"\ndomain_check over 2000 integrations (200 malformed, 50 ms lookups, concurrency 8): {elapsed:.2f} s")
     assert report.finished and report.visited == 2000
-    assert (report.checked, report.repaired, report.failed) == (200, 200, 0)
+    assert (report.worked, report.succeeded, report.failed) == (200, 200, 0)
     assert elapsed < 60
     assert 1 < fake_ado.max_concurrent(r"resourceareas") <= 8
     store = IntegrationStore()
@@ -115,11 +115,11 @@ def test_a_small_budget_stops_and_the_next_run_finishes_the_rest(own_tables, fak
                 break
     finally:
         fake_ado.clear_faults()
-    print("\nruns with a 1.5 s budget:", [(r.visited, r.repaired, round(s, 2)) for r, s in runs])
+    print("\nruns with a 1.5 s budget:", [(r.visited, r.succeeded, round(s, 2)) for r, s in runs])
     assert len(runs) >= 2 and not runs[0][0].finished
     assert all(seconds < 1.5 + 0.5 for _, seconds in runs)  # each run ends within its budget (plus bookkeeping)
     assert sum(r.visited for r, _ in runs) == 600  # nothing visited twice, nothing skipped
-    assert sum(r.repaired for r, _ in runs) == 300
+    assert sum(r.succeeded for r, _ in runs) == 300
     store = IntegrationStore()
     assert all(store.get(i).domain_name.startswith(fake_ado.base_url) for i in bad)
 

@@ -67,8 +67,8 @@ def decide(
     """The issue after `update` (None when nothing changes) and the activity entries it adds.
 
     A `snapshot` is a work item's current state read by reconciliation rather than a delivered change: its
-    state is compared with the last state seen for the work item, or, when none was ever seen, with the
-    issue's own status. Pure: plain data in, plain data out; `notes` says why something was not applied.
+    state is compared with the last state seen for the work item (see `_snapshot_action`). Pure: plain data
+    in, plain data out; `notes` says why something was not applied.
     """
     link = Link(update.integration_id, update.work_item_id)
     if link not in issue.links:
@@ -120,13 +120,16 @@ def decide(
 def _snapshot_action(
     current: str | None, last_seen: str | None, status: str, done_states: frozenset[str]
 ) -> Literal["resolve", "unresolve"] | None:
+    """What a work item's current state does, given the last state seen for it.
+
+    Never seen: a done work item resolves, but a not-done one never unresolves, since the issue may have
+    been resolved by a person or by another work item it links (nothing says this one ever was done).
+    """
     if current is None:
         return None
     if last_seen is not None:
         return status_action(StateChange(last_seen, current), done_states)
-    if is_done(current, done_states):
-        return "resolve" if status != RESOLVED else None
-    return "unresolve" if status == RESOLVED else None
+    return "resolve" if is_done(current, done_states) and status != RESOLVED else None
 
 
 class DoneStates:

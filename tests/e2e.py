@@ -95,3 +95,15 @@ def wait_until(predicate, seconds: float = 30.0, what: str = "condition") -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def queue_length(host: HostProcess, queue: str = "vsts-workitem-updates") -> int:
+    """Messages in one of the host's queues (visible or not), or -1 when the queue does not exist."""
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.queue import QueueClient
+
+    client = QueueClient.from_connection_string(host.env["AzureWebJobsStorage"], queue)
+    try:
+        return client.get_queue_properties().approximate_message_count
+    except ResourceNotFoundError:
+        return -1

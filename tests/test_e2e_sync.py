@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from devhost.azurite import Azurite
-from tests.e2e import start_host, stop_host, wait_until
+from tests.e2e import queue_length, start_host, stop_host, wait_until
 from tests.helpers import new_id
 
 PAT = "sync-pat-token-0123456789"
@@ -97,21 +97,10 @@ def test_fifty_deliveries_at_once_end_in_the_highest_revisions_state(host, fake_
 
     wait_until(settled, 60, "the issue to reach the final revision's state")
     # Nothing later moves it: every queued message has run and none went to the poison queue.
-    wait_until(lambda: _queue_count(host, "vsts-workitem-updates") == 0, 60, "the queue to drain")
+    wait_until(lambda: queue_length(host, "vsts-workitem-updates") == 0, 60, "the queue to drain")
     view = issue(host, org)
     assert (view["status"], view["assignee"]["email"]) == (expected_status, expected_email)
-    assert _queue_count(host, "vsts-workitem-updates-poison") <= 0
-
-
-def _queue_count(host, queue: str) -> int:
-    from azure.core.exceptions import ResourceNotFoundError
-    from azure.storage.queue import QueueClient
-
-    client = QueueClient.from_connection_string(host.env["AzureWebJobsStorage"], queue)
-    try:
-        return client.get_queue_properties().approximate_message_count
-    except ResourceNotFoundError:
-        return -1
+    assert queue_length(host, "vsts-workitem-updates-poison") <= 0
 
 
 def test_storage_down_means_503_never_2xx_and_the_retry_applies(fake_ado, tmp_path: Path) -> None:

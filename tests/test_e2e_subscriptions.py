@@ -1,0 +1,184 @@
+"""Keeping deliveries flowing (contract §9), end to end: the subscription route, subscription_check with
+secret rotation, and reconcile, with the fake Azure DevOps delivering service hooks to the local host."""
+
+import time
+import uuid
+
+import pytest
+
+from shared.integrations import IntegrationStore
+from tests.e2e import queue_length, start_host, stop_host, wait_until
+from tests.helpers import new_id
+
+PAT = "subs-pat-token-0123456789"
+GRACE = 3
+
+
+@pytest.fixture(scope="module")
+def subs_host(fake_ado, tmp_path_factory):
+    host = start_host(tmp_path_factory.mktemp("subs"), {**fake_ado.settings_env(), "SECRET_GRACE_SECONDS": str(GRACE)})
+    yield host
+    stop_host(host)
+
+
+def setup_world(host, fake_ado, work_items=(77,)):
+    name, integration_id, org = f"h{uuid.uuid4().hex[:8]}", new_id(), f"org-{uuid.uuid4().hex[:8]}"
+    fake_ado.add_org(name, integration_id)
+    fake_ado.add_pat(name, PAT)
+    calls = [
+        (
+            "PUT",
+            f"/api/vsts/integrations/{integration_id}",
+            {"name": name, "domain_name": fake_ado.org_url(name), "credentials": {"type": "pat", "token": PAT}},
+        ),
+        (
+            "PUT",
+            f"/api/orgs/{org}/integrations/{integration_id}",
+            {"sync_reverse_assignment": True, "sync_status_reverse": True},
+        ),
+        ("PUT", f"/api/orgs/{org}/members/dana@example.com", {"user_id": "u-dana"}),
+        ("PUT", f"/api/orgs/{org}/members/lee@example.com", {"user_id": "u-lee"}),
+    ]
+    for wid in work_items:
+        fake_ado.add_work_item(name, wid, {"System.State": "Active"})
+        calls.append(("PUT", f"/api/orgs/{org}/issues/I{wid}", {"title": f"Issue for {wid}"}))
+        calls.append(("PUT", f"/api/orgs/{org}/issues/I{wid}/links/{integration_id}/{wid}", None))
+    for method, path, body in calls:
+        response = host.call(method, path, json=body) if body is not None else host.call(method, path)
+        assert response.status_code in (200, 201), (path, response.text)
+    return name, integration_id, org
+
+
+def issue(host, org, wid=77):
+    return host.call("GET", f"/api/orgs/{org}/issues/I{wid}").json()
+
+
+def subscribe(host, integration_id):
+    response = host.call("POST", f"/api/vsts/integrations/{integration_id}/subscription")
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_creating_a_subscription_makes_deliveries_flow(subs_host, fake_ado) -> None:
+    name, integration_id, org = setup_world(subs_host, fake_ado)
+    view = subscribe(subs_host, integration_id)
+    assert view["subscription"]["status"] == "enabled"
+    assert "webhook_secret" not in view  # the secret lives in Azure DevOps and the table, not in answers
+    [sub] = fake_ado.subscriptions(name)
+    assert sub["id"] == view["subscription"]["id"]
+    assert (sub["publisherId"], sub["eventType"], sub["consumerId"], sub["consumerActionId"]) == (
+        "tfs", "workitem.updated", "webHooks", "httpRequest"
+    )  # fmt: skip
+    inputs = sub["consumerInputs"]
+    assert inputs["url"] == subs_host.env["WEBHOOK_PUBLIC_URL"]
+    assert inputs["resourceDetailsToSend"] == "all"
+    secret = inputs["httpHeaders"].split(":", 1)[1]
+    assert IntegrationStore().get(integration_id).webhook_secret == secret
+    fake_ado.update_work_item(name, 77, {"System.State": "Resolved", "System.AssignedTo": "Dana <dana@example.com>"})
+    assert fake_ado.deliveries[-1].status == 202
+    wait_until(lambda: issue(subs_host, org)["status"] == "resolved", what="the delivered update to apply")
+    assert issue(subs_host, org)["assignee"]["user_id"] == "u-dana"
+
+
+def test_a_disabled_subscription_is_recreated_and_the_old_secret_has_a_grace_period(subs_host, fake_ado) -> None:
+    name, integration_id, org = setup_world(subs_host, fake_ado)
+    old_id = subscribe(subs_host, integration_id)["subscription"]["id"]
+    old_secret = IntegrationStore().get(integration_id).webhook_secret
+    in_flight = fake_ado.update_work_item(
+        name, 77, {"System.State": "Resolved"}, deliver=False
+    )  # sent, not yet arrived
+    fake_ado.set_subscription_status(old_id, "disabledBySystem")
+    subs_host.invoke("subscription_check")
+    wait_until(
+        lambda: IntegrationStore().get(integration_id).subscription_id not in (None, old_id), what="a new subscription"
+    )
+    [sub] = fake_ado.subscriptions(name)  # the disabled one was deleted
+    assert sub["id"] != old_id and sub["status"] == "enabled"
+    new_secret = IntegrationStore().get(integration_id).webhook_secret
+    assert new_secret != old_secret
+    # Inside the grace period the old secret still authenticates the delivery already in flight.
+    response = subs_host.call("POST", "/api/vsts/issue-updated", json=in_flight, headers={"Shared-Secret": old_secret})
+    assert response.status_code == 202
+    wait_until(lambda: issue(subs_host, org)["status"] == "resolved", what="the in-flight delivery to apply")
+    # Deliveries resume with the new subscription.
+    fake_ado.update_work_item(name, 77, {"System.AssignedTo": "Lee <lee@example.com>"})
+    assert fake_ado.deliveries[-1].status == 202
+    wait_until(lambda: (issue(subs_host, org)["assignee"] or {}).get("user_id") == "u-lee", what="the new delivery")
+    # After the grace period, the old secret is refused.
+    time.sleep(GRACE + 0.5)
+    late = subs_host.call("POST", "/api/vsts/issue-updated", json=in_flight, headers={"Shared-Secret": old_secret})
+    assert late.status_code == 401
+
+
+def test_a_missing_subscription_is_recreated(subs_host, fake_ado) -> None:
+    name, integration_id, org = setup_world(subs_host, fake_ado)
+    old_id = subscribe(subs_host, integration_id)["subscription"]["id"]
+    fake_ado.remove_subscription(old_id)
+    subs_host.invoke("subscription_check")
+    wait_until(lambda: IntegrationStore().get(integration_id).subscription_id != old_id, what="a new subscription")
+    assert len(fake_ado.subscriptions(name)) == 1
+
+
+@pytest.mark.parametrize("status", ["onProbation", "disabledByUser"])
+def test_probation_and_user_disabled_are_shown_not_replaced(subs_host, fake_ado, status) -> None:
+    name, integration_id, org = setup_world(subs_host, fake_ado)
+    sub_id = subscribe(subs_host, integration_id)["subscription"]["id"]
+    fake_ado.set_subscription_status(sub_id, status)
+    subs_host.invoke("subscription_check")
+    get = lambda: subs_host.call("GET", f"/api/vsts/integrations/{integration_id}").json()["subscription"]  # noqa: E731
+    wait_until(lambda: get()["status"] == status, what=f"the status {status} to show")
+    assert get()["id"] == sub_id and get()["checked_at"] is not None
+
+
+def test_creation_refused_by_azure_devops_says_what_is_missing(subs_host, fake_ado) -> None:
+    name, integration_id, org = setup_world(subs_host, fake_ado)
+    fake_ado.fail_next("POST", r"/_apis/hooks/subscriptions$", 403, body={"message": "TF400813: not authorized"})
+    response = subs_host.call("POST", f"/api/vsts/integrations/{integration_id}/subscription")
+    assert response.status_code == 502
+    message = response.json()["error"]
+    assert "Project Collection Administrators" in message and "Third-party application access via OAuth" in message
+    assert fake_ado.subscriptions(name) == []
+    assert subs_host.call("POST", f"/api/vsts/integrations/{new_id()}/subscription").status_code == 404
+
+
+def test_reconcile_recovers_changes_lost_while_the_subscription_was_disabled(subs_host, fake_ado) -> None:
+    work_items = tuple(range(501, 511))
+    name, integration_id, org = setup_world(subs_host, fake_ado, work_items)
+    sub_id = subscribe(subs_host, integration_id)["subscription"]["id"]
+    fake_ado.set_subscription_status(sub_id, "disabledByUser")
+    delivered = len(fake_ado.deliveries)
+    old_payloads = {}
+    for n in range(20):  # 20 changes over 10 linked work items, none delivered
+        wid = work_items[n % 10]
+        changes = (
+            {"System.State": "Resolved" if n < 10 else "Active"}
+            if n % 3
+            else {"System.AssignedTo": "Dana <dana@example.com>"}
+        )
+        old_payloads.setdefault(wid, fake_ado.update_work_item(name, wid, changes))
+    assert len(fake_ado.deliveries) == delivered
+    subs_host.invoke("reconcile")
+
+    def matches() -> bool:
+        for wid in work_items:
+            current = fake_ado.work_item(name, wid)["fields"]
+            view = issue(subs_host, org, wid)
+            status = "resolved" if current.get("System.State") in ("Resolved", "Closed") else "unresolved"
+            assignee = "dana@example.com" if current.get("System.AssignedTo") else None
+            if view["status"] != status or (view["assignee"] or {}).get("email") != assignee:
+                return False
+        return True
+
+    wait_until(matches, 30, "every linked issue to match Azure DevOps")
+    before = {wid: issue(subs_host, org, wid) for wid in work_items}
+    # A late delivery of an older revision changes nothing.
+    for payload in old_payloads.values():
+        response = subs_host.call(
+            "POST",
+            "/api/vsts/issue-updated",
+            json=payload,
+            headers={"Shared-Secret": IntegrationStore().get(integration_id).webhook_secret},
+        )
+        assert response.status_code == 202
+    wait_until(lambda: queue_length(subs_host) == 0, what="the late deliveries to run")
+    assert {wid: issue(subs_host, org, wid) for wid in work_items} == before

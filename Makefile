@@ -12,12 +12,15 @@ INDEX_PYTHON ?= $(shell for p in python3.14 python3.13 $(wildcard $(HOME)/.pyenv
 	"$$p" -c 'import sys; sys.exit(sys.version_info < (3, 13))' >/dev/null 2>&1 && { command -v "$$p" || echo "$$p"; break; }; \
 	done)
 
-.PHONY: run test lint fmt check-index clean help
+.PHONY: run demo test fuzz bench lint fmt clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run    serve the app on http://127.0.0.1:7071 with Azurite (Ctrl-C stops both)"
+	@echo "make demo   a guided walkthrough: one Azure DevOps change synced to a tracked issue (simulated ADO)"
 	@echo "make test   lint, check indexing and run the whole test suite (Azurite included)"
+	@echo "make fuzz   the property and fuzz tests with 20x the cases (FUZZ_SCALE)"
+	@echo "make bench  measure against the physical floor and write docs/benchmarks.md"
 	@echo "make lint   ruff check and format check"
 
 $(STAMPS):
@@ -45,6 +48,10 @@ local.settings.json:
 run: $(STAMPS)/venv $(STAMPS)/node local.settings.json
 	$(PY) -m devhost --azurite
 
+# In-memory Azurite on free ports and a simulated Azure DevOps: needs no local.settings.json, keeps .azurite/ as is.
+demo: $(STAMPS)/venv $(STAMPS)/node
+	$(PY) -m demo
+
 lint: $(STAMPS)/venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -55,6 +62,12 @@ fmt: $(STAMPS)/venv
 
 test: $(STAMPS)/venv $(STAMPS)/node $(STAMPS)/index-venv lint
 	INDEX_CHECK_PYTHON="$(if $(INDEX_PYTHON),$(CURDIR)/$(INDEX_VENV)/bin/python)" $(PY) -m pytest $(PYTEST_ARGS)
+
+fuzz: $(STAMPS)/venv $(STAMPS)/node
+	FUZZ_SCALE=$${FUZZ_SCALE:-20} $(PY) -m pytest tests/test_fuzz_admin.py tests/test_webhook.py tests/test_delivery.py tests/test_sync_rules.py $(PYTEST_ARGS)
+
+bench: $(STAMPS)/venv $(STAMPS)/node
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) $(INDEX_VENV) node_modules $(STAMPS) .azurite .pytest_cache .ruff_cache .hypothesis

@@ -22,8 +22,10 @@ from devhost.config import HostConfig
 
 log = logging.getLogger("devhost")
 
-# While a message is being processed it stays invisible this long (the host renews it; runs here are short).
-PROCESSING_VISIBILITY_SECONDS = 600
+# While a message is being processed it stays invisible this long, renewed while the function runs, as the
+# Functions host does. If settling it fails (storage down), it reappears when this runs out: never lost.
+PROCESSING_VISIBILITY_SECONDS = 15
+RENEW_EVERY_SECONDS = 5
 MIN_POLL_SECONDS = 0.1
 
 
@@ -98,7 +100,7 @@ class QueuePoller(threading.Thread):
             log.error("Queue %s: message %s: %s", self.queue.queue_name, message.id, exc)
             succeeded = False
         else:
-            succeeded = self.invoke(body, message)
+            succeeded = self._invoke_keeping_invisible(body, message)
         try:
             if succeeded:
                 self.queue.delete_message(message)
@@ -118,6 +120,25 @@ class QueuePoller(threading.Thread):
         except AzureError as exc:
             # The message reappears after its processing visibility ends and is tried again.
             log.warning("Queue %s: message %s: cannot settle (%s)", self.queue.queue_name, message.id, exc)
+
+    def _invoke_keeping_invisible(self, body: bytes, message: QueueMessage) -> bool:
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(RENEW_EVERY_SECONDS):
+                try:
+                    receipt = self.queue.update_message(message, visibility_timeout=PROCESSING_VISIBILITY_SECONDS)
+                    message.pop_receipt = receipt.pop_receipt
+                except AzureError:
+                    pass  # storage is away: the message reappears when its visibility runs out
+
+        renewer = threading.Thread(target=renew, name=f"{self.name}-renew", daemon=True)
+        renewer.start()
+        try:
+            return self.invoke(body, message)
+        finally:
+            done.set()
+            renewer.join()
 
     @staticmethod
     def _create_queue(client: QueueClient) -> None:

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.http import BadRequest, ado_error_response, error_response, json_response, read_json_object
+from functions.http import (
+    BadRequest,
+    ado_error_response,
+    error_response,
+    json_response,
+    read_json_object,
+    unavailable_response,
+)
 from shared import storage
 from shared.ado_client import AdoError
-from shared.errors import InvalidInput, StorageUnavailable
+from shared.errors import ConcurrentUpdate, InvalidInput, StorageUnavailable
 from shared.integrations import IntegrationNotFound, IntegrationStore, normalize_id
 from shared.settings import SettingsError
 
@@ -23,10 +30,12 @@ def put(req: func.HttpRequest) -> func.HttpResponse:
 
     try:
         result = put_integration(req.route_params.get("integration_id", ""), read_json_object(req))
-    except (BadRequest, InvalidInput) as exc:
+    except BadRequest as exc:
+        return error_response(exc.status, str(exc))
+    except InvalidInput as exc:
         return error_response(400, str(exc))
-    except StorageUnavailable:
-        return error_response(503, "Storage is unavailable; nothing was changed.", {"Retry-After": "5"})
+    except (StorageUnavailable, ConcurrentUpdate, SettingsError) as exc:
+        return unavailable_response(exc)
     body = result.integration.public()
     if result.generated_secret is not None:
         body["webhook_secret"] = result.generated_secret  # shown once, here only
@@ -41,8 +50,8 @@ def get(req: func.HttpRequest) -> func.HttpResponse:
         return error_response(404, "No integration has that id.")
     try:
         integration = IntegrationStore().get(integration_id)
-    except StorageUnavailable:
-        return error_response(503, "Storage is unavailable; try again later.", {"Retry-After": "5"})
+    except (StorageUnavailable, SettingsError) as exc:
+        return unavailable_response(exc)
     if integration is None:
         return error_response(404, "No integration has that id.")
     return json_response(integration.public())
@@ -55,8 +64,8 @@ def delete(req: func.HttpRequest) -> func.HttpResponse:
 
     try:
         integration = disable_integration(req.route_params.get("integration_id", ""))
-    except StorageUnavailable:
-        return error_response(503, "Storage is unavailable; nothing was changed.", {"Retry-After": "5"})
+    except (StorageUnavailable, ConcurrentUpdate, SettingsError) as exc:
+        return unavailable_response(exc)
     if integration is None:
         return error_response(404, "No integration has that id.")
     return json_response(integration.public())
@@ -73,6 +82,6 @@ def create_subscription(req: func.HttpRequest) -> func.HttpResponse:
         return error_response(409, f"{exc} Set it to the public URL of /api/vsts/issue-updated first.")
     except SubscriptionRefused as exc:
         return error_response(502, str(exc))
-    except (AdoError, IntegrationNotFound, StorageUnavailable) as exc:
+    except (AdoError, IntegrationNotFound, StorageUnavailable, ConcurrentUpdate) as exc:
         return ado_error_response(exc, not_found="Azure DevOps did not find the organization.")
     return json_response(integration.public(), 201)

@@ -7,8 +7,15 @@ from types import ModuleType
 
 import azure.functions as func
 
-from functions.http import BadRequest, error_response, json_response, read_json_object
+from functions.http import (
+    BadRequest,
+    error_response,
+    json_response,
+    read_json_object,
+    unavailable_response,
+)
 from shared.errors import ConcurrentUpdate, InvalidInput, NotFound, StorageUnavailable
+from shared.settings import SettingsError
 
 bp = func.Blueprint()
 
@@ -24,12 +31,14 @@ def _tracker_admin() -> ModuleType:
 def _handle(action: Callable[[], func.HttpResponse]) -> func.HttpResponse:
     try:
         return action()
-    except (BadRequest, InvalidInput) as exc:
+    except BadRequest as exc:
+        return error_response(exc.status, str(exc))
+    except InvalidInput as exc:
         return error_response(400, str(exc))
     except NotFound as exc:
         return error_response(404, str(exc))
-    except (StorageUnavailable, ConcurrentUpdate):
-        return error_response(503, "Storage is unavailable or busy; try again.", {"Retry-After": "5"})
+    except (StorageUnavailable, ConcurrentUpdate, SettingsError) as exc:
+        return unavailable_response(exc)
 
 
 @bp.function_name("put_installation")

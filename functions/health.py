@@ -15,4 +15,4 @@ bp = func.Blueprint()
 def health(req: func.HttpRequest) -> func.HttpResponse:
     if storage_is_reachable():
         return json_response({"status": "ok", "storage": "ok"})
-    return json_response({"status": "degraded", "storage": "unavailable"}, 503)
+    return json_response({"status": "degraded", "storage": "unavailable"}, 503, {"Retry-After": "5"})

@@ -14,8 +14,9 @@ from typing import Any
 import azure.functions as func
 
 from shared.ado_client import AdoError, AdoNotFound, AdoThrottled, AdoTimeout, AdoUnauthorized
+from shared.errors import ConcurrentUpdate, StorageUnavailable
 from shared.integrations import IntegrationNotFound
-from shared.storage import StorageUnavailable
+from shared.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,13 @@ DEFAULT_RETRY_AFTER_SECONDS = 30
 
 
 class BadRequest(ValueError):
-    """The request itself is wrong: answered 400 with this message."""
+    """The request itself is wrong: answered with `status` (400, or 413 for a body too large) and this message."""
+
+    status = 400
+
+
+class BodyTooLarge(BadRequest):
+    status = 413
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -44,7 +51,7 @@ def read_json_object(req: func.HttpRequest, max_bytes: int = MAX_ADMIN_BODY_BYTE
     """The request body as a JSON object, or BadRequest."""
     body = req.get_body() or b""
     if len(body) > max_bytes:
-        raise BadRequest(f"The request body is larger than {max_bytes} bytes.")
+        raise BodyTooLarge(f"The request body is larger than {max_bytes} bytes.")
     try:
         value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -77,12 +84,20 @@ def ado_error_response(exc: Exception, *, not_found: str) -> func.HttpResponse:
         )
     if isinstance(exc, AdoTimeout):
         return error_response(504, "Azure DevOps did not answer in time.")
-    if isinstance(exc, StorageUnavailable):
-        return error_response(503, "Storage is unavailable; try again later.", {"Retry-After": "5"})
+    if isinstance(exc, (StorageUnavailable, ConcurrentUpdate, SettingsError)):
+        return unavailable_response(exc)
     if isinstance(exc, AdoError):
         log.warning("Azure DevOps call failed: %s", exc)
         return error_response(502, _sentence(str(exc)))
     raise exc
+
+
+def unavailable_response(exc: StorageUnavailable | ConcurrentUpdate | SettingsError) -> func.HttpResponse:
+    """503 for what may pass: storage down or busy, or a setting the operator must fix (named, never a value)."""
+    if isinstance(exc, SettingsError):
+        log.error("The app is misconfigured: %s", exc)
+        return error_response(503, f"The app is misconfigured: {exc}", {"Retry-After": "60"})
+    return error_response(503, "Storage is unavailable or busy; nothing was changed, try again.", {"Retry-After": "5"})
 
 
 def _sentence(text: str) -> str:

@@ -7,13 +7,14 @@ import azure.functions as func
 from functions.http import ado_error_response, error_response, json_response
 from shared import lookups
 from shared.ado_client import AdoError
+from shared.errors import ConcurrentUpdate, StorageUnavailable
 from shared.integrations import IntegrationNotFound
-from shared.storage import StorageUnavailable
+from shared.settings import SettingsError
 
 bp = func.Blueprint()
 
 MAX_QUERY_LENGTH = 1000
-_FAILURES = (AdoError, IntegrationNotFound, StorageUnavailable)
+_FAILURES = (AdoError, IntegrationNotFound, StorageUnavailable, ConcurrentUpdate, SettingsError)
 
 
 def _positive_int(text: str | None, maximum: int) -> int | None:

@@ -29,7 +29,7 @@ def vsts_webhook(req: func.HttpRequest) -> func.HttpResponse:
     from shared.webhook import receive_delivery
 
     answer = receive_delivery(req.get_body() or b"", req.headers)
-    return json_response(answer.body, answer.status)
+    return json_response(answer.body, answer.status, answer.headers)
 
 
 @bp.function_name("apply_workitem_update")

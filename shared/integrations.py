@@ -9,6 +9,7 @@ newer entity, so no instance ever overwrites newer data.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -56,6 +57,8 @@ class Integration:
     created_at: float | None = None
     updated_at: float | None = None
     etag: str | None = field(default=None, compare=False)
+    # Stored values that could not be decrypted, kept as they are until replaced (see _from_entity).
+    sealed: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def active(self) -> bool:
@@ -119,13 +122,17 @@ def _to_entity(integration: Integration) -> dict[str, Any]:
         "DomainName": integration.domain_name,
         "Status": integration.status,
         "NeedsReauth": integration.needs_reauth,
-        "Credentials": crypto.encrypt_json(integration.credentials) if integration.credentials else "",
+        "Credentials": crypto.encrypt_json(integration.credentials)
+        if integration.credentials
+        else integration.sealed.get("Credentials", ""),
     }
     optional = {
-        "WebhookSecret": crypto.encrypt(integration.webhook_secret) if integration.webhook_secret else None,
+        "WebhookSecret": crypto.encrypt(integration.webhook_secret)
+        if integration.webhook_secret
+        else integration.sealed.get("WebhookSecret"),
         "PreviousWebhookSecret": crypto.encrypt(integration.previous_webhook_secret)
         if integration.previous_webhook_secret
-        else None,
+        else integration.sealed.get("PreviousWebhookSecret"),
         "PreviousSecretExpiresAt": integration.previous_secret_expires_at,
         "SubscriptionId": integration.subscription_id,
         "SubscriptionStatus": integration.subscription_status,
@@ -144,19 +151,34 @@ def _float(value: Any) -> float | None:
 
 
 def _from_entity(entity: dict[str, Any]) -> Integration:
-    def secret(name: str) -> str | None:
-        return crypto.decrypt(entity[name]) if entity.get(name) else None
+    sealed: dict[str, str] = {}
 
+    def open_field(name: str) -> str | None:
+        value = entity.get(name)
+        if not value:
+            return None
+        try:
+            return crypto.decrypt(value)
+        except crypto.DecryptionError:
+            # SECRETS_KEY changed (or the value was tampered with). The value is kept as it is, so restoring
+            # the old key restores it; meanwhile lookups answer 502 (re-authorization) and deliveries 401,
+            # and a PUT can enter new credentials.
+            sealed[name] = value
+            return None
+
+    credentials = open_field("Credentials")
+    if sealed:
+        log.error("Integration %s: %s cannot be decrypted with SECRETS_KEY", entity["PartitionKey"], ", ".join(sealed))
     return Integration(
         id=entity["PartitionKey"],
         name=entity.get("Name", ""),
         domain_name=entity.get("DomainName", ""),
         status=entity.get("Status", ACTIVE),
-        credentials=crypto.decrypt_json(entity["Credentials"]) if entity.get("Credentials") else {},
-        webhook_secret=secret("WebhookSecret"),
-        previous_webhook_secret=secret("PreviousWebhookSecret"),
+        credentials=json.loads(credentials) if credentials else {},
+        webhook_secret=open_field("WebhookSecret"),
+        previous_webhook_secret=open_field("PreviousWebhookSecret"),
         previous_secret_expires_at=_float(entity.get("PreviousSecretExpiresAt")),
-        needs_reauth=bool(entity.get("NeedsReauth", False)),
+        needs_reauth=bool(entity.get("NeedsReauth", False)) or "Credentials" in sealed,
         subscription_id=entity.get("SubscriptionId"),
         subscription_status=entity.get("SubscriptionStatus"),
         subscription_checked_at=_float(entity.get("SubscriptionCheckedAt")),
@@ -165,6 +187,7 @@ def _from_entity(entity: dict[str, Any]) -> Integration:
         created_at=_float(entity.get("CreatedAt")),
         updated_at=_float(entity.get("UpdatedAt")),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
+        sealed=sealed,
     )
 
 

@@ -23,6 +23,7 @@ from shared.delivery import (
     secret_matches,
 )
 from shared.integrations import IntegrationStore
+from shared.settings import SettingsError
 from shared.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,10 @@ _DECOY = [secrets.token_hex(32)]
 class WebhookAnswer:
     status: int
     body: dict[str, Any]
+    headers: dict[str, str] | None = None
+
+
+RETRY = {"Retry-After": "5"}
 
 
 UNAUTHORIZED = WebhookAnswer(401, {"error": "unauthorized"})
@@ -52,7 +57,10 @@ def receive_delivery(body: bytes, headers: Mapping[str, str], store: Integration
         integration = (store or IntegrationStore()).get(delivery.collection_id)
     except StorageUnavailable:
         log.warning("Webhook: storage unavailable while authenticating a delivery")
-        return WebhookAnswer(503, {"error": "Storage is unavailable; the delivery was not accepted."})
+        return WebhookAnswer(503, {"error": "Storage is unavailable; the delivery was not accepted."}, RETRY)
+    except SettingsError as exc:  # e.g. SECRETS_KEY missing: 503 so Azure DevOps retries, not probation
+        log.error("Webhook: the app is misconfigured: %s", exc)
+        return WebhookAnswer(503, {"error": "The app is misconfigured; the delivery was not accepted."}, RETRY)
     accepted = integration.accepted_webhook_secrets() if integration is not None and integration.active else []
     valid = secret_matches(extract_credential(headers), accepted or _DECOY)
     if not valid or not accepted:
@@ -71,5 +79,5 @@ def receive_delivery(body: bytes, headers: Mapping[str, str], store: Integration
         return WebhookAnswer(400, {"error": str(exc)})
     except StorageUnavailable:
         log.warning("Webhook: the queue is unavailable; answering 503 so Azure DevOps retries")
-        return WebhookAnswer(503, {"error": "The queue is unavailable; the delivery was not accepted."})
+        return WebhookAnswer(503, {"error": "The queue is unavailable; the delivery was not accepted."}, RETRY)
     return WebhookAnswer(202, {"status": "accepted"})

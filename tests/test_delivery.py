@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from shared import delivery as delivery_module
@@ -30,6 +30,7 @@ from shared.delivery import (
     parse_workitem_update,
     secret_matches,
 )
+from tests.fuzzing import fuzz_settings
 
 COLLECTION = "c12d0eb8-e382-443b-9f9c-c52cba5014c2"
 PROJECT = "be9b3917-87e6-42a4-a549-2bc06a7a878f"
@@ -37,7 +38,7 @@ PROJECT = "be9b3917-87e6-42a4-a549-2bc06a7a878f"
 # so the suite also runs from a clone that has only the repository.
 SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = fuzz_settings(300)
 
 
 def body(payload: object) -> bytes:

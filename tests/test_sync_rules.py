@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.delivery import StateChange
@@ -15,8 +15,9 @@ from shared.sync_rules import (
     match_member,
     status_action,
 )
+from tests.fuzzing import fuzz_settings
 
-PROPERTY = settings(max_examples=400, deadline=None)
+PROPERTY = fuzz_settings(400)
 
 # The states of Azure DevOps' Agile "Bug", as GET .../workitemtypes/Bug/states returns them, plus a custom one.
 BUG_STATES = [

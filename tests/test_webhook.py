@@ -7,12 +7,13 @@ import time
 from dataclasses import replace
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from devhost.azurite import connection_string, free_port
 from shared.delivery import WorkItemUpdate
 from shared.integrations import IntegrationStore
+from tests.fuzzing import fuzz_settings
 from tests.helpers import count_storage_requests, make_integration, new_id
 from tests.sync_helpers import SECRET, delivery, post, queued_messages, sample_delivery
 
@@ -163,6 +164,7 @@ def test_storage_unavailable_is_503_and_nothing_is_acknowledged(env, integration
     response = post(delivery(integration.id, 1, 2))
     assert response.status_code == 503
     assert "error" in _json(response)
+    assert response.headers["Retry-After"] == "5"
 
 
 def test_queue_unavailable_is_503(env, integration) -> None:
@@ -204,7 +206,7 @@ def _hostile_bodies(known_id: str):
 def test_hostile_corpus_never_5xx_and_writes_nothing(integration) -> None:
     statuses: list[int] = []
 
-    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @fuzz_settings(300)
     @given(body=_hostile_bodies(integration.id), secret=st.sampled_from([None, "wrong", SECRET + "x"]))
     def check(body: bytes, secret: str | None) -> None:
         headers = {} if secret is None else {"Shared-Secret": secret}

@@ -115,7 +115,13 @@ class FunctionHost:
         self.environ = os.environ if environ is None else environ
         self.config: HostConfig = load_host_config(self.app_dir)
         self.module, entries = load_function_app(self.app_dir)
-        self.functions = {entry.name: entry for entry in entries}
+        # `AzureWebJobs.<name>.Disabled` switches a function off, as in Azure and Core Tools.
+        disabled = {
+            e.name for e in entries if self.environ.get(f"AzureWebJobs.{e.name}.Disabled", "").lower() in ("true", "1")
+        }
+        for name in sorted(disabled):
+            log.info("Function %s is disabled (AzureWebJobs.%s.Disabled)", name, name)
+        self.functions = {entry.name: entry for entry in entries if entry.name not in disabled}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.url_map = self._build_url_map()

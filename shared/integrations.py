@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -191,6 +192,35 @@ def _from_entity(entity: dict[str, Any]) -> Integration:
     )
 
 
+class _RecentlyRead:
+    """Integrations this process read or wrote lately, by id, with when (monotonic); bounded in size."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, Integration]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, integration: Integration) -> None:
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[integration.id] = (time.monotonic(), integration)
+
+    def get(self, integration_id: str, max_age_seconds: float) -> Integration | None:
+        entry = self._entries.get(integration_id)
+        if entry is None or time.monotonic() - entry[0] > max_age_seconds:
+            return None
+        return entry[1]
+
+    def forget(self, integration_id: str) -> None:
+        with self._lock:
+            self._entries.pop(integration_id, None)
+
+
+_recent = _RecentlyRead()
+
+
 class IntegrationStore:
     """Integrations in Table Storage. Storage failures surface as `storage.StorageUnavailable`."""
 
@@ -210,7 +240,18 @@ class IntegrationStore:
             entity = storage.get_entity(self.table, integration_id, ROW)
         except AzureError as exc:
             raise storage.StorageUnavailable(f"reading an integration failed: {type(exc).__name__}") from exc
-        return _from_entity(entity) if entity is not None else None
+        integration = _from_entity(entity) if entity is not None else None
+        if integration is not None:
+            _recent.put(integration)
+        return integration
+
+    def recently_read(self, integration_id: str, max_age_seconds: float) -> Integration | None:
+        """The integration as this process read or wrote it at most `max_age_seconds` ago, or None: no I/O.
+
+        For the webhook's hot path only (bounded staleness). Only found integrations are remembered, so an
+        unknown id always costs a read, and every write through a store in this process refreshes the entry.
+        """
+        return _recent.get(normalize_id(integration_id), max_age_seconds)
 
     def get_active(self, integration_id: str) -> Integration:
         integration = self.get(integration_id)
@@ -228,7 +269,9 @@ class IntegrationStore:
             raise
         except AzureError as exc:
             raise storage.StorageUnavailable(f"creating an integration failed: {type(exc).__name__}") from exc
-        return replace(integration, etag=meta.get("etag"))
+        created = replace(integration, etag=meta.get("etag"))
+        _recent.put(created)
+        return created
 
     def update(self, integration_id: str, change: Callable[[Integration], Integration | None]) -> Integration | None:
         """Apply `change` to the stored integration under its ETag, re-reading and re-applying on conflict.
@@ -261,10 +304,13 @@ class IntegrationStore:
                 match_condition=MatchConditions.IfNotModified,
             )
         except (ResourceModifiedError, ResourceNotFoundError):
+            _recent.forget(expected.id)
             return None
         except AzureError as exc:
             raise storage.StorageUnavailable(f"updating an integration failed: {type(exc).__name__}") from exc
-        return replace(updated, etag=meta.get("etag"))
+        saved = replace(updated, etag=meta.get("etag"))
+        _recent.put(saved)
+        return saved
 
     def list_active(self, after: str = "", limit: int = 100) -> list[IntegrationSummary]:
         """Up to `limit` active integrations with ids after `after`, in id order, without decrypting anything.

@@ -22,13 +22,16 @@ from shared.delivery import (
     parse_workitem_update,
     secret_matches,
 )
-from shared.integrations import IntegrationStore
+from shared.integrations import Integration, IntegrationStore
 from shared.settings import SettingsError
 from shared.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
 HANDLED_EVENT = "workitem.updated"
+# How stale this process's view of an integration may be when a delivery's secret matches it. A disabled
+# integration or a retired secret is refused at most this long after the change was made on another instance.
+AUTH_CACHE_SECONDS = 5.0
 # Compared against when there is no integration, so that case costs what a wrong secret costs.
 _DECOY = [secrets.token_hex(32)]
 
@@ -46,6 +49,11 @@ RETRY = {"Retry-After": "5"}
 UNAUTHORIZED = WebhookAnswer(401, {"error": "unauthorized"})
 
 
+def _authenticated(integration: Integration | None, headers: Mapping[str, str]) -> bool:
+    accepted = integration.accepted_webhook_secrets() if integration is not None and integration.active else []
+    return secret_matches(extract_credential(headers), accepted or _DECOY) and bool(accepted)
+
+
 def receive_delivery(body: bytes, headers: Mapping[str, str], store: IntegrationStore | None = None) -> WebhookAnswer:
     try:
         delivery = parse_delivery(body)
@@ -53,19 +61,23 @@ def receive_delivery(body: bytes, headers: Mapping[str, str], store: Integration
         return WebhookAnswer(413, {"error": str(exc)})
     except InvalidDelivery as exc:
         return WebhookAnswer(400, {"error": str(exc)})
+    store = store or IntegrationStore()
     try:
-        integration = (store or IntegrationStore()).get(delivery.collection_id)
+        # A delivery whose secret matches what this process read in the last few seconds needs no read; any
+        # other (unknown integration, wrong or rotated secret) is checked against a fresh point read.
+        integration = store.recently_read(delivery.collection_id, AUTH_CACHE_SECONDS)
+        if integration is None or not _authenticated(integration, headers):
+            integration = store.get(delivery.collection_id)
     except StorageUnavailable:
         log.warning("Webhook: storage unavailable while authenticating a delivery")
         return WebhookAnswer(503, {"error": "Storage is unavailable; the delivery was not accepted."}, RETRY)
     except SettingsError as exc:  # e.g. SECRETS_KEY missing: 503 so Azure DevOps retries, not probation
         log.error("Webhook: the app is misconfigured: %s", exc)
         return WebhookAnswer(503, {"error": "The app is misconfigured; the delivery was not accepted."}, RETRY)
-    accepted = integration.accepted_webhook_secrets() if integration is not None and integration.active else []
-    valid = secret_matches(extract_credential(headers), accepted or _DECOY)
-    if not valid or not accepted:
+    if not _authenticated(integration, headers):
         log.info("Webhook: refused a delivery (unknown or disabled integration, or a wrong credential)")
         return UNAUTHORIZED
+    assert integration is not None
     if delivery.event_type != HANDLED_EVENT:
         return WebhookAnswer(200, {"status": "ignored"})
     update = parse_workitem_update(delivery)

@@ -113,3 +113,12 @@ def test_admin_invoke_errors(client: Client) -> None:
     assert client.post("/admin/functions/tick", json={"input": 5}).status_code == 400
     assert client.post("/admin/functions/text", json={"input": ""}).status_code == 400
     assert client.get("/admin/functions/tick").status_code == 405
+
+
+def test_a_function_can_be_disabled_by_app_setting(monkeypatch) -> None:
+    monkeypatch.setenv("TICK_SCHEDULE", "0 0 0 1 1 *")
+    monkeypatch.setenv("WORK_QUEUE", "routing-unused")
+    monkeypatch.setenv("AzureWebJobs.text.Disabled", "true")
+    host = FunctionHost(SAMPLE)
+    assert "text" not in host.functions and "boom" in host.functions
+    assert Client(host).get("/api/text").status_code == 404

@@ -227,3 +227,17 @@ def test_the_adapter_names_the_queue_the_store_writes_to() -> None:
     from shared.updates_queue import QUEUE_NAME as WRITTEN
 
     assert QUEUE_NAME == WRITTEN == "vsts-workitem-updates"
+
+
+def test_a_matching_secret_read_in_the_last_seconds_needs_no_storage_read(integration) -> None:
+    post(delivery(integration.id, 1, 2))  # reads the integration
+    with count_storage_requests() as calls:
+        assert post(delivery(integration.id, 1, 3)).status_code == 202
+    assert [c for c in calls if "integrations" in c] == []  # only the queue write
+    assert len(calls) == 1
+
+
+def test_a_change_made_through_this_process_is_seen_at_once(integration) -> None:
+    post(delivery(integration.id, 1, 2))
+    IntegrationStore().update(integration.id, lambda cur: replace(cur, status="disabled"))
+    assert post(delivery(integration.id, 1, 3)).status_code == 401

@@ -1,0 +1,68 @@
+"""Counts that do not depend on machine speed: storage round trips per applied assignment (one and five
+linked issues), counted with a transport hook, and Azure DevOps requests per warm get_issue, counted by
+the fake."""
+
+from __future__ import annotations
+
+import uuid
+
+import azure.functions as func
+
+
+def _apply_assignment(fake, linked: int) -> int:
+    from shared import tracker_admin
+    from shared.delivery import AssigneeChange, WorkItemUpdate
+    from shared.inbound_sync import apply_workitem_update
+    from tests.helpers import count_storage_requests, make_integration
+
+    integration = make_integration()
+    org = f"bench-{uuid.uuid4().hex[:8]}"
+    tracker_admin.put_installation(org, integration.id, {"sync_reverse_assignment": True, "sync_status_reverse": True})
+    tracker_admin.put_member(org, "dana@example.com", {"user_id": "u-dana"})
+    for n in range(linked):
+        tracker_admin.put_issue(org, f"I{n}", {"title": "t"})
+        tracker_admin.put_link(org, f"I{n}", integration.id, "42")
+    update = WorkItemUpdate(
+        integration.id, 42, 2, "Bug", "p", AssigneeChange(False, "dana@example.com", ""), None, None, None
+    )
+    with count_storage_requests() as calls:
+        apply_workitem_update(update)
+    assert all(tracker_admin.get_issue(org, f"I{n}").assignee_email == "dana@example.com" for n in range(linked))
+    return len(calls)
+
+
+def _ado_requests_per_warm_get_issue(fake) -> tuple[int, int]:
+    import os
+
+    from functions.lookups import get_issue
+    from shared.settings import reset_settings
+    from tests.helpers import count_storage_requests, make_integration
+
+    os.environ.update(fake.settings_env())
+    reset_settings()
+    name, host_id = f"b{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
+    fake.add_org(name, host_id)
+    fake.add_pat(name, "bench-pat")
+    fake.add_work_item(name, 309, {"System.Title": "t"})
+    make_integration(
+        integration_id=host_id,
+        name=name,
+        domain_name=fake.org_url(name),
+        credentials={"type": "pat", "token": "bench-pat"},
+    )
+    request = func.HttpRequest("GET", "http://x", route_params={"integration_id": host_id, "issue_id": "309"}, body=b"")
+    assert get_issue(request).status_code == 200  # cold: clients made, connections opened
+    fake.reset_log()
+    with count_storage_requests() as storage_calls:
+        assert get_issue(request).status_code == 200
+    return len(fake.requests), len(storage_calls)
+
+
+def measure(fake) -> dict:
+    ado, storage = _ado_requests_per_warm_get_issue(fake)
+    return {
+        "assignment_1_linked": _apply_assignment(fake, 1),
+        "assignment_5_linked": _apply_assignment(fake, 5),
+        "get_issue_ado_requests": ado,
+        "get_issue_storage_requests": storage,
+    }

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 
 from shared.settings import get_settings
-from shared.storage import StorageUnavailable
+from shared.storage import StorageUnavailable, sdk_transport
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient
@@ -43,6 +43,7 @@ def updates_queue() -> QueueClient:
                     retry_policy=LinearRetry(backoff=0.5, random_jitter_range=0.2, retry_total=2),
                     connection_timeout=5,
                     read_timeout=10,
+                    transport=sdk_transport(),
                 )
                 _clients[conn] = client
     return client

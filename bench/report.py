@@ -104,10 +104,10 @@ fake of `tests/fakes/` (it adds no work of its own beyond the stated delays); st
   connection) through the local Functions host (`python -m devhost`, werkzeug) on Azurite, timed from the client,
   after 50 warm-up calls. Each checks the secret against the integration (one point read, or none when this
   process read it in the last 5 s) and writes one queue message, then answers 202. The baseline is one
-  `TableClient.get_entity` on the same Azurite from the benchmark process, measured while the host is idle: the
-  cheapest storage round trip there is. First with the queue function switched off
-  (`AzureWebJobs.apply_workitem_update.Disabled`), so the host only acknowledges; then in a fresh host that also
-  applies every queued delivery, on the same 2 cores as the client and Azurite.
+  `TableClient.get_entity` on the same Azurite from the benchmark process (with the app's own lean SDK
+  transport): the cheapest storage round trip there is, timed alternately with the deliveries. First with the
+  queue function switched off (`AzureWebJobs.apply_workitem_update.Disabled`), so the host only acknowledges;
+  then in a fresh host that also applies every queued delivery, on the same 2 cores as the client and Azurite.
   Throughput: {w["samples"]} deliveries from {w["clients"]} concurrent clients.
 - **Storage round trips**: every request the Azure SDKs send during one `apply_workitem_update`, counted with a
   hook on the SDK transport (`tests/helpers.py: count_storage_requests`): the installations query, the links

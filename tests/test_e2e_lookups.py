@@ -224,3 +224,35 @@ def test_no_token_or_secret_reaches_a_log_line_a_response_or_a_table_in_clear(ho
         assert secret not in log
         assert all(secret not in body for body in bodies)
         assert secret not in raw
+
+
+def test_a_second_get_issue_reuses_the_connection_and_reads_one_table_entity(env, fake_ado, org) -> None:
+    """In-process against the fake: one Azure DevOps request and one point read per warm call, on one connection."""
+    import azure.functions as func
+
+    from functions.lookups import get_issue
+    from shared.ado_client import SESSION
+    from tests.helpers import count_storage_requests, make_integration
+
+    for key, value in fake_ado.settings_env().items():
+        env.setenv(key, value)
+    name, host_id = org
+    make_integration(
+        integration_id=host_id, name=name, domain_name=fake_ado.org_url(name), credentials={"type": "pat", "token": PAT}
+    )
+    request = func.HttpRequest("GET", "http://x", route_params={"integration_id": host_id, "issue_id": "309"}, body=b"")
+    manager = SESSION.get_adapter(fake_ado.base_url).poolmanager
+    port = int(fake_ado.base_url.rsplit(":", 1)[1])
+
+    def pools():  # urllib3 keeps one pool per host and port (and TLS settings)
+        return [manager.pools[key] for key in manager.pools.keys() if key.key_port == port]  # noqa: SIM118
+
+    opened_before = sum(p.num_connections for p in pools())
+    fake_ado.reset_log()
+    for _ in range(2):
+        with count_storage_requests() as storage_calls:
+            assert get_issue(request).status_code == 200
+        assert len(storage_calls) == 1 and storage_calls[0].startswith("GET ")
+    assert [r.path for r in fake_ado.requests] == [f"/{name}/_apis/wit/workitems/309"] * 2
+    assert sum(p.num_requests for p in pools()) >= 2
+    assert sum(p.num_connections for p in pools()) - opened_before <= 1  # the second call reused the connection

@@ -6,32 +6,20 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 LOOKUP_SECONDS = 0.05
 
 
 def measure(fake, total: int) -> dict:
     from shared.domain_check import run_domain_check
-    from shared.integrations import Integration, IntegrationStore
     from shared.settings import get_settings, reset_settings
+    from tests.helpers import populate_integrations
 
     os.environ.update(fake.settings_env())
     os.environ["TABLE_PREFIX"] = f"benchdc{uuid.uuid4().hex[:6]}"
     reset_settings()
-    integrations = []
-    for n in range(total):
-        integration_id, name = str(uuid.uuid4()), f"o{uuid.uuid4().hex[:10]}"
-        malformed = n % 10 == 0
-        if malformed:
-            fake.add_org(name, integration_id)
-        domain = f"{name}.visualstudio.com" if malformed else fake.org_url(name)
-        integrations.append(
-            Integration(id=integration_id, name=name, domain_name=domain, credentials={"type": "pat", "token": "t"})
-        )
     started = time.perf_counter()
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(IntegrationStore().create, integrations))
+    populate_integrations(fake, total, 10)
     populate = time.perf_counter() - started
     fake.set_delay(r"resourceareas", LOOKUP_SECONDS)
     fake.reset_log()

@@ -107,3 +107,56 @@ def queue_length(host: HostProcess, queue: str = "vsts-workitem-updates") -> int
         return client.get_queue_properties().approximate_message_count
     except ResourceNotFoundError:
         return -1
+
+
+PAT = "e2e-pat-token-0123456789"
+MEMBERS = {"dana@example.com": "u-dana", "lee@example.com": "u-lee"}
+
+
+def create_world(
+    host: HostProcess,
+    fake: FakeAzureDevOps,
+    *,
+    work_items: tuple[int, ...] = (77,),
+    credentials: dict | None = None,
+    webhook_secret: str | None = None,
+    resolve_states: list[str] | None = None,
+    members: dict[str, str] = MEMBERS,
+) -> tuple[str, str, str]:
+    """Through the app's admin API: an organization in the fake with its integration, a tracker organization
+    that installed it (both syncs on) with `members`, and issue `I<id>` linked to each work item (Active Bugs).
+    Returns (the fake's organization name, the integration id, the tracker organization id)."""
+    import uuid
+
+    name, integration_id, org = f"w{uuid.uuid4().hex[:8]}", str(uuid.uuid4()), f"org-{uuid.uuid4().hex[:8]}"
+    fake.add_org(name, integration_id)
+    fake.add_pat(name, PAT)
+    integration: dict[str, Any] = {
+        "name": name,
+        "domain_name": fake.org_url(name),
+        "credentials": credentials or {"type": "pat", "token": PAT},
+    }
+    if webhook_secret:
+        integration["webhook_secret"] = webhook_secret
+    installation: dict[str, Any] = {"sync_reverse_assignment": True, "sync_status_reverse": True}
+    if resolve_states:
+        installation["resolve_states"] = resolve_states
+    calls: list[tuple[str, str, dict | None]] = [
+        ("PUT", f"/api/vsts/integrations/{integration_id}", integration),
+        ("PUT", f"/api/orgs/{org}/integrations/{integration_id}", installation),
+        *[("PUT", f"/api/orgs/{org}/members/{email}", {"user_id": user}) for email, user in members.items()],
+    ]
+    for wid in work_items:
+        fake.add_work_item(
+            name, wid, {"System.State": "Active", "System.WorkItemType": "Bug", "System.Title": f"Item {wid}"}
+        )
+        calls.append(("PUT", f"/api/orgs/{org}/issues/I{wid}", {"title": f"Issue for {wid}"}))
+        calls.append(("PUT", f"/api/orgs/{org}/issues/I{wid}/links/{integration_id}/{wid}", None))
+    for method, path, body in calls:
+        response = host.call(method, path, json=body) if body is not None else host.call(method, path)
+        assert response.status_code in (200, 201), (path, response.text)
+    return name, integration_id, org
+
+
+def tracked_issue(host: HostProcess, org: str, work_item_id: int = 77) -> dict:
+    return host.call("GET", f"/api/orgs/{org}/issues/I{work_item_id}").json()

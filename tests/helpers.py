@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from azure.core.pipeline.transport import RequestsTransport
@@ -57,3 +58,24 @@ def wait_for(predicate: Callable[[], object], seconds: float = 15.0, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+def populate_integrations(fake_ado, count: int, malformed_every: int) -> tuple[list[str], list[str]]:
+    """`count` integrations, every `malformed_every`-th with a legacy domain the fake's lookup can repair.
+    Returns (well-formed ids, malformed ids)."""
+    good, bad, integrations = [], [], []
+    for i in range(count):
+        integration_id, name = new_id(), f"o{uuid.uuid4().hex[:10]}"
+        if i % malformed_every == 0:
+            fake_ado.add_org(name, integration_id)
+            bad.append(integration_id)
+            domain = f"{name}.visualstudio.com"
+        else:
+            good.append(integration_id)
+            domain = fake_ado.org_url(name)
+        integrations.append(
+            Integration(id=integration_id, name=name, domain_name=domain, credentials={"type": "pat", "token": "t"})
+        )
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(IntegrationStore().create, integrations))
+    return good, bad

@@ -2,13 +2,12 @@
 
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from shared.domain_check import run_domain_check
 from shared.integrations import Integration, IntegrationStore
-from tests.helpers import new_id
+from tests.helpers import new_id, populate_integrations
 
 
 @pytest.fixture
@@ -20,30 +19,9 @@ def own_tables(env, fake_ado):
     return env
 
 
-def _populate(fake_ado, count: int, malformed_every: int) -> tuple[list[str], list[str]]:
-    """`count` integrations, every `malformed_every`-th with a legacy domain the fake's lookup can repair.
-    Returns (well-formed ids, malformed ids)."""
-    good, bad, integrations = [], [], []
-    for i in range(count):
-        integration_id, name = new_id(), f"o{uuid.uuid4().hex[:10]}"
-        if i % malformed_every == 0:
-            fake_ado.add_org(name, integration_id)
-            bad.append(integration_id)
-            domain = f"{name}.visualstudio.com"
-        else:
-            good.append(integration_id)
-            domain = fake_ado.org_url(name)
-        integrations.append(
-            Integration(id=integration_id, name=name, domain_name=domain, credentials={"type": "pat", "token": "t"})
-        )
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(IntegrationStore().create, integrations))
-    return good, bad
-
-
 def test_repairs_through_the_timer_and_refuses_other_origins(own_tables, fake_ado) -> None:
     store = IntegrationStore()
-    good, bad = _populate(fake_ado, 6, 2)
+    good, bad = populate_integrations(fake_ado, 6, 2)
     evil = store.create(
         Integration(
             id=new_id(), name="evil", domain_name="evil.visualstudio.com", credentials={"type": "pat", "token": "t"}
@@ -82,7 +60,7 @@ def test_a_real_looking_legacy_domain_is_repaired_to_its_https_form(own_tables, 
 def test_two_thousand_integrations_within_budget_and_concurrency_bound(own_tables, fake_ado) -> None:
     own_tables.setenv("DOMAIN_CHECK_CONCURRENCY", "8")
     own_tables.setenv("DOMAIN_CHECK_BUDGET_SECONDS", "60")
-    good, bad = _populate(fake_ado, 2000, 10)
+    good, bad = populate_integrations(fake_ado, 2000, 10)
     fake_ado.set_delay(r"resourceareas", 0.05)
     fake_ado.reset_log()
     try:
@@ -103,7 +81,7 @@ def test_two_thousand_integrations_within_budget_and_concurrency_bound(own_table
 def test_a_small_budget_stops_and_the_next_run_finishes_the_rest(own_tables, fake_ado) -> None:
     own_tables.setenv("DOMAIN_CHECK_CONCURRENCY", "4")
     own_tables.setenv("DOMAIN_CHECK_BUDGET_SECONDS", "1.5")
-    good, bad = _populate(fake_ado, 600, 2)  # 300 lookups of 50 ms at 4 at once need about 4 s
+    good, bad = populate_integrations(fake_ado, 600, 2)  # 300 lookups of 50 ms at 4 at once need about 4 s
     fake_ado.set_delay(r"resourceareas", 0.05)
     try:
         runs = []

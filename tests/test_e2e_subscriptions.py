@@ -2,15 +2,13 @@
 secret rotation, and reconcile, with the fake Azure DevOps delivering service hooks to the local host."""
 
 import time
-import uuid
 
 import pytest
 
 from shared.integrations import IntegrationStore
-from tests.e2e import queue_length, start_host, stop_host, wait_until
+from tests.e2e import create_world, queue_length, start_host, stop_host, tracked_issue, wait_until
 from tests.helpers import new_id
 
-PAT = "subs-pat-token-0123456789"
 GRACE = 3
 
 
@@ -22,35 +20,11 @@ def subs_host(fake_ado, tmp_path_factory):
 
 
 def setup_world(host, fake_ado, work_items=(77,)):
-    name, integration_id, org = f"h{uuid.uuid4().hex[:8]}", new_id(), f"org-{uuid.uuid4().hex[:8]}"
-    fake_ado.add_org(name, integration_id)
-    fake_ado.add_pat(name, PAT)
-    calls = [
-        (
-            "PUT",
-            f"/api/vsts/integrations/{integration_id}",
-            {"name": name, "domain_name": fake_ado.org_url(name), "credentials": {"type": "pat", "token": PAT}},
-        ),
-        (
-            "PUT",
-            f"/api/orgs/{org}/integrations/{integration_id}",
-            {"sync_reverse_assignment": True, "sync_status_reverse": True},
-        ),
-        ("PUT", f"/api/orgs/{org}/members/dana@example.com", {"user_id": "u-dana"}),
-        ("PUT", f"/api/orgs/{org}/members/lee@example.com", {"user_id": "u-lee"}),
-    ]
-    for wid in work_items:
-        fake_ado.add_work_item(name, wid, {"System.State": "Active"})
-        calls.append(("PUT", f"/api/orgs/{org}/issues/I{wid}", {"title": f"Issue for {wid}"}))
-        calls.append(("PUT", f"/api/orgs/{org}/issues/I{wid}/links/{integration_id}/{wid}", None))
-    for method, path, body in calls:
-        response = host.call(method, path, json=body) if body is not None else host.call(method, path)
-        assert response.status_code in (200, 201), (path, response.text)
-    return name, integration_id, org
+    return create_world(host, fake_ado, work_items=work_items)
 
 
 def issue(host, org, wid=77):
-    return host.call("GET", f"/api/orgs/{org}/issues/I{wid}").json()
+    return tracked_issue(host, org, wid)
 
 
 def subscribe(host, integration_id):

@@ -2,7 +2,6 @@
 queue in Azurite -> apply_workitem_update -> the tracked issue."""
 
 import json
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -10,52 +9,17 @@ import pytest
 import requests
 
 from devhost.azurite import Azurite
-from tests.e2e import queue_length, start_host, stop_host, wait_until
-from tests.helpers import new_id
+from tests.e2e import create_world, queue_length, start_host, stop_host, tracked_issue, wait_until
 
-PAT = "sync-pat-token-0123456789"
 SECRET = "e2e-webhook-secret-0123456789"
 
 
-def setup_world(host, fake_ado, *, resolve_states=None) -> tuple[str, str, str]:
-    """An org in the fake with work item 77; its integration, an installing tracker org, a member, issue I1."""
-    name, integration_id, org = f"s{uuid.uuid4().hex[:8]}", new_id(), f"org-{uuid.uuid4().hex[:8]}"
-    fake_ado.add_org(name, integration_id)
-    fake_ado.add_pat(name, PAT)
-    fake_ado.add_work_item(name, 77, {"System.State": "Active", "System.WorkItemType": "Bug"})
-    calls = [
-        (
-            "PUT",
-            f"/api/vsts/integrations/{integration_id}",
-            {
-                "name": name,
-                "domain_name": fake_ado.org_url(name),
-                "credentials": {"type": "pat", "token": PAT},
-                "webhook_secret": SECRET,
-            },
-        ),
-        (
-            "PUT",
-            f"/api/orgs/{org}/integrations/{integration_id}",
-            {
-                "sync_reverse_assignment": True,
-                "sync_status_reverse": True,
-                **({"resolve_states": resolve_states} if resolve_states else {}),
-            },
-        ),
-        ("PUT", f"/api/orgs/{org}/members/dana@example.com", {"user_id": "u-dana"}),
-        ("PUT", f"/api/orgs/{org}/members/lee@example.com", {"user_id": "u-lee"}),
-        ("PUT", f"/api/orgs/{org}/issues/I1", {"title": "Crash"}),
-        ("PUT", f"/api/orgs/{org}/issues/I1/links/{integration_id}/77", None),
-    ]
-    for method, path, body in calls:
-        response = host.call(method, path, json=body) if body is not None else host.call(method, path)
-        assert response.status_code in (200, 201), (path, response.text)
-    return name, integration_id, org
+def setup_world(host, fake_ado, **options):
+    return create_world(host, fake_ado, webhook_secret=SECRET, **options)
 
 
 def issue(host, org: str) -> dict:
-    return host.call("GET", f"/api/orgs/{org}/issues/I1").json()
+    return tracked_issue(host, org, 77)
 
 
 def deliver(host, payload: dict, secret: str = SECRET) -> int:

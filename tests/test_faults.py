@@ -5,51 +5,21 @@ sign-in page, or nothing at all; a failing OAuth token refresh; a failing states
 """
 
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from devhost.azurite import Azurite
 from shared.integrations import IntegrationStore
-from tests.e2e import queue_length, start_host, stop_host, wait_until
-from tests.helpers import new_id
+from tests.e2e import create_world, queue_length, start_host, stop_host, wait_until
 
-PAT = "faults-pat-0123456789"
 SECRET = "faults-webhook-secret-0123456789"
 
 
 def world(host, fake_ado, work_items=(77,), credentials=None):
-    name, integration_id, org = f"f{uuid.uuid4().hex[:8]}", new_id(), f"org-{uuid.uuid4().hex[:8]}"
-    fake_ado.add_org(name, integration_id)
-    fake_ado.add_pat(name, PAT)
-    calls = [
-        (
-            "PUT",
-            f"/api/vsts/integrations/{integration_id}",
-            {
-                "name": name,
-                "domain_name": fake_ado.org_url(name),
-                "credentials": credentials or {"type": "pat", "token": PAT},
-                "webhook_secret": SECRET,
-            },
-        ),
-        (
-            "PUT",
-            f"/api/orgs/{org}/integrations/{integration_id}",
-            {"sync_reverse_assignment": True, "sync_status_reverse": True},
-        ),
-    ]
-    for wid in work_items:
-        fake_ado.add_work_item(name, wid, {"System.State": "Active", "System.Title": f"Item {wid}"})
-        calls += [
-            ("PUT", f"/api/orgs/{org}/issues/I{wid}", {"title": f"Issue {wid}"}),
-            ("PUT", f"/api/orgs/{org}/issues/I{wid}/links/{integration_id}/{wid}", None),
-        ]
-    for method, path, body in calls:
-        response = host.call(method, path, json=body) if body is not None else host.call(method, path)
-        assert response.status_code in (200, 201), (path, response.text)
-    return name, integration_id, org
+    return create_world(
+        host, fake_ado, work_items=work_items, credentials=credentials, webhook_secret=SECRET, members={}
+    )
 
 
 def status_of(host, org, wid) -> str:

@@ -95,7 +95,7 @@ def test_a_small_budget_stops_and_the_next_run_finishes_the_rest(own_tables, fak
         fake_ado.clear_faults()
     print("\nruns with a 1.5 s budget:", [(r.visited, r.succeeded, round(s, 2)) for r, s in runs])
     assert len(runs) >= 2 and not runs[0][0].finished
-    assert all(seconds < 1.5 + 0.5 for _, seconds in runs)  # each run ends within its budget (plus bookkeeping)
+    assert all(seconds < 1.5 + 1.0 for _, seconds in runs)  # each run ends within its budget (plus bookkeeping)
     assert sum(r.visited for r, _ in runs) == 600  # nothing visited twice, nothing skipped
     assert sum(r.succeeded for r, _ in runs) == 300
     store = IntegrationStore()

@@ -8,18 +8,15 @@ guessed here - the caller retries instead of calling these with an empty set it 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Literal
 
 from shared.delivery import StateChange
 
 __all__ = [
     "DONE_CATEGORIES",
-    "Member",
     "done_states_from_categories",
     "is_done",
     "is_newer",
-    "match_member",
     "status_action",
 ]
 
@@ -90,22 +87,3 @@ def is_newer(rev: int | None, watermark: int | None) -> bool:
     if watermark is None:
         return True
     return rev > watermark
-
-
-@dataclass(frozen=True)
-class Member:
-    """A member of a tracker organization, for assignee matching."""
-
-    email: str  # lower-case
-    user_id: str
-
-
-def match_member(email: str | None, members: Iterable[Member]) -> Member | None:
-    """The first member whose email equals `email`, ignoring case; None when there is none or no email."""
-    if not isinstance(email, str) or not email.strip():
-        return None
-    wanted = _key(email)
-    for member in members:
-        if isinstance(member.email, str) and _key(member.email) == wanted:
-            return member
-    return None

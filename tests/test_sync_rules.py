@@ -8,11 +8,9 @@ from hypothesis import strategies as st
 
 from shared.delivery import StateChange
 from shared.sync_rules import (
-    Member,
     done_states_from_categories,
     is_done,
     is_newer,
-    match_member,
     status_action,
 )
 from tests.fuzzing import fuzz_settings
@@ -198,50 +196,3 @@ def test_is_newer_is_a_strict_order(rev: int | None, watermark: int | None) -> N
     if rev is not None:
         assert not (newer and is_newer(watermark, rev))  # never newer both ways
         assert not is_newer(rev, rev)  # replaying the same revision never applies twice
-
-
-# --- match_member ----------------------------------------------------------------------------------------------------
-
-MEMBERS = [
-    Member(email="ana.souza@contoso.com", user_id="u-ana"),
-    Member(email="ravi.kumar@contoso.com", user_id="u-ravi"),
-]
-
-
-@pytest.mark.parametrize(
-    ("email", "expected"),
-    [
-        ("ravi.kumar@contoso.com", "u-ravi"),
-        ("Ravi.Kumar@Contoso.COM", "u-ravi"),
-        (" ana.souza@contoso.com ", "u-ana"),
-        ("ravi@contoso.com", None),
-        ("", None),
-        (None, None),
-    ],
-)
-def test_match_member(email: str | None, expected: str | None) -> None:
-    member = match_member(email, MEMBERS)
-    assert (member.user_id if member else None) == expected
-
-
-def test_match_member_edge_cases() -> None:
-    assert match_member("a@b.c", []) is None
-    assert match_member("a@b.c", iter([Member("A@B.C", "u1")])) == Member("A@B.C", "u1")  # stored case too
-    # Two members with one email: the first wins, as Sentry's first qualifying user does.
-    assert match_member("a@b.c", [Member("a@b.c", "u1"), Member("a@b.c", "u2")]) == Member("a@b.c", "u1")
-
-
-@PROPERTY
-@given(
-    st.lists(
-        st.builds(Member, st.emails().map(str.lower), st.uuids().map(str)), max_size=6, unique_by=lambda m: m.email
-    ),
-    st.data(),
-)
-def test_match_member_finds_exactly_the_member_with_that_email(members: list[Member], data: st.DataObject) -> None:
-    if members:
-        member = data.draw(st.sampled_from(members))
-        assert match_member(member.email.upper(), members) == member
-    other = data.draw(st.emails())
-    found = match_member(other, members)
-    assert found == next((m for m in members if m.email.casefold() == other.casefold()), None)

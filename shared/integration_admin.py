@@ -20,7 +20,6 @@ from shared.integrations import ACTIVE, DISABLED, Integration, IntegrationStore,
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SECRET = re.compile(r"[\x21-\x7e]{16,256}")  # printable, no spaces: it travels in an HTTP header
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 MAX_TEXT = 4096
 CREDENTIAL_FIELDS = {
     "pat": ("token",),
@@ -38,7 +37,7 @@ class PutResult:
 
 def valid_integration_id(integration_id: str) -> str:
     normalized = normalize_id(integration_id)
-    if not _ID.fullmatch(normalized) or not storage.is_valid_key(normalized):
+    if not storage.is_valid_id(normalized):
         raise InvalidInput("The integration id must be 1-128 letters, digits, '.', '_', ':' or '-'.")
     return normalized
 

@@ -51,6 +51,16 @@ def is_valid_key(value: object) -> bool:
     )
 
 
+# Ids of integrations, organizations and issues: safe table keys that never hold the `|` the links table
+# uses between two ids.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
+
+
+def is_valid_id(value: object) -> bool:
+    """An integration, organization or issue id: 1-128 letters, digits and `._:-`, starting with a letter or digit."""
+    return isinstance(value, str) and bool(_ID.fullmatch(value))
+
+
 def table_name(base: str) -> str:
     """The full table name for one of the app's tables, e.g. `integrations` -> `vstsintegrations`."""
     return f"{get_settings().table_prefix}{base}"

@@ -41,13 +41,7 @@ RESOLVED = "resolved"
 UNRESOLVED = "unresolved"
 STATUSES = (UNRESOLVED, RESOLVED)
 
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 _EMAIL = re.compile(r"[^@\s/\\#?|\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z0-9-]{1,63}")
-
-
-def is_valid_id(value: object) -> bool:
-    """Org, issue and integration ids: letters, digits and `._:-`, so they are safe table keys and never hold `|`."""
-    return isinstance(value, str) and bool(_ID.fullmatch(value))
 
 
 def normalize_email(value: object) -> str | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from shared.errors import InvalidInput, NotFound
 from shared.integrations import IntegrationStore, normalize_id
+from shared.storage import is_valid_id
 from shared.tracker import (
     RESOLVED,
     STATUSES,
@@ -21,7 +22,6 @@ from shared.tracker import (
     TrackedIssue,
     TrackerStore,
     activity_entry,
-    is_valid_id,
     normalize_email,
 )
 

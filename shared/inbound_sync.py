@@ -16,18 +16,19 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import quote
 
 from azure.core.exceptions import AzureError
 from azure.data.tables import UpdateMode
 
 from shared import storage
-from shared.ado_client import AdoError
+from shared.ado_client import AdoClient, AdoError
 from shared.delivery import StateChange, WorkItemUpdate
 from shared.errors import RetryLater
-from shared.integrations import IntegrationNotFound, IntegrationStore
+from shared.integrations import Integration, IntegrationNotFound, IntegrationStore
 from shared.lookups import call_tracking_reauth, get_client
 from shared.sync_rules import done_states_from_categories, is_done, is_newer, status_action
 from shared.tracker import (
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 STATES_TABLE = "statescache"
 STATES_TTL_SECONDS = 3600
 SOURCE = "vsts"
+T = TypeVar("T")
 
 
 @dataclass
@@ -140,18 +142,23 @@ class DoneStates:
 
     def for_update(self, update: WorkItemUpdate) -> frozenset[str]:
         """The category-done states of the work item's type; raises RetryLater when they cannot be read."""
+        connected: list[tuple[Integration, AdoClient]] = []
+
+        def call(request: Callable[[AdoClient], T]) -> T:
+            if not connected:  # one integration read (and client) for every request made here
+                connected.append(get_client(update.integration_id, store=self.integrations))
+            integration, client = connected[0]
+            return call_tracking_reauth(self.integrations, integration, lambda: request(client))
+
         try:
             project, kind = update.project_id, update.work_item_type
             if not project or not kind:
-                project, kind = self._type_of(update)
+                project, kind = self._type_of(update, call(lambda client: client.get_work_item(update.work_item_id)))
             row = f"{quote(project, safe='')}|{quote(kind, safe='')}"
             cached = self._cached(update.integration_id, row)
             if cached is not None:
                 return cached
-            integration, client = get_client(update.integration_id, store=self.integrations)
-            answer = call_tracking_reauth(
-                self.integrations, integration, lambda: client.get_work_item_type_states(project, kind)
-            )
+            answer = call(lambda client: client.get_work_item_type_states(project, kind))
             values = answer.get("value") if isinstance(answer, dict) else None
             if not isinstance(values, list) or not values:
                 raise RetryLater(f"Azure DevOps listed no states for {kind!r}")
@@ -161,9 +168,9 @@ class DoneStates:
         except (AdoError, storage.StorageUnavailable) as exc:
             raise RetryLater(f"the done states could not be read: {exc}") from exc
 
-    def _type_of(self, update: WorkItemUpdate) -> tuple[str, str]:
-        integration, client = get_client(update.integration_id, store=self.integrations)
-        item = call_tracking_reauth(self.integrations, integration, lambda: client.get_work_item(update.work_item_id))
+    @staticmethod
+    def _type_of(update: WorkItemUpdate, item: object) -> tuple[str, str]:
+        """The project and type of the update, completed from the work item as Azure DevOps answered it."""
         fields = item.get("fields") if isinstance(item, dict) else None
         fields = fields if isinstance(fields, dict) else {}
         project = update.project_id or fields.get("System.TeamProject")

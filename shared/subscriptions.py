@@ -117,7 +117,7 @@ def create_subscription(integration_id: str, *, store: IntegrationStore | None =
     return saved
 
 
-def check_subscription(integration_id: str, settings: Settings, store: IntegrationStore, timeout: float) -> bool:
+def check_subscription(integration_id: str, settings: Settings, store: IntegrationStore) -> bool:
     """Keep one integration's subscription alive; True when it was replaced."""
     integration, client = get_client(integration_id, store=store)
     if not integration.subscription_id:
@@ -145,7 +145,8 @@ def run_subscription_check(*, settings: Settings | None = None, store: Integrati
     store = store or IntegrationStore()
 
     def check(summary: IntegrationSummary, timeout: float) -> bool:
-        return check_subscription(summary.id, settings, store, timeout)
+        # Each request is bounded by ADO_HTTP_TIMEOUT; the sweep's per-item timeout is not needed here.
+        return check_subscription(summary.id, settings, store)
 
     return sweep(
         NAME,

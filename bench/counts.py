@@ -10,9 +10,9 @@ import azure.functions as func
 
 
 def _apply_assignment(fake, linked: int) -> int:
-    from shared import tracker_admin
-    from shared.delivery import AssigneeChange, WorkItemUpdate
-    from shared.inbound_sync import apply_workitem_update
+    from shared.admin import tracker as tracker_admin
+    from shared.deliveries import AssigneeChange, WorkItemUpdate
+    from shared.sync.inbound import apply_workitem_update
     from tests.helpers import count_storage_requests, make_integration
 
     integration = make_integration()

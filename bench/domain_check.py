@@ -11,7 +11,7 @@ LOOKUP_SECONDS = 0.05
 
 
 def measure(fake, total: int) -> dict:
-    from shared.domain_check import run_domain_check
+    from shared.jobs.domain_check import run_domain_check
     from shared.settings import get_settings, reset_settings
     from tests.helpers import populate_integrations
 

@@ -27,7 +27,7 @@ def _percentile(values: list[float], q: float) -> float:
 def _bare_table():
     import os
 
-    from shared.storage import sdk_transport
+    from shared.store.base import sdk_transport
 
     # The same lean transport the app uses, so the baseline is the cheapest point read the SDK can make here.
     service = TableServiceClient.from_connection_string(os.environ["AzureWebJobsStorage"], transport=sdk_transport())
@@ -101,7 +101,7 @@ def _measure(fake, samples: int, apply: bool) -> dict:
     finally:
         stop_host(host)
         if not apply:  # what this host queued must not load the next one
-            from shared.updates_queue import updates_queue
+            from shared.store.queues import updates_queue
 
             updates_queue().clear_messages()
     return {

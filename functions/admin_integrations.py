@@ -5,18 +5,19 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions.http import (
-    BadRequest,
     ado_error_response,
     error_response,
+    invalid_input_response,
     json_response,
     read_json_object,
     unavailable_response,
 )
-from shared import storage
-from shared.ado_client import AdoError
+from shared.ado.client import AdoError
 from shared.errors import ConcurrentUpdate, InvalidInput, StorageUnavailable
-from shared.integrations import IntegrationNotFound, IntegrationStore, normalize_id
+from shared.model.integration import IntegrationNotFound, normalize_id
 from shared.settings import SettingsError
+from shared.store import base as store_base
+from shared.store.integrations import IntegrationStore
 
 bp = func.Blueprint()
 
@@ -26,14 +27,12 @@ ROUTE = "vsts/integrations/{integration_id}"
 @bp.function_name("put_integration")
 @bp.route(route=ROUTE, methods=["PUT"])
 def put(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.integration_admin import put_integration  # on first use: keeps it out of every cold start
+    from shared.admin.integrations import put_integration  # on first use: keeps it out of every cold start
 
     try:
         result = put_integration(req.route_params.get("integration_id", ""), read_json_object(req))
-    except BadRequest as exc:
-        return error_response(exc.status, str(exc))
     except InvalidInput as exc:
-        return error_response(400, str(exc))
+        return invalid_input_response(exc)
     except (StorageUnavailable, ConcurrentUpdate, SettingsError) as exc:
         return unavailable_response(exc)
     body = result.integration.public()
@@ -46,7 +45,7 @@ def put(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route=ROUTE, methods=["GET"])
 def get(req: func.HttpRequest) -> func.HttpResponse:
     integration_id = normalize_id(req.route_params.get("integration_id", ""))
-    if not storage.is_valid_key(integration_id):
+    if not store_base.is_valid_key(integration_id):
         return error_response(404, "No integration has that id.")
     try:
         integration = IntegrationStore().get(integration_id)
@@ -60,7 +59,7 @@ def get(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("delete_integration")
 @bp.route(route=ROUTE, methods=["DELETE"])
 def delete(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.integration_admin import disable_integration  # on first use, as above
+    from shared.admin.integrations import disable_integration  # on first use, as above
 
     try:
         integration = disable_integration(req.route_params.get("integration_id", ""))
@@ -74,7 +73,8 @@ def delete(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("create_subscription")
 @bp.route(route=ROUTE + "/subscription", methods=["POST"])
 def create_subscription(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.subscriptions import SubscriptionRefused, create_subscription  # on first use, as above
+    from shared.admin.subscriptions import create_subscription
+    from shared.ado.subscriptions import SubscriptionRefused  # on first use, as above
 
     try:
         integration = create_subscription(req.route_params.get("integration_id", ""))

@@ -8,8 +8,8 @@ from types import ModuleType
 import azure.functions as func
 
 from functions.http import (
-    BadRequest,
     error_response,
+    invalid_input_response,
     json_response,
     read_json_object,
     unavailable_response,
@@ -21,20 +21,18 @@ bp = func.Blueprint()
 
 
 def _tracker_admin() -> ModuleType:
-    """`shared.tracker_admin`, imported on first use: admin calls are rare, and a cold start of the webhook or
+    """`shared.admin.tracker`, imported on first use: admin calls are rare, and a cold start of the webhook or
     of a lookup should not pay for their code."""
-    from shared import tracker_admin
+    from shared.admin import tracker
 
-    return tracker_admin
+    return tracker
 
 
 def _handle(action: Callable[[], func.HttpResponse]) -> func.HttpResponse:
     try:
         return action()
-    except BadRequest as exc:
-        return error_response(exc.status, str(exc))
     except InvalidInput as exc:
-        return error_response(400, str(exc))
+        return invalid_input_response(exc)
     except NotFound as exc:
         return error_response(404, str(exc))
     except (StorageUnavailable, ConcurrentUpdate, SettingsError) as exc:

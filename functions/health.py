@@ -5,7 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions.http import json_response
-from shared.storage import storage_is_reachable
+from shared.store.base import storage_is_reachable
 
 bp = func.Blueprint()
 

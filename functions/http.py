@@ -13,25 +13,16 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.ado_client import AdoError, AdoNotFound, AdoThrottled, AdoTimeout, AdoUnauthorized
-from shared.errors import ConcurrentUpdate, StorageUnavailable
-from shared.integrations import IntegrationNotFound
+from shared.ado.client import AdoError, AdoNotFound, AdoThrottled, AdoTimeout, AdoUnauthorized
+from shared.errors import BodyTooLarge, ConcurrentUpdate, InvalidInput, StorageUnavailable
+from shared.model.integration import IntegrationNotFound
 from shared.settings import SettingsError
+from shared.validation import parse_json
 
 log = logging.getLogger(__name__)
 
 MAX_ADMIN_BODY_BYTES = 64 * 1024
 DEFAULT_RETRY_AFTER_SECONDS = 30
-
-
-class BadRequest(ValueError):
-    """The request itself is wrong: answered with `status` (400, or 413 for a body too large) and this message."""
-
-    status = 400
-
-
-class BodyTooLarge(BadRequest):
-    status = 413
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
@@ -48,21 +39,21 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 
 
 def read_json_object(req: func.HttpRequest, max_bytes: int = MAX_ADMIN_BODY_BYTES) -> dict[str, Any]:
-    """The request body as a JSON object, or BadRequest."""
+    """The request body as a JSON object; InvalidInput (400) or BodyTooLarge (413) otherwise."""
     body = req.get_body() or b""
     if len(body) > max_bytes:
         raise BodyTooLarge(f"The request body is larger than {max_bytes} bytes.")
     try:
-        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise BadRequest("The request body is not valid JSON.") from None
+        value = parse_json(body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("The request body is not valid JSON.") from None
     if not isinstance(value, dict):
-        raise BadRequest("The request body must be a JSON object.")
+        raise InvalidInput("The request body must be a JSON object.")
     return value
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+def invalid_input_response(exc: InvalidInput) -> func.HttpResponse:
+    return error_response(413 if isinstance(exc, BodyTooLarge) else 400, str(exc))
 
 
 def ado_error_response(exc: Exception, *, not_found: str) -> func.HttpResponse:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import azure.functions as func
 
 from functions.http import ado_error_response, error_response, json_response
-from shared import lookups
-from shared.ado_client import AdoError
+from shared.ado.client import AdoError
 from shared.errors import ConcurrentUpdate, StorageUnavailable
-from shared.integrations import IntegrationNotFound
+from shared.lookups import issues as lookups
+from shared.model.integration import IntegrationNotFound
 from shared.settings import SettingsError
+from shared.validation import positive_int
 
 bp = func.Blueprint()
 
@@ -17,17 +18,10 @@ MAX_QUERY_LENGTH = 1000
 _FAILURES = (AdoError, IntegrationNotFound, StorageUnavailable, ConcurrentUpdate, SettingsError)
 
 
-def _positive_int(text: str | None, maximum: int) -> int | None:
-    if text is None or not text.isascii() or not text.isdigit() or len(text) > 10:
-        return None
-    value = int(text)
-    return value if 0 < value <= maximum else None
-
-
 @bp.function_name("get_issue")
 @bp.route(route="vsts/{integration_id}/issues/{issue_id}", methods=["GET"])
 def get_issue(req: func.HttpRequest) -> func.HttpResponse:
-    issue_id = _positive_int(req.route_params.get("issue_id"), 2**31 - 1)
+    issue_id = positive_int(req.route_params.get("issue_id"))
     if issue_id is None:
         return error_response(400, "The issue id must be a positive whole number.")
     try:
@@ -47,7 +41,7 @@ def search_issues(req: func.HttpRequest) -> func.HttpResponse:
         return error_response(400, f"The query parameter q must be at most {MAX_QUERY_LENGTH} characters.")
     top = lookups.DEFAULT_SEARCH_TOP
     if "top" in req.params:
-        top = _positive_int(req.params.get("top"), lookups.MAX_SEARCH_TOP)
+        top = positive_int(req.params.get("top"), lookups.MAX_SEARCH_TOP)
         if top is None:
             return error_response(
                 400, f"The query parameter top must be a whole number from 1 to {lookups.MAX_SEARCH_TOP}."

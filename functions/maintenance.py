@@ -28,7 +28,7 @@ def schedule(setting: str) -> str:
 @bp.function_name("domain_check")
 @bp.timer_trigger(schedule=schedule("DOMAIN_CHECK_SCHEDULE"), arg_name="timer")
 def domain_check(timer: func.TimerRequest) -> None:
-    from shared.domain_check import run_domain_check
+    from shared.jobs.domain_check import run_domain_check
 
     _late(timer, "domain_check")
     run_domain_check()
@@ -37,7 +37,7 @@ def domain_check(timer: func.TimerRequest) -> None:
 @bp.function_name("subscription_check")
 @bp.timer_trigger(schedule=schedule("SUBSCRIPTION_CHECK_SCHEDULE"), arg_name="timer")
 def subscription_check(timer: func.TimerRequest) -> None:
-    from shared.subscriptions import run_subscription_check
+    from shared.jobs.subscription_check import run_subscription_check
 
     _late(timer, "subscription_check")
     run_subscription_check()
@@ -46,7 +46,7 @@ def subscription_check(timer: func.TimerRequest) -> None:
 @bp.function_name("reconcile")
 @bp.timer_trigger(schedule=schedule("RECONCILE_SCHEDULE"), arg_name="timer")
 def reconcile(timer: func.TimerRequest) -> None:
-    from shared.reconcile import run_reconcile
+    from shared.jobs.reconcile import run_reconcile
 
     _late(timer, "reconcile")
     run_reconcile()

@@ -14,7 +14,7 @@ import azure.functions as func
 
 from functions.http import json_response
 
-# The queue's name, as contract §3 fixes it (shared.updates_queue.QUEUE_NAME; not imported here, see below).
+# The queue's name, as contract §3 fixes it (shared.store.queues.QUEUE_NAME; not imported here, see below).
 QUEUE_NAME = "vsts-workitem-updates"
 
 bp = func.Blueprint()
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def vsts_webhook(req: func.HttpRequest) -> func.HttpResponse:
     # Imported on first use, like the sync code below: each costs every cold start otherwise, and most cold
     # starts of a function app serve something else.
-    from shared.webhook import receive_delivery
+    from shared.intake.webhook import receive_delivery
 
     answer = receive_delivery(req.get_body() or b"", req.headers)
     return json_response(answer.body, answer.status, answer.headers)
@@ -35,11 +35,11 @@ def vsts_webhook(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("apply_workitem_update")
 @bp.queue_trigger(arg_name="msg", queue_name=QUEUE_NAME, connection="AzureWebJobsStorage")
 def apply_workitem_update(msg: func.QueueMessage) -> None:
-    from shared.delivery import InvalidDelivery, WorkItemUpdate
-    from shared.inbound_sync import apply_workitem_update as apply_update
+    from shared.deliveries import InvalidDelivery, from_message
+    from shared.sync.inbound import apply_workitem_update as apply_update
 
     try:
-        update = WorkItemUpdate.from_message(msg.get_body().decode("utf-8", errors="replace"))
+        update = from_message(msg.get_body().decode("utf-8", errors="replace"))
     except InvalidDelivery as exc:
         # Not a message the webhook wrote: fail it, so it ends in the poison queue for a human, never dropped.
         raise ValueError(f"message {msg.id} is not a work item update: {exc}") from None

@@ -10,13 +10,25 @@ class InvalidInput(ValueError):
     """The request is wrong: answered 400 with this message; nothing was written."""
 
 
+class BodyTooLarge(InvalidInput):
+    """The request body is over the route's limit: answered 413 with this message."""
+
+
 class NotFound(LookupError):
     """Something the request names does not exist: answered 404 with this message."""
 
 
+class Conflict(Exception):
+    """The request contradicts what is stored (a limit reached): answered 409 with this message."""
+
+
 class RetryLater(Exception):
     """A failure that may pass (Azure DevOps throttled or down, storage busy): the queue or the next timer
-    run tries again."""
+    run tries again. `retry_after` is the wait the other side asked for, in seconds, when it said."""
+
+    def __init__(self, message: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ConcurrentUpdate(Exception):

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 from azure.core.pipeline.transport import RequestsTransport
 
-from shared.integrations import Integration, IntegrationStore
+from shared.store.integrations import Integration, IntegrationStore
 
 
 def new_id() -> str:

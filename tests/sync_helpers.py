@@ -13,8 +13,8 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.functions.queue import QueueMessage
 
 from functions.webhook import apply_workitem_update, vsts_webhook
-from shared import tracker_admin
-from shared.updates_queue import updates_queue
+from shared.admin import tracker as tracker_admin
+from shared.store.queues import updates_queue
 
 # Copies of ../shared/fixtures (tests/test_delivery.py checks they still match when that folder is there).
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -6,8 +6,8 @@ import azure.functions as func
 import pytest
 
 from functions.admin_integrations import delete, get, put
-from shared import storage
-from shared.integrations import ROW, TABLE, IntegrationStore
+from shared.store import base as storage
+from shared.store.integrations import ROW, TABLE, IntegrationStore
 from tests.helpers import new_id
 
 PAT = {"type": "pat", "token": "pat-secret-token-123"}

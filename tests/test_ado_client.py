@@ -4,7 +4,7 @@ import pytest
 import requests
 import responses
 
-from shared.ado_client import (
+from shared.ado.client import (
     ACCEPT,
     MAX_ATTEMPTS,
     AdoClient,

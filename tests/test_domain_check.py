@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from shared.domain_check import run_domain_check
-from shared.integrations import Integration, IntegrationStore
+from shared.jobs.domain_check import run_domain_check
+from shared.store.integrations import Integration, IntegrationStore
 from tests.helpers import new_id, populate_integrations
 
 

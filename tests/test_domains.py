@@ -1,6 +1,6 @@
 import pytest
 
-from shared.domains import is_allowed_origin, is_well_formed, normalize_location, origin_of, search_base_url
+from shared.ado.domains import is_allowed_origin, is_well_formed, normalize_location, origin_of, search_base_url
 
 EXTRA = ("http://127.0.0.1:8080", "https://ado.contoso.local")
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from shared.integrations import IntegrationStore
+from shared.store.integrations import IntegrationStore
 from tests.helpers import new_id
 
 PAT = "e2e-pat-token-0123456789"
@@ -165,8 +165,8 @@ def test_delete_disables_lookups(host, fake_ado, org) -> None:
 
 
 def test_no_token_or_secret_reaches_a_log_line_a_response_or_a_table_in_clear(host, fake_ado, org) -> None:
-    from shared import storage
-    from shared.integrations import ROW, TABLE
+    from shared.store import base as storage
+    from shared.store.integrations import ROW, TABLE
 
     name, host_id = org
     fake_ado.add_refresh_token(name, "rt-secret-xyz")
@@ -231,7 +231,7 @@ def test_a_second_get_issue_reuses_the_connection_and_reads_one_table_entity(env
     import azure.functions as func
 
     from functions.lookups import get_issue
-    from shared.ado_client import SESSION
+    from shared.ado.client import SESSION
     from tests.helpers import count_storage_requests, make_integration
 
     for key, value in fake_ado.settings_env().items():

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from shared.integrations import IntegrationStore
+from shared.store.integrations import IntegrationStore
 from tests.e2e import create_world, queue_length, start_host, stop_host, tracked_issue, wait_until
 from tests.helpers import new_id
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from devhost.azurite import Azurite
-from shared.integrations import IntegrationStore
+from shared.store.integrations import IntegrationStore
 from tests.e2e import create_world, queue_length, start_host, stop_host, wait_until
 
 SECRET = "faults-webhook-secret-0123456789"

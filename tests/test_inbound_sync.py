@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from shared.delivery import WorkItemUpdate
-from shared.inbound_sync import RetryLater, apply_workitem_update
+from shared.deliveries import from_message
+from shared.errors import RetryLater
+from shared.sync.inbound import apply_workitem_update
 from tests.helpers import count_storage_requests, make_integration, new_id
 from tests.sync_helpers import (
     SECRET,
@@ -147,7 +148,7 @@ def test_an_org_without_reverse_assignment_is_untouched(ado) -> None:
     ],
 )
 def test_status_rules(world, old, new, start, end) -> None:
-    from shared import tracker_admin
+    from shared.admin import tracker as tracker_admin
 
     integration, org = world
     tracker_admin.put_issue(org, "I1", {"status": start})
@@ -182,11 +183,11 @@ def test_a_failing_states_lookup_is_retried_not_guessed(ado, status) -> None:
     assert post(delivery(integration.id, 42, 2, state=("Active", "Resolved"))).status_code == 202
     [message] = queued_messages()
     with pytest.raises(RetryLater):
-        apply_workitem_update(WorkItemUpdate.from_message(message))
+        apply_workitem_update(from_message(message))
     assert issue_view(org, "I1")["status"] == "unresolved"
     # When Azure DevOps answers again, the retried message applies.
     ado.replace(ado.GET, states_url(), json=BUG_STATES)
-    apply_workitem_update(WorkItemUpdate.from_message(message))
+    apply_workitem_update(from_message(message))
     assert issue_view(org, "I1")["status"] == "resolved"
 
 
@@ -227,7 +228,7 @@ def test_a_late_older_revision_changes_nothing(world) -> None:
 
 
 def test_a_tracker_change_after_rev_3_is_not_undone_by_a_replay_of_rev_3(world) -> None:
-    from shared import tracker_admin
+    from shared.admin import tracker as tracker_admin
 
     integration, org = world
     body = delivery(integration.id, 42, 3, state=("Active", "Resolved"), assigned_to=(None, "Lee <lee@example.com>"))
@@ -254,7 +255,7 @@ def test_one_work_item_linked_from_issues_of_several_orgs_and_issues_with_severa
     setup_org(other, integration.id, members={"dana@example.com": "u-dana-2"})
     tracked_issue(other, "X9", integration.id, 42)
     tracked_issue(org, "I2", integration.id, 43)
-    from shared import tracker_admin
+    from shared.admin import tracker as tracker_admin
 
     tracker_admin.put_link(org, "I2", integration.id, "42")  # I2 links 42 and 43
     deliver(integration.id, 42, 2, assigned_to=(None, "Dana <dana@example.com>"))
@@ -271,7 +272,7 @@ def test_one_work_item_linked_from_issues_of_several_orgs_and_issues_with_severa
 def test_an_org_that_did_not_install_the_integration_is_untouched(world) -> None:
     integration, org = world
     outsider = f"org-{new_id()[:8]}"
-    from shared import tracker_admin
+    from shared.admin import tracker as tracker_admin
 
     tracker_admin.put_member(outsider, "dana@example.com", {"user_id": "u-x"})
     tracker_admin.put_issue(outsider, "Z1", {"title": "t"})
@@ -285,7 +286,7 @@ def test_an_assignment_to_one_linked_issue_costs_five_storage_round_trips(world)
     post(delivery(integration.id, 42, 2, assigned_to=(None, "Dana <dana@example.com>")))
     [message] = queued_messages()
     with count_storage_requests() as calls:
-        apply_workitem_update(WorkItemUpdate.from_message(message))
+        apply_workitem_update(from_message(message))
     assert issue_view(org, "I1")["assignee"]["email"] == "dana@example.com"
     assert len(calls) == 5, calls
 

@@ -11,9 +11,9 @@ import pytest
 from responses import matchers
 
 from functions.lookups import get_issue, search_issues
-from shared.auth import pat_header
-from shared.integrations import IntegrationStore
+from shared.ado.credentials import pat_header
 from shared.settings import DEFAULT_ACCOUNT_LOOKUP_URL
+from shared.store.integrations import IntegrationStore
 from tests.helpers import count_storage_requests, make_integration, new_id
 
 WORK_ITEM = {

@@ -6,12 +6,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shared import tracker_admin
-from shared.delivery import AssigneeChange, StateChange, WorkItemUpdate
-from shared.inbound_sync import decide
-from shared.integrations import Integration, IntegrationStore
-from shared.reconcile import changed_work_items_query, run_reconcile, snapshot_update
-from shared.tracker import Installation, Link, TrackedIssue, TrackerStore
+from shared.admin import tracker as tracker_admin
+from shared.deliveries import AssigneeChange, StateChange, WorkItemUpdate
+from shared.jobs.reconcile import run_reconcile
+from shared.model.tracker import Installation, Link, Member, TrackedIssue
+from shared.store.integrations import Integration, IntegrationStore
+from shared.store.tracker import TrackerStore
+from shared.sync.reconcile import changed_work_items_query, snapshot_update
+from shared.sync.rules import decide
 from tests.helpers import new_id
 
 PAT = "reconcile-pat-0123456789"
@@ -114,7 +116,7 @@ def test_snapshot_update_reads_identity_objects_and_missing_assignees() -> None:
 
 
 def _snapshot(rev: int, state: str) -> WorkItemUpdate:
-    return WorkItemUpdate("i", 7, rev, "Bug", "p", None, StateChange(None, state), None, None)
+    return WorkItemUpdate("i", 7, rev, "Bug", "p", None, StateChange(None, state), None, None, snapshot=True)
 
 
 DONE = frozenset({"Resolved", "Closed"})
@@ -134,7 +136,7 @@ INSTALL = Installation("i", "o", True, True)
 def test_snapshot_status_rules(status, last_seen, current, expected) -> None:
     marks = {"status": 2, "state": last_seen} if last_seen else {}
     issue = TrackedIssue("o", "I", "t", status, links=(Link("i", 7),), watermarks={"i|7": marks} if marks else {})
-    new, _ = decide(issue, _snapshot(5, current), INSTALL, DONE, None, [], snapshot=True)
+    new, _ = decide(issue, _snapshot(5, current), INSTALL, DONE, None, [])
     assert (new or issue).status == expected
 
 
@@ -142,12 +144,49 @@ def test_a_snapshot_older_than_the_watermark_changes_nothing() -> None:
     issue = TrackedIssue(
         "o", "I", "t", "unresolved", links=(Link("i", 7),), watermarks={"i|7": {"status": 9, "state": "Active"}}
     )
-    new, entries = decide(issue, _snapshot(5, "Resolved"), INSTALL, DONE, None, [], snapshot=True)
+    new, entries = decide(issue, _snapshot(5, "Resolved"), INSTALL, DONE, None, [])
     assert new is None and entries == []
 
 
-def test_unassign_from_snapshot() -> None:
-    issue = TrackedIssue("o", "I", "t", assignee_email="d@x.com", assignee_user_id="u", links=(Link("i", 7),))
-    update = WorkItemUpdate("i", 7, 3, "Bug", "p", AssigneeChange(True, None, "unassigned"), None, None, None)
-    new, entries = decide(issue, update, INSTALL, DONE, None, [], snapshot=True)
+def _assignee_snapshot(rev: int, email: str | None) -> WorkItemUpdate:
+    change = AssigneeChange(email is None, email, "from a snapshot")
+    return WorkItemUpdate("i", 7, rev, "Bug", "p", change, None, None, None, snapshot=True)
+
+
+def test_unassign_from_snapshot_when_the_work_item_was_seen_assigned() -> None:
+    issue = TrackedIssue(
+        "o",
+        "I",
+        "t",
+        assignee_email="d@x.com",
+        assignee_user_id="u",
+        links=(Link("i", 7),),
+        watermarks={"i|7": {"assignee": 2, "assignee_seen": "d@x.com"}},
+    )
+    new, entries = decide(issue, _assignee_snapshot(3, None), INSTALL, DONE, None, [])
     assert new.assignee_email is None and [e["type"] for e in entries] == ["unassigned"]
+
+
+def test_a_snapshot_never_undoes_an_assignee_it_did_not_set() -> None:
+    """Unseen on this work item, the issue's assignee came from elsewhere (a person, another work item)."""
+    issue = TrackedIssue("o", "I", "t", assignee_email="d@x.com", assignee_user_id="u", links=(Link("i", 7),))
+    new, entries = decide(issue, _assignee_snapshot(3, None), INSTALL, DONE, None, [])
+    assert entries == [] and (new or issue).assignee_email == "d@x.com"
+
+
+def test_a_snapshot_showing_what_was_last_seen_keeps_a_later_change_by_a_person() -> None:
+    """Seen assigned to A; a person then assigned B in the tracker; an unrelated edit (rev 5) shows A again."""
+    issue = TrackedIssue(
+        "o",
+        "I",
+        "t",
+        assignee_email="b@x.com",
+        assignee_user_id="ub",
+        links=(Link("i", 7),),
+        watermarks={"i|7": {"assignee": 2, "assignee_seen": "a@x.com"}},
+    )
+    member_a = Member("o", "a@x.com", "ua")
+    new, entries = decide(issue, _assignee_snapshot(5, "a@x.com"), INSTALL, DONE, member_a, [])
+    assert entries == [] and (new or issue).assignee_email == "b@x.com"
+    moved, entries = decide(issue, _assignee_snapshot(6, "c@x.com"), INSTALL, DONE, Member("o", "c@x.com", "uc"), [])
+    assert [e["type"] for e in entries] == ["assigned"] and moved.assignee_email == "c@x.com"

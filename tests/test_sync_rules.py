@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.delivery import StateChange
-from shared.sync_rules import (
+from shared.deliveries import StateChange
+from shared.sync.rules import (
     done_states_from_categories,
     is_done,
     is_newer,

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devhost.azurite import connection_string, free_port
-from shared.delivery import WorkItemUpdate
-from shared.integrations import IntegrationStore
+from shared.deliveries import from_message
+from shared.store.integrations import IntegrationStore
 from tests.fuzzing import fuzz_settings
 from tests.helpers import count_storage_requests, make_integration, new_id
 from tests.sync_helpers import SECRET, delivery, post, queued_messages, sample_delivery
@@ -39,7 +39,7 @@ def test_an_authenticated_delivery_is_queued_and_answered_202(integration) -> No
     assert response.status_code == 202
     assert _json(response) == {"status": "accepted"}
     [message] = queued_messages()
-    update = WorkItemUpdate.from_message(message)
+    update = from_message(message)
     assert (update.integration_id, update.work_item_id, update.rev) == (integration.id, 42, 3)
     assert (update.state.old, update.state.new) == ("Active", "Resolved")
 
@@ -49,7 +49,7 @@ def test_the_documented_sample_is_accepted(integration) -> None:
     body["resourceContainers"]["collection"]["id"] = integration.id.upper()  # ids compare case-insensitively
     response = post(body)
     assert response.status_code == 202
-    update = WorkItemUpdate.from_message(queued_messages()[0])
+    update = from_message(queued_messages()[0])
     assert (update.integration_id, update.work_item_id, update.rev) == (integration.id, 5, 2)
 
 
@@ -224,7 +224,7 @@ def test_hostile_corpus_never_5xx_and_writes_nothing(integration) -> None:
 
 def test_the_adapter_names_the_queue_the_store_writes_to() -> None:
     from functions.webhook import QUEUE_NAME
-    from shared.updates_queue import QUEUE_NAME as WRITTEN
+    from shared.store.queues import QUEUE_NAME as WRITTEN
 
     assert QUEUE_NAME == WRITTEN == "vsts-workitem-updates"
 

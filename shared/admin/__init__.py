@@ -1,0 +1,1 @@
+"""The admin routes' validation and effect: validate completely, then write."""

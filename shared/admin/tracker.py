@@ -1,0 +1,188 @@
+"""The tracker's admin operations (contract §6, `orgs/...`): validate completely, then write.
+
+Bad input raises `InvalidInput` (400) before anything is written; missing things raise `NotFound` (404).
+Changes a person makes here are recorded in the issue's activity with source `api`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from shared.errors import InvalidInput, NotFound
+from shared.model.tracker import (
+    RESOLVED,
+    STATUSES,
+    UNRESOLVED,
+    Installation,
+    Link,
+    Member,
+    TrackedIssue,
+    activity_entry,
+)
+from shared.store.integrations import IntegrationStore, normalize_id
+from shared.store.tracker import TrackerStore
+from shared.validation import (
+    check_fields,
+    is_valid_id,
+    normalize_email,
+    positive_int,
+    require_bool,
+    require_text,
+)
+
+MAX_TITLE = 1000
+MAX_STATES = 50
+SOURCE = "api"
+
+
+def _id(value: str, what: str) -> str:
+    if not is_valid_id(value):
+        raise InvalidInput(
+            f"The {what} must be 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit."
+        )
+    return value
+
+
+def _email(value: str) -> str:
+    email = normalize_email(value)
+    if email is None:
+        raise InvalidInput("The member's email is not a valid email address.")
+    return email
+
+
+def put_installation(org_id: str, integration_id: str, body: dict[str, Any]) -> tuple[Installation, bool]:
+    org_id = _id(org_id, "organization id")
+    integration_id = normalize_id(integration_id)
+    _id(integration_id, "integration id")
+    check_fields(body, {"sync_reverse_assignment", "sync_status_reverse", "resolve_states"})
+    states = body.get("resolve_states", [])
+    if (
+        not isinstance(states, list)
+        or len(states) > MAX_STATES
+        or not all(isinstance(s, str) and s.strip() and len(s) <= 128 for s in states)
+    ):
+        raise InvalidInput(f"resolve_states must be a list of at most {MAX_STATES} state names.")
+    installation = Installation(
+        integration_id=integration_id,
+        org_id=org_id,
+        sync_reverse_assignment=require_bool(body, "sync_reverse_assignment"),
+        sync_status_reverse=require_bool(body, "sync_status_reverse"),
+        resolve_states=tuple(dict.fromkeys(s.strip() for s in states)),
+    )
+    if IntegrationStore().get(integration_id) is None:
+        raise NotFound("No integration has that id.")
+    return installation, TrackerStore().put_installation(installation)
+
+
+def put_member(org_id: str, email: str, body: dict[str, Any]) -> tuple[Member, bool]:
+    org_id = _id(org_id, "organization id")
+    email = _email(email)
+    check_fields(body, {"user_id", "name"})
+    user_id = require_text(body, "user_id", 256)
+    name = require_text(body, "name", 256) if body.get("name") is not None else None
+    member = Member(org_id, email, user_id, name)
+    return member, TrackerStore().put_member(member)
+
+
+def delete_member(org_id: str, email: str) -> None:
+    org_id = _id(org_id, "organization id")
+    if not TrackerStore().delete_member(org_id, _email(email)):
+        raise NotFound("No member has that email in this organization.")
+
+
+def put_issue(org_id: str, issue_id: str, body: dict[str, Any]) -> tuple[TrackedIssue, bool]:
+    org_id = _id(org_id, "organization id")
+    issue_id = _id(issue_id, "issue id")
+    check_fields(body, {"title", "status", "assignee"})
+    title = require_text(body, "title", MAX_TITLE) if "title" in body else None
+    status = body.get("status")
+    if "status" in body and status not in STATUSES:
+        raise InvalidInput("status must be unresolved or resolved.")
+    tracker = TrackerStore()
+    member: Member | None = None
+    assign = "assignee" in body
+    if assign and body["assignee"] is not None:
+        if not isinstance(body["assignee"], str):
+            raise InvalidInput("assignee must be the email of a member, or null.")
+        member = tracker.get_member(org_id, _email(body["assignee"]))
+        if member is None:
+            raise InvalidInput("assignee must be a member of the organization.")
+
+    def change(issue: TrackedIssue) -> TrackedIssue:
+        entries = []
+        if title is not None:
+            issue = replace(issue, title=title)
+        if status is not None and status != issue.status:
+            issue = replace(issue, status=status)
+            entries.append(activity_entry(RESOLVED if status == RESOLVED else UNRESOLVED, SOURCE, None, None))
+        if assign:
+            email = member.email if member else None
+            if email != issue.assignee_email:
+                issue = replace(issue, assignee_email=email, assignee_user_id=member.user_id if member else None)
+                entries.append(activity_entry("assigned" if member else "unassigned", SOURCE, None, None))
+        return issue.with_activity(*entries)
+
+    if tracker.get_issue(org_id, issue_id) is None:
+        if title is None:
+            raise InvalidInput("A new issue needs a title.")
+        fresh = TrackedIssue(org_id, issue_id, title, status or UNRESOLVED)
+        if member is not None:
+            fresh = replace(fresh, assignee_email=member.email, assignee_user_id=member.user_id)
+        created = tracker.create_issue(fresh)
+        if created is not None:
+            return created, True
+    saved = tracker.update_issue(org_id, issue_id, change)
+    if saved is None:
+        raise NotFound("The issue disappeared during the update; send the request again.")
+    return saved, False
+
+
+def get_issue(org_id: str, issue_id: str) -> TrackedIssue:
+    if not is_valid_id(org_id) or not is_valid_id(issue_id):
+        raise NotFound("No issue has that id in this organization.")
+    issue = TrackerStore().get_issue(org_id, issue_id)
+    if issue is None:
+        raise NotFound("No issue has that id in this organization.")
+    return issue
+
+
+def _link_args(org_id: str, issue_id: str, integration_id: str, work_item_id: str) -> tuple[str, str, Link]:
+    org_id = _id(org_id, "organization id")
+    issue_id = _id(issue_id, "issue id")
+    integration_id = _id(normalize_id(integration_id), "integration id")
+    work_item = positive_int(work_item_id)
+    if work_item is None:
+        raise InvalidInput("The work item id must be a positive whole number.")
+    return org_id, issue_id, Link(integration_id, work_item)
+
+
+def put_link(org_id: str, issue_id: str, integration_id: str, work_item_id: str) -> TrackedIssue:
+    org_id, issue_id, link = _link_args(org_id, issue_id, integration_id, work_item_id)
+    tracker = TrackerStore()
+    if tracker.get_issue(org_id, issue_id) is None:
+        raise NotFound("No issue has that id in this organization.")
+    if IntegrationStore().get(link.integration_id) is None:
+        raise NotFound("No integration has that id.")
+    tracker.add_link_index(link, org_id, issue_id)  # index first: a delivery ignores what the issue does not confirm
+    saved = tracker.update_issue(
+        org_id, issue_id, lambda issue: None if link in issue.links else replace(issue, links=issue.links + (link,))
+    )
+    if saved is None:
+        tracker.remove_link_index(link, org_id, issue_id)
+        raise NotFound("No issue has that id in this organization.")
+    return saved
+
+
+def delete_link(org_id: str, issue_id: str, integration_id: str, work_item_id: str) -> TrackedIssue:
+    org_id, issue_id, link = _link_args(org_id, issue_id, integration_id, work_item_id)
+    tracker = TrackerStore()
+    saved = tracker.update_issue(
+        org_id,
+        issue_id,
+        lambda issue: replace(issue, links=tuple(x for x in issue.links if x != link)) if link in issue.links else None,
+    )
+    if saved is None:
+        raise NotFound("No issue has that id in this organization.")
+    tracker.remove_link_index(link, org_id, issue_id)  # removed last, after the issue stopped confirming it
+    return saved

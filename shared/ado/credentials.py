@@ -1,0 +1,50 @@
+"""Credentials as an `Authorization` header (contract §7.2), without storage: `shared.connections.ado` adds the
+stored integration and the once-across-instances OAuth refresh.
+
+- `pat`: `Basic base64(":" + token)`.
+- `oauth` (Azure DevOps OAuth, legacy): `Bearer` access token, refreshed when `oauth_expired`.
+- `entra` (Microsoft Entra ID service principal): client credentials for the Azure DevOps scope through
+  `azure-identity`, imported only when an integration uses it; tokens are cached in memory until expiry.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from shared.ado.client import AdoUnauthorized
+from shared.caching import PerKey
+
+ENTRA_SCOPE = "499b84ac-1321-427f-aa17-267ca6975798/.default"
+EXPIRY_MARGIN_SECONDS = 60  # refresh a little early: a token must not expire between check and use
+
+_entra: PerKey[Any] = PerKey()
+
+
+class CredentialsInvalid(AdoUnauthorized):
+    """The stored credentials cannot be used at all (missing fields, unknown type)."""
+
+
+def pat_header(token: str) -> str:
+    return "Basic " + base64.b64encode(f":{token}".encode()).decode("ascii")
+
+
+def oauth_expired(credentials: dict[str, Any], now: float) -> bool:
+    expires_at = credentials.get("expires_at")
+    return not isinstance(expires_at, (int, float)) or expires_at - EXPIRY_MARGIN_SECONDS <= now
+
+
+def entra_token(credentials: dict[str, Any]) -> str:
+    """An Entra ID access token for Azure DevOps, for a service principal (cached by azure-identity)."""
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.identity import ClientSecretCredential
+
+    secret_hash = hashlib.sha256(credentials["client_secret"].encode()).hexdigest()
+    key = (credentials["tenant_id"], credentials["client_id"], secret_hash)
+    tenant_id, client_id, secret = credentials["tenant_id"], credentials["client_id"], credentials["client_secret"]
+    credential = _entra.get(key, lambda: ClientSecretCredential(tenant_id, client_id, secret))
+    try:
+        return credential.get_token(ENTRA_SCOPE).token
+    except ClientAuthenticationError:
+        raise AdoUnauthorized("Microsoft Entra ID refused the service principal's credentials") from None

@@ -1,0 +1,98 @@
+"""A stored integration as a ready Azure DevOps client: the seed's `get_client`, made safe (contract §4, §8).
+
+`get_client` -> `check_domain_name` (only when `domain_name` is not well-formed) -> `get_base_url` -> save.
+With a well-formed `domain_name` and a valid token, this costs one point read of the integration.
+`call_tracking_reauth` marks an integration whose credentials Azure DevOps refuses.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
+
+from shared.ado.client import AdoClient, AdoError, AdoUnauthorized, get_base_url
+from shared.ado.domains import is_well_formed, normalize_location, search_base_url
+from shared.connections.credentials import authorization_for
+from shared.settings import Settings, get_settings
+from shared.store.integrations import Integration, IntegrationStore
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class DomainRepairFailed(AdoError):
+    """`domain_name` was malformed and could not be repaired; nothing was saved."""
+
+
+def check_domain_name(
+    store: IntegrationStore, integration: Integration, settings: Settings, *, timeout: float | None = None
+) -> Integration:
+    """Repair a malformed `domain_name` from the account lookup and save it (contract §8).
+
+    The answer must be on an allowed origin: a lookup that points anywhere else is refused, nothing is
+    saved, and no credential is ever sent there (the lookup itself is made without credentials).
+    """
+    try:
+        location = get_base_url(
+            settings.account_lookup_url,
+            integration.id,
+            allowed_origins=settings.allowed_origins,
+            timeout=timeout or settings.http_timeout,
+        )
+    except AdoError as exc:
+        raise DomainRepairFailed(f"the organization URL lookup failed: {exc}") from exc
+    base_url = normalize_location(location, settings.allowed_origins)
+    if base_url is None:
+        raise DomainRepairFailed("the organization URL lookup answered with a URL that is not an Azure DevOps origin")
+
+    def repair(current: Integration) -> Integration | None:
+        if is_well_formed(current.domain_name, settings.allowed_origins):
+            return None  # repaired meanwhile: keep what is there
+        return replace(current, domain_name=base_url, domain_checked_at=time.time())
+
+    saved = store.update(integration.id, repair)
+    log.info("Repaired the domain of integration %s", integration.id)
+    return saved if saved is not None else replace(integration, domain_name=base_url)
+
+
+def get_client(
+    integration_id: str, *, store: IntegrationStore | None = None, settings: Settings | None = None
+) -> tuple[Integration, AdoClient]:
+    """The active integration and a client for its organization. Raises IntegrationNotFound."""
+    store = store or IntegrationStore()
+    return client_for(store.get_active(integration_id), store=store, settings=settings)
+
+
+def client_for(
+    integration: Integration, *, store: IntegrationStore, settings: Settings | None = None
+) -> tuple[Integration, AdoClient]:
+    """A client for an integration already read (its domain repaired first when it is malformed)."""
+    settings = settings or get_settings()
+    if not is_well_formed(integration.domain_name, settings.allowed_origins):
+        integration = check_domain_name(store, integration, settings)
+    client = AdoClient(
+        integration.domain_name,
+        authorization_for(integration, store, settings),
+        allowed_origins=settings.allowed_origins,
+        timeout=settings.http_timeout,
+        search_base_url=search_base_url(integration.domain_name, integration.name, settings.search_base_url),
+    )
+    return integration, client
+
+
+def call_tracking_reauth(store: IntegrationStore, integration: Integration, call: Callable[[], T]) -> T:
+    """Run an Azure DevOps call; refused credentials mark the integration as needing re-authorization,
+    and a success clears that mark."""
+    try:
+        result = call()
+    except AdoUnauthorized:
+        store.update(integration.id, lambda cur: None if cur.needs_reauth else replace(cur, needs_reauth=True))
+        log.warning("Azure DevOps refused the credentials of integration %s", integration.id)
+        raise
+    if integration.needs_reauth:
+        store.update(integration.id, lambda cur: replace(cur, needs_reauth=False) if cur.needs_reauth else None)
+    return result

@@ -1,0 +1,129 @@
+"""An integration's stored credentials as a live `Authorization` header (contract §7.2).
+
+A legacy OAuth token that has expired is refreshed once, for all instances: the refresher first claims the
+integration entity under its ETag, so a concurrent instance sees the claim, waits, and uses the winner's token
+instead of spending the (rotating) refresh token a second time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from shared.ado.client import AdoUnavailable, refresh_oauth_token
+from shared.ado.credentials import CredentialsInvalid, entra_token, oauth_expired, pat_header
+from shared.caching import PerKey
+from shared.clock import SYSTEM, Clock
+from shared.settings import Settings
+from shared.store.integrations import Integration, IntegrationStore
+
+log = logging.getLogger(__name__)
+
+REFRESH_CLAIM_SECONDS = 30  # how long a refresher's claim holds other instances off
+REFRESH_WAIT_SECONDS = 20  # how long an instance waits for another's refresh before giving up
+POLL_SECONDS = 0.1
+
+_local_locks: PerKey[threading.Lock] = PerKey()
+
+
+def authorization_for(integration: Integration, store: IntegrationStore, settings: Settings) -> Callable[[], str]:
+    """A function that returns the current Authorization header for the integration's requests."""
+    credentials = integration.credentials
+    kind = credentials.get("type")
+    if kind == "pat" and isinstance(credentials.get("token"), str):
+        header = pat_header(credentials["token"])
+        return lambda: header
+    if kind == "oauth" and isinstance(credentials.get("access_token"), str):
+        state = {"integration": integration}
+
+        def oauth() -> str:
+            current: Integration = state["integration"]
+            if oauth_expired(current.credentials, time.time()):
+                current = refresh_oauth(store, current.id, settings)
+                state["integration"] = current
+            return f"Bearer {current.credentials['access_token']}"
+
+        return oauth
+    if kind == "entra" and all(
+        isinstance(credentials.get(k), str) for k in ("tenant_id", "client_id", "client_secret")
+    ):
+        return lambda: f"Bearer {entra_token(credentials)}"
+    raise CredentialsInvalid("the integration's stored credentials are incomplete")
+
+
+def _local_lock(integration_id: str) -> threading.Lock:
+    return _local_locks.get(integration_id, threading.Lock)
+
+
+def refresh_oauth(
+    store: IntegrationStore, integration_id: str, settings: Settings, clock: Clock = SYSTEM
+) -> Integration:
+    """The integration with a fresh OAuth access token: refreshed here, or by whoever got there first."""
+    # Threads of this instance queue here; instances queue on the claim in the entity.
+    with _local_lock(integration_id):
+        deadline = clock.monotonic() + REFRESH_WAIT_SECONDS
+        while True:
+            current = store.get(integration_id)
+            if current is None:
+                raise CredentialsInvalid("the integration no longer exists")
+            now = time.time()
+            if not oauth_expired(current.credentials, now):
+                return current  # refreshed meanwhile, here or by another instance
+            if (current.refresh_lock_until or 0) <= now:
+                claimed = store.replace_if_unchanged(
+                    current, replace(current, refresh_lock_until=now + REFRESH_CLAIM_SECONDS)
+                )
+                if claimed is not None:
+                    return _refresh_claimed(store, claimed, settings)
+            if clock.monotonic() > deadline:
+                raise AdoUnavailable("another instance is refreshing the OAuth token; try again shortly", 5.0)
+            clock.sleep(POLL_SECONDS)
+
+
+def _refresh_claimed(store: IntegrationStore, claimed: Integration, settings: Settings) -> Integration:
+    credentials = claimed.credentials
+    try:
+        answer = refresh_oauth_token(
+            settings.oauth_token_url,
+            refresh_token=str(credentials.get("refresh_token", "")),
+            client_secret=settings.client_secret,
+            redirect_uri=settings.oauth_redirect_uri,
+            timeout=settings.http_timeout,
+        )
+    except Exception:
+        store.replace_if_unchanged(claimed, replace(claimed, refresh_lock_until=None))
+        raise
+    expires_in = _seconds(answer.get("expires_in"))
+    fresh = {
+        **credentials,
+        "access_token": answer["access_token"],
+        # Azure DevOps rotates refresh tokens: the old one is spent, keep the new one.
+        "refresh_token": answer.get("refresh_token") or credentials.get("refresh_token"),
+        # No expires_in: assume an hour rather than leave the token "expired" and refresh on every call.
+        "expires_at": time.time() + (expires_in if expires_in is not None else 3600),
+    }
+    updated = replace(claimed, credentials=fresh, refresh_lock_until=None, needs_reauth=False)
+    saved = store.replace_if_unchanged(claimed, updated)
+    if saved is None:
+        # Someone wrote the entity while we held the claim. Keep what they wrote; the refreshed tokens belong in
+        # it only while it still holds the credentials that were refreshed (an admin PUT of new credentials wins).
+        def keep_theirs(current: Integration) -> Integration:
+            if current.credentials == credentials:
+                return replace(current, credentials=fresh, refresh_lock_until=None, needs_reauth=False)
+            return replace(current, refresh_lock_until=None)
+
+        saved = store.update(claimed.id, keep_theirs)
+    log.info("Refreshed the OAuth token of integration %s", claimed.id)
+    return saved or updated
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds > 0 else None

@@ -1,0 +1,1 @@
+"""What arrives over HTTP and is acknowledged fast: authenticated, queued, answered."""

@@ -1,0 +1,66 @@
+"""The `subscription_check` timer (contract §9): keep every integration's service hook subscription alive.
+
+One that is missing or `disabledBySystem` is replaced with a new secret, while the previous secret stays valid
+for `SECRET_GRACE_SECONDS`, so deliveries already in flight are not refused (Sentry rotates silently and refuses
+them). Other statuses (`onProbation`, `disabledByUser`, ...) are recorded in the integration, where
+`GET /api/vsts/integrations/{id}` shows them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+from shared.ado import subscriptions
+from shared.ado.client import AdoNotFound
+from shared.connections.ado import get_client
+from shared.connections.subscriptions import save_new_subscription
+from shared.jobs.sweep import SweepReport, sweep
+from shared.settings import Settings, get_settings
+from shared.store.integrations import IntegrationStore, IntegrationSummary
+
+log = logging.getLogger(__name__)
+
+NAME = "subscription_check"
+REPLACE_STATUSES = {"disabledBySystem"}
+
+
+def check_subscription(integration_id: str, settings: Settings, store: IntegrationStore) -> bool:
+    """Keep one integration's subscription alive; True when it was replaced."""
+    integration, client = get_client(integration_id, store=store)
+    if not integration.subscription_id:
+        return False
+    try:
+        status: str | None = str(client.get_subscription(integration.subscription_id).get("status") or "enabled")
+    except AdoNotFound:
+        status = None
+    if status is not None and status not in REPLACE_STATUSES:
+        if status != integration.subscription_status:
+            log.warning("Subscription of integration %s is %s", integration.id, status)
+        store.update(
+            integration.id, lambda cur: replace(cur, subscription_status=status, subscription_checked_at=time.time())
+        )
+        return False
+    log.warning("Subscription of integration %s is %s: replacing it", integration.id, status or "missing")
+    subscriptions.delete_quietly(client, integration.subscription_id if status else None)
+    save_new_subscription(store, client, integration, settings)
+    return True
+
+
+def run_subscription_check(*, settings: Settings | None = None, store: IntegrationStore | None = None) -> SweepReport:
+    settings = settings or get_settings()
+    store = store or IntegrationStore()
+
+    def check(summary: IntegrationSummary, timeout: float) -> bool:
+        # Each request is bounded by ADO_HTTP_TIMEOUT; the sweep's per-item timeout is not needed here.
+        return check_subscription(summary.id, settings, store)
+
+    return sweep(
+        NAME,
+        check,
+        wanted=lambda summary: bool(summary.subscription_id),
+        concurrency=settings.domain_check_concurrency,
+        budget_seconds=settings.domain_check_budget_seconds,
+        store=store,
+    )

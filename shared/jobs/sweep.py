@@ -1,0 +1,113 @@
+"""Visiting every active integration from a timer: the shape `domain_check`, `subscription_check` and
+`reconcile` share (contract §8-9).
+
+Active integrations are visited page by page in id order, at most `concurrency` at once; one integration's
+failure is counted and logged and never stops the others; no new work starts once the time budget is
+spent, and each piece of work gets a timeout cut to the budget that is left, so a run ends within its
+budget. A cursor (the last id visited, in the `state` table) lets the next run resume where this one
+stopped; a run that reaches the end clears it, so the next run starts over.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from shared.ado.client import AdoError
+from shared.errors import RetryLater, StorageUnavailable
+from shared.store.cursors import CursorStore
+from shared.store.integrations import IntegrationNotFound, IntegrationStore, IntegrationSummary
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 200
+MIN_WORK_SECONDS = 0.5  # not worth starting work with less budget than this left
+# What may fail for one integration without stopping the sweep (anything else is logged with its traceback).
+EXPECTED_FAILURES = (AdoError, StorageUnavailable, IntegrationNotFound, RetryLater)
+
+
+@dataclass
+class SweepReport:
+    name: str
+    visited: int = 0
+    worked: int = 0  # integrations the work ran for
+    succeeded: int = 0  # work that returned True (it changed something)
+    failed: int = 0
+    finished: bool = False  # reached the end of the integrations
+    cursor: str = ""
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)  # integration ids
+
+
+def sweep(
+    name: str,
+    work: Callable[[IntegrationSummary, float], bool],
+    *,
+    wanted: Callable[[IntegrationSummary], bool] = lambda summary: True,
+    concurrency: int,
+    budget_seconds: float,
+    store: IntegrationStore | None = None,
+    cursors: CursorStore | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> SweepReport:
+    """Run `work(summary, timeout)` for every active integration that `wanted` selects."""
+    store = store or IntegrationStore()
+    cursors = cursors or CursorStore()
+    started = clock()
+    deadline = started + budget_seconds
+    report = SweepReport(name=name, cursor=cursors.get(name))
+    slots = threading.BoundedSemaphore(concurrency)
+    lock = threading.Lock()
+
+    def run(summary: IntegrationSummary, timeout: float) -> None:
+        try:
+            changed = work(summary, timeout)
+            with lock:
+                report.succeeded += bool(changed)
+        except Exception as exc:  # one integration's failure must not stop the others
+            with lock:
+                report.failed += 1
+                report.failures.append(summary.id)
+            if isinstance(exc, EXPECTED_FAILURES):
+                log.warning("%s: integration %s failed: %s", name, summary.id, exc)
+            else:
+                log.exception("%s: integration %s failed unexpectedly", name, summary.id)
+        finally:
+            slots.release()
+
+    out_of_time = False
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=name) as pool:
+        while not out_of_time:
+            page = store.list_active(after=report.cursor, limit=PAGE_SIZE)
+            if not page:
+                report.finished = True
+                break
+            for summary in page:
+                if wanted(summary):
+                    # Bounded submission: wait for a free slot, so nothing queues up past the budget.
+                    remaining = deadline - clock()
+                    if remaining < MIN_WORK_SECONDS or not slots.acquire(timeout=remaining - MIN_WORK_SECONDS):
+                        out_of_time = True
+                        break
+                    report.worked += 1
+                    pool.submit(run, summary, max(MIN_WORK_SECONDS, deadline - clock()))
+                report.visited += 1
+                report.cursor = summary.id
+    # The pool has been joined, so every submitted piece of work is done: the cursor is safe to save.
+    cursors.set(name, "" if report.finished else report.cursor)
+    report.seconds = clock() - started
+    log.info(
+        "%s: visited %d, worked on %d, changed %d, failed %d, %s in %.1f s",
+        name,
+        report.visited,
+        report.worked,
+        report.succeeded,
+        report.failed,
+        "finished" if report.finished else f"stopped after {report.cursor}",
+        report.seconds,
+    )
+    return report

@@ -1,0 +1,1 @@
+"""Work item lookups for the tracker (contract §4)."""

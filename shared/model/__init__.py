@@ -1,0 +1,1 @@
+"""Plain data, no I/O: what the stores keep and the rules change."""

@@ -1,0 +1,109 @@
+"""An integration: one Azure DevOps organization, as the app knows it. Plain data (stored by
+`shared.store.integrations`); `credentials` and the secrets are decrypted here and never in repr."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+ACTIVE = "active"
+DISABLED = "disabled"
+
+
+class IntegrationNotFound(Exception):
+    """No integration with that id, or it is disabled."""
+
+
+@dataclass(frozen=True)
+class Integration:
+    """One integration as stored; `credentials` and the secrets are decrypted, and never in repr."""
+
+    id: str
+    name: str
+    domain_name: str
+    status: str = ACTIVE
+    credentials: dict[str, Any] = field(default_factory=dict, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    previous_webhook_secret: str | None = field(default=None, repr=False)
+    previous_secret_expires_at: float | None = None
+    needs_reauth: bool = False
+    subscription_id: str | None = None
+    subscription_status: str | None = None
+    subscription_checked_at: float | None = None
+    domain_checked_at: float | None = None
+    refresh_lock_until: float | None = None
+    created_at: float | None = None
+    updated_at: float | None = None
+    etag: str | None = field(default=None, compare=False)
+    # Stored values that could not be decrypted, kept as they are until replaced (see _from_entity).
+    sealed: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+    @property
+    def credentials_type(self) -> str | None:
+        return self.credentials.get("type")
+
+    def accepted_webhook_secrets(self, now: float | None = None) -> list[str]:
+        """The secrets a delivery may present: the current one, and the previous one during its grace period."""
+        now = time.time() if now is None else now
+        secrets = [self.webhook_secret] if self.webhook_secret else []
+        if self.previous_webhook_secret and (self.previous_secret_expires_at or 0) > now:
+            secrets.append(self.previous_webhook_secret)
+        return secrets
+
+    def with_new_subscription(
+        self, subscription_id: str, status: str, secret: str, *, grace_seconds: float, now: float
+    ) -> Integration:
+        """This integration after its subscription was (re)created with `secret`. The old secret keeps working
+        for `grace_seconds`, so deliveries already sent with it are not refused."""
+        previous = self.webhook_secret
+        return replace(
+            self,
+            subscription_id=subscription_id,
+            subscription_status=status,
+            subscription_checked_at=now,
+            webhook_secret=secret,
+            previous_webhook_secret=previous,
+            previous_secret_expires_at=now + grace_seconds if previous else None,
+        )
+
+    def public(self) -> dict[str, Any]:
+        """What the admin API shows: everything but credentials' secrets and webhook secrets."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "domain_name": self.domain_name,
+            "status": self.status,
+            "needs_reauth": self.needs_reauth,
+            "credentials": {"type": self.credentials_type},
+            "webhook_secret_set": bool(self.webhook_secret),
+            "previous_secret_valid_until": self.previous_secret_expires_at
+            if self.previous_webhook_secret and (self.previous_secret_expires_at or 0) > time.time()
+            else None,
+            "subscription": {
+                "id": self.subscription_id,
+                "status": self.subscription_status,
+                "checked_at": self.subscription_checked_at,
+            },
+            "domain_checked_at": self.domain_checked_at,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class IntegrationSummary:
+    """What the timers need to visit an integration, read without decrypting anything."""
+
+    id: str
+    name: str
+    domain_name: str
+    subscription_id: str | None = None
+
+
+def normalize_id(integration_id: str) -> str:
+    return integration_id.strip().lower()

@@ -1,0 +1,98 @@
+"""The tracker side as plain data: installations, members, tracked issues and their links (contract §6).
+
+Stored by `shared.store.tracker`; changed by the pure rules of `shared.sync.rules`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from shared.clock import iso_utc
+
+MAX_ACTIVITY = 100
+RESOLVED = "resolved"
+UNRESOLVED = "unresolved"
+STATUSES = (UNRESOLVED, RESOLVED)
+
+
+@dataclass(frozen=True)
+class Installation:
+    integration_id: str
+    org_id: str
+    sync_reverse_assignment: bool = False
+    sync_status_reverse: bool = False
+    resolve_states: tuple[str, ...] = ()
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "integration_id": self.integration_id,
+            "org_id": self.org_id,
+            "sync_reverse_assignment": self.sync_reverse_assignment,
+            "sync_status_reverse": self.sync_status_reverse,
+            "resolve_states": list(self.resolve_states),
+        }
+
+
+@dataclass(frozen=True)
+class Member:
+    org_id: str
+    email: str
+    user_id: str
+    name: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {"org_id": self.org_id, "email": self.email, "user_id": self.user_id, "name": self.name}
+
+
+@dataclass(frozen=True)
+class Link:
+    integration_id: str
+    work_item_id: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.integration_id}|{self.work_item_id}"
+
+
+@dataclass(frozen=True)
+class TrackedIssue:
+    org_id: str
+    issue_id: str
+    title: str
+    status: str = UNRESOLVED
+    assignee_email: str | None = None
+    assignee_user_id: str | None = None
+    links: tuple[Link, ...] = ()
+    activity: tuple[dict[str, Any], ...] = ()
+    # Per linked work item and synced field, the revision that last set it: {"<integration>|<id>": {"status": 3}}.
+    watermarks: dict[str, dict[str, int]] = field(default_factory=dict)
+    etag: str | None = field(default=None, compare=False)
+
+    def public(self) -> dict[str, Any]:
+        assignee = (
+            {"email": self.assignee_email, "user_id": self.assignee_user_id}
+            if self.assignee_email is not None
+            else None
+        )
+        return {
+            "id": self.issue_id,
+            "title": self.title,
+            "status": self.status,
+            "assignee": assignee,
+            "links": [
+                {"integration_id": link.integration_id, "work_item_id": link.work_item_id} for link in self.links
+            ],
+            "activity": list(self.activity),
+        }
+
+    def with_activity(self, *entries: dict[str, Any]) -> TrackedIssue:
+        return replace(self, activity=(self.activity + entries)[-MAX_ACTIVITY:])
+
+
+def activity_entry(
+    kind: str, source: str, work_item_id: int | None, rev: int | None, *, at: float | None = None
+) -> dict[str, Any]:
+    at_text = iso_utc(time.time() if at is None else at)
+    return {"type": kind, "source": source, "work_item_id": work_item_id, "rev": rev, "at": at_text}

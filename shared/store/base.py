@@ -1,0 +1,252 @@
+"""What every store shares: the table clients, the one mapping of storage failures to `StorageUnavailable`,
+and the one ETag-guarded read-modify-write loop.
+
+Clients are made once per process and reused across invocations, so warm invocations pay no connection
+set-up. Table names all carry the `TABLE_PREFIX` setting, so several apps or test runs share one account.
+Tables are created on the first write that finds them missing, so reads never pay for a "create if not
+exists" round trip.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import requests
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.core.pipeline.transport import RequestsTransport
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+
+from shared.caching import PerKey
+from shared.errors import ConcurrentUpdate, StorageUnavailable
+from shared.settings import get_settings
+
+__all__ = [
+    "ResourceExistsError",
+    "StorageUnavailable",
+    "get_entity",
+    "is_valid_key",
+    "storage_errors",
+    "table",
+    "table_name",
+    "update_with_etag",
+    "write",
+]
+
+log = logging.getLogger(__name__)
+
+HEALTH_TIMEOUT_SECONDS = 2
+
+# Table keys cannot hold / \ # ? or control characters (the service answers 400, Azurite sometimes 500).
+_BAD_KEY = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+MAX_KEY_LENGTH = 255
+
+T = TypeVar("T")
+E = TypeVar("E")
+
+_services: PerKey[TableServiceClient] = PerKey()
+_tables: PerKey[TableClient] = PerKey()
+
+
+def is_valid_key(value: object) -> bool:
+    """Whether `value` can be a PartitionKey or RowKey."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_KEY_LENGTH
+        and value.strip() == value
+        and not _BAD_KEY.search(value)
+    )
+
+
+def table_name(base: str) -> str:
+    """The full table name for one of the app's tables, e.g. `integrations` -> `vstsintegrations`."""
+    return f"{get_settings().table_prefix}{base}"
+
+
+_PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+_sessions: list[requests.Session] = []
+_session_lock = threading.Lock()
+
+
+def sdk_transport() -> RequestsTransport:
+    """The HTTP transport for the storage SDK clients: one shared requests session.
+
+    Unless a proxy is configured in the environment, the session does not consult the environment on every
+    request (proxy variables and ~/.netrc): that lookup alone costs about half a millisecond per round trip.
+    """
+    with _session_lock:
+        if not _sessions:
+            session = requests.Session()
+            session.trust_env = any(name.lower() in _PROXY_VARIABLES for name in os.environ)
+            _sessions.append(session)
+    return RequestsTransport(session=_sessions[0], session_owner=False)
+
+
+def table_service(purpose: str = "data") -> TableServiceClient:
+    """The shared TableServiceClient for the app's data (`STORAGE_CONNECTION_STRING`)."""
+    conn = get_settings().storage_connection_string
+    if purpose == "health":
+        # The health check must answer fast even when storage is down: short timeouts, no SDK retries.
+        options: dict[str, Any] = {
+            "connection_timeout": HEALTH_TIMEOUT_SECONDS,
+            "read_timeout": HEALTH_TIMEOUT_SECONDS,
+            "retry_total": 0,
+        }
+    else:
+        # Bounded retries: an HTTP function must answer (503) long before Azure DevOps gives up.
+        options = {
+            "connection_timeout": 5,
+            "read_timeout": 15,
+            "retry_total": 3,
+            "retry_backoff_factor": 0.25,
+            "retry_backoff_max": 2,
+        }
+    return _services.get(
+        (purpose, conn),
+        lambda: TableServiceClient.from_connection_string(conn, transport=sdk_transport(), **options),
+    )
+
+
+def table(base: str) -> TableClient:
+    """The shared TableClient of one of the app's tables."""
+    service = table_service()
+    name = table_name(base)
+    return _tables.get((service.url, name), lambda: service.get_table_client(name))
+
+
+def is_table_missing(exc: ResourceNotFoundError) -> bool:
+    return getattr(exc, "error_code", None) == "TableNotFound" or "TableNotFound" in str(exc)
+
+
+def get_entity(client: TableClient, partition_key: str, row_key: str, **kwargs: Any) -> dict | None:
+    """One point read; None when the entity (or its table) does not exist."""
+    try:
+        return client.get_entity(partition_key, row_key, **kwargs)
+    except ResourceNotFoundError:
+        return None
+
+
+def write(client: TableClient, operation: Callable[[TableClient], T]) -> T:
+    """Run a write, creating the table first if it does not exist yet."""
+    try:
+        return operation(client)
+    except ResourceNotFoundError as exc:
+        if not is_table_missing(exc):
+            raise
+    try:
+        client.create_table()
+    except ResourceExistsError:
+        pass
+    return operation(client)
+
+
+@contextmanager
+def storage_errors(what: str) -> Iterator[None]:
+    """Turn storage failures into StorageUnavailable("<what> failed: ..."). The outcomes a caller handles itself
+    (an entity that is missing, exists already, or changed under its ETag) pass through unchanged."""
+    try:
+        yield
+    except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError):
+        raise
+    except AzureError as exc:
+        raise StorageUnavailable(f"{what} failed: {type(exc).__name__}") from exc
+
+
+def replace_entity_if_unchanged(client: TableClient, entity: dict[str, Any], etag: str | None) -> str | None:
+    """Replace `entity` only if the stored one still has `etag`: the new ETag, or None when another writer won
+    (or the entity went away)."""
+    try:
+        meta = client.update_entity(
+            entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+        )
+    except (ResourceModifiedError, ResourceNotFoundError):
+        return None
+    return meta.get("etag")
+
+
+def update_with_etag(
+    read: Callable[[], E | None],
+    change: Callable[[E], E | None],
+    save: Callable[[E, E], E | None],
+    *,
+    attempts: int,
+    what: str,
+) -> E | None:
+    """The one read-modify-write loop: read, apply `change` (None: leave it as it is), save under the ETag that
+    was read; when another writer won (`save` answers None), read again and re-apply `change` to what is there.
+
+    Returns what is stored at the end, or None when there is nothing to change (missing). Raises ConcurrentUpdate
+    when every attempt lost.
+    """
+    for _ in range(attempts):
+        current = read()
+        if current is None:
+            return None
+        updated = change(current)
+        if updated is None or updated == current:
+            return current
+        saved = save(current, updated)
+        if saved is not None:
+            return saved
+        log.info("%s changed under us; re-applying the update", what)
+    raise ConcurrentUpdate(f"{what} kept changing during an update")
+
+
+def upsert(base: str, entity: dict[str, Any], what: str) -> None:
+    """Create or replace one entity (creating the table when it does not exist yet)."""
+    with storage_errors(what):
+        write(table(base), lambda t: t.upsert_entity(entity, mode=UpdateMode.REPLACE))
+
+
+def read_entity(base: str, partition_key: str, row_key: str, what: str) -> dict | None:
+    """One point read of one of the app's tables, failures mapped to StorageUnavailable."""
+    with storage_errors(what):
+        return get_entity(table(base), partition_key, row_key)
+
+
+def query(
+    base: str,
+    text: str,
+    parameters: dict[str, Any],
+    what: str,
+    *,
+    select: list[str] | None = None,
+    results_per_page: int | None = None,
+    limit: int | None = None,
+) -> list[dict]:
+    """The entities a query selects (at most `limit`); none when the table does not exist yet."""
+    found: list[dict] = []
+    with storage_errors(what):
+        try:
+            entities = table(base).query_entities(
+                text, parameters=parameters, select=select, results_per_page=results_per_page
+            )
+            for entity in entities:
+                if limit is not None and len(found) >= limit:
+                    break
+                found.append(entity)
+        except ResourceNotFoundError:
+            pass  # no table yet: nothing stored
+    return found
+
+
+def storage_is_reachable() -> bool:
+    """One cheap request (list at most one table) that proves Table Storage answers."""
+    try:
+        pages = table_service("health").list_tables(results_per_page=1).by_page()
+        next(pages, None)
+    except (AzureError, OSError, ValueError) as exc:
+        log.warning("Table Storage is unreachable: %s", type(exc).__name__)
+        return False
+    return True

@@ -1,0 +1,42 @@
+"""The done states of each work item type, cached per integration (`statescache`): a type's states change
+rarely, and reading them on every delivery would double the Azure DevOps requests."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from urllib.parse import quote
+
+from shared.errors import StorageUnavailable
+from shared.store import base
+
+log = logging.getLogger(__name__)
+
+TABLE = "statescache"
+TTL_SECONDS = 3600
+
+
+def _row(project: str, work_item_type: str) -> str:
+    return f"{quote(project, safe='')}|{quote(work_item_type, safe='')}"
+
+
+class StatesCache:
+    def get(self, integration_id: str, project: str, work_item_type: str) -> frozenset[str] | None:
+        """The cached done states, or None when there are none younger than TTL_SECONDS."""
+        entity = base.read_entity(TABLE, integration_id, _row(project, work_item_type), "reading cached states")
+        if entity is None or time.time() - float(entity.get("FetchedAt", 0)) > TTL_SECONDS:
+            return None
+        return frozenset(json.loads(entity.get("Done") or "[]"))
+
+    def put(self, integration_id: str, project: str, work_item_type: str, done: frozenset[str]) -> None:
+        entity = {
+            "PartitionKey": integration_id,
+            "RowKey": _row(project, work_item_type),
+            "Done": json.dumps(sorted(done)),
+            "FetchedAt": time.time(),
+        }
+        try:
+            base.upsert(TABLE, entity, "caching done states")
+        except StorageUnavailable:  # a cache: the next delivery reads the states again
+            log.warning("Could not cache the done states of integration %s", integration_id)

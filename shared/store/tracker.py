@@ -1,0 +1,201 @@
+"""The tracker side in Table Storage: installations, members, tracked issues and their links (contract §6).
+
+Tables, chosen so that the delivery path uses point reads and single-partition queries only:
+
+| table           | PartitionKey                    | RowKey              | what                                  |
+|-----------------|---------------------------------|---------------------|---------------------------------------|
+| `installations` | integration id                  | org id              | an org's sync settings for it         |
+| `members`       | org id                          | email (lower-case)  | a member, for assignee matching       |
+| `issues`        | org id                          | issue id            | a tracked issue: status, assignee,    |
+|                 |                                 |                     | its links, activity, watermarks       |
+| `links`         | `integration id|work item id`   | `org id|issue id`   | which issues link a work item         |
+
+A link lives in the issue (the truth, shown by GET) and in the `links` index (for the delivery path); the
+index is written first and removed last, and a delivery ignores an index entry its issue does not confirm.
+Issues are updated read-modify-write under their ETag, so concurrent deliveries never lose an update.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+from shared.model.tracker import UNRESOLVED, Installation, Link, Member, TrackedIssue
+from shared.store import base
+
+INSTALLATIONS = "installations"
+MEMBERS = "members"
+ISSUES = "issues"
+LINKS = "links"
+MAX_UPDATE_ATTEMPTS = 20  # many deliveries for one work item may race on one issue
+
+
+def _issue_entity(issue: TrackedIssue) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": issue.org_id,
+        "RowKey": issue.issue_id,
+        "Title": issue.title,
+        "Status": issue.status,
+        "Links": json.dumps([[link.integration_id, link.work_item_id] for link in issue.links]),
+        "Activity": json.dumps(list(issue.activity), separators=(",", ":")),
+        "Watermarks": json.dumps(issue.watermarks, separators=(",", ":")),
+    }
+    if issue.assignee_email is not None:
+        entity["AssigneeEmail"] = issue.assignee_email
+        entity["AssigneeUserId"] = issue.assignee_user_id or ""
+    return entity
+
+
+def _issue_from(entity: dict[str, Any]) -> TrackedIssue:
+    return TrackedIssue(
+        org_id=entity["PartitionKey"],
+        issue_id=entity["RowKey"],
+        title=entity.get("Title", ""),
+        status=entity.get("Status", UNRESOLVED),
+        assignee_email=entity.get("AssigneeEmail") or None,
+        assignee_user_id=entity.get("AssigneeUserId") or None,
+        links=tuple(Link(i, int(w)) for i, w in json.loads(entity.get("Links") or "[]")),
+        activity=tuple(json.loads(entity.get("Activity") or "[]")),
+        watermarks=json.loads(entity.get("Watermarks") or "{}"),
+        etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
+    )
+
+
+class TrackerStore:
+    """Installations, members, tracked issues and links. Storage failures raise `StorageUnavailable`."""
+
+    # -- installations -------------------------------------------------------------------------------
+
+    def put_installation(self, installation: Installation) -> bool:
+        """Create or replace; True when it was created."""
+        entity = {
+            "PartitionKey": installation.integration_id,
+            "RowKey": installation.org_id,
+            "SyncReverseAssignment": installation.sync_reverse_assignment,
+            "SyncStatusReverse": installation.sync_status_reverse,
+            "ResolveStates": json.dumps(list(installation.resolve_states)),
+        }
+        return self._put(INSTALLATIONS, entity, "saving an installation")
+
+    def installations_of(self, integration_id: str) -> list[Installation]:
+        """Every organization's installation of an integration: one single-partition query."""
+        entities = base.query(INSTALLATIONS, "PartitionKey eq @pk", {"pk": integration_id}, "reading installations")
+        return [
+            Installation(
+                integration_id=e["PartitionKey"],
+                org_id=e["RowKey"],
+                sync_reverse_assignment=bool(e.get("SyncReverseAssignment")),
+                sync_status_reverse=bool(e.get("SyncStatusReverse")),
+                resolve_states=tuple(json.loads(e.get("ResolveStates") or "[]")),
+            )
+            for e in entities
+        ]
+
+    # -- members ---------------------------------------------------------------------------------------
+
+    def put_member(self, member: Member) -> bool:
+        entity = {"PartitionKey": member.org_id, "RowKey": member.email, "UserId": member.user_id}
+        if member.name is not None:
+            entity["Name"] = member.name
+        return self._put(MEMBERS, entity, "saving a member")
+
+    def get_member(self, org_id: str, email: str) -> Member | None:
+        entity = base.read_entity(MEMBERS, org_id, email, "reading a member")
+        if entity is None:
+            return None
+        return Member(org_id, email, entity.get("UserId", ""), entity.get("Name"))
+
+    def delete_member(self, org_id: str, email: str) -> bool:
+        if base.read_entity(MEMBERS, org_id, email, "reading a member") is None:
+            return False
+        self._delete(MEMBERS, org_id, email, "deleting a member")
+        return True
+
+    # -- issues ----------------------------------------------------------------------------------------
+
+    def get_issue(self, org_id: str, issue_id: str) -> TrackedIssue | None:
+        entity = base.read_entity(ISSUES, org_id, issue_id, "reading an issue")
+        return _issue_from(entity) if entity is not None else None
+
+    def create_issue(self, issue: TrackedIssue) -> TrackedIssue | None:
+        """Insert; None when an issue with that id exists already."""
+        try:
+            with base.storage_errors("creating an issue"):
+                meta = base.write(base.table(ISSUES), lambda t: t.create_entity(_issue_entity(issue)))
+        except ResourceExistsError:
+            return None
+        return replace(issue, etag=meta.get("etag"))
+
+    def update_issue(
+        self, org_id: str, issue_id: str, change: Callable[[TrackedIssue], TrackedIssue | None]
+    ) -> TrackedIssue | None:
+        """Apply `change` under the issue's ETag, re-reading and re-applying it when another writer won.
+
+        `change` returns the new issue, or None for no change. Returns the stored issue (None if missing).
+        """
+        return base.update_with_etag(
+            lambda: self.get_issue(org_id, issue_id),
+            change,
+            self._replace_issue_if_unchanged,
+            attempts=MAX_UPDATE_ATTEMPTS,
+            what=f"issue {org_id}/{issue_id}",
+        )
+
+    def _replace_issue_if_unchanged(self, current: TrackedIssue, updated: TrackedIssue) -> TrackedIssue | None:
+        with base.storage_errors("updating an issue"):
+            etag = base.replace_entity_if_unchanged(base.table(ISSUES), _issue_entity(updated), current.etag)
+        return replace(updated, etag=etag) if etag is not None else None
+
+    # -- links -----------------------------------------------------------------------------------------
+
+    def add_link_index(self, link: Link, org_id: str, issue_id: str) -> None:
+        entity = {"PartitionKey": link.key, "RowKey": f"{org_id}|{issue_id}", "OrgId": org_id, "IssueId": issue_id}
+        base.upsert(LINKS, entity, "saving a link")
+
+    def remove_link_index(self, link: Link, org_id: str, issue_id: str) -> None:
+        self._delete(LINKS, link.key, f"{org_id}|{issue_id}", "removing a link")
+
+    def linked_issues(self, link: Link) -> list[tuple[str, str]]:
+        """(org id, issue id) of every issue linked to the work item: one single-partition query."""
+        entities = base.query(
+            LINKS, "PartitionKey eq @pk", {"pk": link.key}, "reading links", select=["OrgId", "IssueId"]
+        )
+        return [(e["OrgId"], e["IssueId"]) for e in entities]
+
+    def linked_work_items(self, integration_id: str) -> list[int]:
+        """Every work item of the integration that some issue links (a key-range query, for the reconcile timer;
+        `}` is the character after the `|` that ends the integration id in the key)."""
+        entities = base.query(
+            LINKS,
+            "PartitionKey ge @low and PartitionKey lt @high",
+            {"low": f"{integration_id}|", "high": f"{integration_id}}}"},
+            "reading links",
+            select=["PartitionKey"],
+        )
+        return sorted({w for w in (_work_item_of(e["PartitionKey"]) for e in entities) if w is not None})
+
+    # -- shared ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _put(table: str, entity: dict[str, Any], what: str) -> bool:
+        """Create or replace; True when it was created."""
+        existed = base.read_entity(table, entity["PartitionKey"], entity["RowKey"], what)
+        base.upsert(table, entity, what)
+        return existed is None
+
+    @staticmethod
+    def _delete(table: str, partition_key: str, row_key: str, what: str) -> None:
+        try:
+            with base.storage_errors(what):
+                base.table(table).delete_entity(partition_key, row_key)
+        except ResourceNotFoundError:
+            pass  # already gone
+
+
+def _work_item_of(partition_key: str) -> int | None:
+    _, _, work_item = partition_key.rpartition("|")
+    return int(work_item) if work_item.isdigit() else None

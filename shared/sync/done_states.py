@@ -1,0 +1,64 @@
+"""The done states of a work item's type (contract §5.2): those whose category is Resolved or Completed in
+Azure DevOps, cached for an hour in `statescache`. When they cannot be read the update is retried later
+(`RetryLater`), never guessed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from shared.ado.client import AdoClient, AdoError
+from shared.connections.ado import call_tracking_reauth, client_for
+from shared.errors import RetryLater, StorageUnavailable
+from shared.model.changes import WorkItemUpdate
+from shared.store.integrations import Integration, IntegrationStore
+from shared.store.states_cache import StatesCache
+from shared.sync.rules import done_states_from_categories
+
+T = TypeVar("T")
+
+
+class DoneStates:
+    """Done state names per (integration, project, work item type)."""
+
+    def __init__(self, integrations: IntegrationStore | None = None, cache: StatesCache | None = None) -> None:
+        self.integrations = integrations or IntegrationStore()
+        self.cache = cache or StatesCache()
+
+    def for_update(self, update: WorkItemUpdate, integration: Integration) -> frozenset[str]:
+        """The category-done states of the work item's type; raises RetryLater when they cannot be read."""
+        connected: list[tuple[Integration, AdoClient]] = []
+
+        def call(request: Callable[[AdoClient], T]) -> T:
+            if not connected:  # one client for every request made here
+                connected.append(client_for(integration, store=self.integrations))
+            current, client = connected[0]
+            return call_tracking_reauth(self.integrations, current, lambda: request(client))
+
+        try:
+            project, kind = update.project_id, update.work_item_type
+            if not project or not kind:
+                project, kind = self._type_of(update, call(lambda client: client.get_work_item(update.work_item_id)))
+            cached = self.cache.get(update.integration_id, project, kind)
+            if cached is not None:
+                return cached
+            answer = call(lambda client: client.get_work_item_type_states(project, kind))
+            values = answer.get("value") if isinstance(answer, dict) else None
+            if not isinstance(values, list) or not values:
+                raise RetryLater(f"Azure DevOps listed no states for {kind!r}")
+            done = done_states_from_categories(values)
+            self.cache.put(update.integration_id, project, kind, done)
+            return done
+        except (AdoError, StorageUnavailable) as exc:
+            raise RetryLater(f"the done states could not be read: {exc}", getattr(exc, "retry_after", None)) from exc
+
+    @staticmethod
+    def _type_of(update: WorkItemUpdate, item: object) -> tuple[str, str]:
+        """The project and type of the update, completed from the work item as Azure DevOps answered it."""
+        fields = item.get("fields") if isinstance(item, dict) else None
+        fields = fields if isinstance(fields, dict) else {}
+        project = update.project_id or fields.get("System.TeamProject")
+        kind = update.work_item_type or fields.get("System.WorkItemType")
+        if not isinstance(project, str) or not isinstance(kind, str) or not project or not kind:
+            raise RetryLater("the work item's type or project could not be read")
+        return project, kind

@@ -3,7 +3,7 @@
 Every timed figure is reported next to a baseline measured in the same run (a bare azure-data-tables point
 read on the same Azurite; importing the app's three main dependencies alone), so the ratios carry over to
 other machines better than the milliseconds do. Counts (storage round trips, Azure DevOps requests) do not
-depend on machine speed at all. Azure DevOps is the loopback fake of tests/fakes; storage is real Azurite.
+depend on machine speed at all. Azure DevOps is the loopback fake of devtools/fakes; storage is real Azurite.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def main() -> int:
 
     from bench import counts, domain_check, import_time, report, webhook
     from devhost.azurite import Azurite
-    from tests.fakes.ado import FakeAzureDevOps
+    from devtools.fakes import FakeAzureDevOps
 
     started = time.monotonic()
     results: dict[str, dict] = {"machine": machine()}

@@ -79,7 +79,7 @@ def render(r: dict) -> str:
 Written by `make bench` (`python -m bench`) on {when}.
 Every timed figure is measured in the same run as its baseline, on the same machine; ratios carry over to
 other machines better than milliseconds. Counts do not depend on machine speed. Azure DevOps is the loopback
-fake of `tests/fakes/` (it adds no work of its own beyond the stated delays); storage is real Azurite.
+fake of `devtools/fakes/ado/` (it adds no work of its own beyond the stated delays); storage is real Azurite.
 
 ## Machine
 

@@ -1,7 +1,7 @@
 """`python -m demo`: one work item change, from (simulated) Azure DevOps to the tracked issue, step by step.
 
 Everything runs on 127.0.0.1 and is thrown away at the end: an in-memory Azurite on free ports (the user's
-`.azurite/` data is never touched), the fake Azure DevOps from tests/fakes, and the app served by
+`.azurite/` data is never touched), the fake Azure DevOps from devtools/fakes, and the app served by
 `python -m devhost` as `make run` serves it. No local.settings.json is needed: every setting the app needs is
 passed in its environment, which wins over that file.
 """
@@ -27,7 +27,7 @@ from typing import Any
 import requests
 
 from devhost.azurite import Azurite, free_port
-from tests.fakes.ado import FakeAzureDevOps
+from devtools.fakes import FakeAzureDevOps
 
 ROOT = Path(__file__).resolve().parent.parent
 WIDTH = 108  # printed lines stay under this
@@ -217,7 +217,7 @@ def run(stack: ExitStack, log_path: Path) -> None:
         [
             "Azure DevOps Boards <-> issue tracker: a guided demo",
             "",
-            "* Azure DevOps here is a SIMULATION: the test fake from tests/fakes/ado.py, serving on 127.0.0.1.",
+            "* Azure DevOps here is a SIMULATION: the loopback fake from devtools/fakes/ado/, serving on 127.0.0.1.",
             "  Nothing leaves this machine; no Azure DevOps account is needed.",
             "* Storage is a real Azurite (Azure Storage emulator), in memory on free ports; .azurite/ is untouched.",
             "* The app runs in the local Functions host (python -m devhost), exactly as `make run` serves it.",

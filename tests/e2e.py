@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from devhost.azurite import free_port, port_open
-from tests.fakes.ado import FakeAzureDevOps
+from devtools.fakes import FakeAzureDevOps
 
 ROOT = Path(__file__).resolve().parent.parent
 NEVER = "0 0 0 1 1 *"  # timers only run when a test invokes them

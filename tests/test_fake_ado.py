@@ -15,8 +15,9 @@ import requests
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from tests.fakes import FakeAzureDevOps
-from tests.fakes.ado import _QuietHandler
+from devtools.fakes import FakeAzureDevOps
+from devtools.fakes.ado.server import QuietHandler
+from tests.helpers import wait_for
 
 ORG = "fabrikam"
 HOST_ID = "c12d0eb8-e382-443b-9f9c-c52cba5014c2"
@@ -56,7 +57,7 @@ class Receiver:
         self.status = 202
         self.received: list[tuple[dict[str, str], bytes]] = []
         self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", 0, self._app, threaded=True, request_handler=_QuietHandler
+            "127.0.0.1", 0, self._app, threaded=True, request_handler=QuietHandler
         )
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
@@ -480,24 +481,28 @@ def test_set_delay_does_not_block_other_requests_and_max_concurrent(
     fake: FakeAzureDevOps, http: requests.Session
 ) -> None:
     lookup = fake.settings_env()["ADO_ACCOUNT_LOOKUP_URL"] % HOST_ID
-    fake.set_delay(r"^/_apis/resourceareas/", 0.3)
+    fake.set_delay(r"^/_apis/resourceareas/", 0.5)
+    fake.set_delay(r"/_apis/wit/workitems/", 0.05)  # shorter: it must not wait for the lookups' delays
+    fake.add_work_item(ORG, 1, {})
 
     def get(_: int) -> int:
         with requests.Session() as session:
             session.trust_env = False
             return session.get(lookup, timeout=5).status_code
 
-    started = time.monotonic()
+    def lookups_in_flight() -> int:
+        return sum(1 for r in fake.requests if r.path.startswith("/_apis/resourceareas/") and r.ended is None)
+
     with ThreadPoolExecutor(max_workers=5) as pool:
         pending = [pool.submit(get, i) for i in range(5)]
-        time.sleep(0.05)
-        fast = time.monotonic()
-        fake.add_work_item(ORG, 1, {})
+        wait_for(lambda: fake.count("GET", r"^/_apis/resourceareas/") == 5, seconds=5, what="the five lookups")
         assert call(http, "GET", f"{fake.org_url(ORG)}_apis/wit/workitems/1").status_code == 200
-        assert time.monotonic() - fast < 0.2  # not held up by the delayed lookups
+        # Answered, after its own delay, while all five delayed lookups were still held: neither the
+        # server nor the lock nor the other delays held it up.
+        assert lookups_in_flight() == 5
         assert [p.result() for p in pending] == [200] * 5
-    assert time.monotonic() - started < 1.0  # the five delays overlapped
-    assert fake.max_concurrent(r"^/_apis/resourceareas/") == 5
+    assert lookups_in_flight() == 0
+    assert fake.max_concurrent(r"^/_apis/resourceareas/") == 5  # all five were held at the same time
     assert fake.max_concurrent(r"/_apis/wit/") == 1
 
     fake.clear_faults()

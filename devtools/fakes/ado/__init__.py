@@ -1,0 +1,33 @@
+"""A loopback fake of the Azure DevOps REST endpoints the app uses, started beside the app in end-to-end tests,
+`make demo` and `make bench`.
+
+The app reaches it only through settings (`settings_env()`), so it must behave like Azure DevOps at the HTTP
+level: the same paths (matched case-insensitively, as Azure DevOps does), the mandatory api-version, the
+203 sign-in page or 401 for a bad credential, Azure DevOps' error bodies and codes (TF401232, VS403474, ...),
+rotating OAuth refresh tokens, and service hook deliveries with Azure DevOps' probation rules. Facts are from
+the project's reference notes (`reference/azure-devops-platform.md`); where those are silent the fake says so
+in a comment.
+
+Tests drive it with helpers (`add_org`, `add_work_item`, `update_work_item`, ...), inject faults
+(`fail_next`, `set_delay`) and inspect what the app sent (`requests`, `count`, `max_concurrent`,
+`deliveries`). Everything is guarded by one lock because the server is threaded.
+
+Safety: deliveries go only to loopback hosts; any other URL is recorded as a failed delivery, never sent.
+
+One module per concern; `FakeAzureDevOps` (server.py) combines the mixins of the others:
+
+- `server.py`: the WSGI server, start/stop, routing and dispatch, the request log.
+- `data.py`: the model (organizations, projects, work items, states), its lock, and the set-up methods.
+- `auth.py`: credentials (PATs, OAuth and Entra tokens) and the anonymous account lookup and token endpoints.
+- `workitems.py`: the work item, batch, search and states endpoints, and how work items are rendered.
+- `wiql.py`: WIQL parsing and evaluation.
+- `hooks.py`: service hook subscriptions and their endpoints.
+- `deliveries.py`: work item events, their payloads, POSTing them to subscriptions, probation.
+- `faults.py`: fault injection (`fail_next`, `set_delay`).
+- `protocol.py`: Azure DevOps' HTTP conventions shared by all: error bodies, query parameters, api-version.
+"""
+
+from devtools.fakes.ado.deliveries import Delivery
+from devtools.fakes.ado.server import FakeAzureDevOps, RecordedRequest
+
+__all__ = ["Delivery", "FakeAzureDevOps", "RecordedRequest"]

@@ -1,0 +1,237 @@
+"""Service hook deliveries: a work item update becomes a `workitem.updated` event (resourceVersion 1.0), each
+matching subscription gets its own copy by POST as the webHooks consumer sends it, and the answer moves the
+subscription on probation or disables it as Azure DevOps does. Only loopback hosts are ever sent to."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests as http
+
+from devtools.fakes.ado.data import DEFAULT_REVISED_BY, FAR_FUTURE, Org, Store, WorkItem
+from devtools.fakes.ado.protocol import iso_7
+
+ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+TRANSIENT_DELIVERY_STATUSES = frozenset({408, 502, 503, 504})  # Azure DevOps retries these, no probation
+
+
+@dataclass
+class Delivery:
+    """One service hook POST. `status` is None when no HTTP answer came (`error` says why)."""
+
+    subscription_id: str
+    url: str
+    status: int | None
+    error: str | None
+    headers: dict[str, str]
+    payload: dict[str, Any]
+    time: float
+
+
+def is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+def parse_http_headers(text: str) -> dict[str, str]:
+    """The webHooks consumer's `httpHeaders`: one `Key:value` per line."""
+    headers: dict[str, str] = {}
+    for line in re.split(r"[\r\n\f]+", text or ""):
+        key, sep, value = line.partition(":")
+        if sep and key.strip():
+            headers[key.strip()] = value.strip()
+    return headers
+
+
+class Deliveries(Store):
+    """Mixin of FakeAzureDevOps: work item events and their deliveries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delivery_timeout = 10.0  # seconds per service hook POST
+        self._deliveries: list[Delivery] = []
+        self._notification_id = 0
+        self._http = http.Session()
+        self._http.trust_env = False  # deliveries go straight to loopback, never through an environment proxy
+
+    def update_work_item(
+        self,
+        org: str,
+        work_item_id: int,
+        changes: Mapping[str, Any],
+        *,
+        revised_by: str = DEFAULT_REVISED_BY,
+        deliver: bool = True,
+    ) -> dict[str, Any]:
+        """Change fields (None clears one), bump rev and System.ChangedDate, and return the `workitem.updated`
+        delivery payload (resourceVersion 1.0). With `deliver`, POST it to every enabled, matching subscription
+        (each copy carries its own subscriptionId and notificationId; the first copy is returned).
+        """
+        with self._lock:
+            o = self._org(org)
+            item = self._item(org, work_item_id)
+            diff = self._apply_update(item, changes, revised_by)
+            resource = self._update_resource(o, item, diff, revised_by)
+            item.updates.append(copy.deepcopy(resource))
+            event = self._event(o, item, resource)
+            targets = [sub for sub in self._org_subscriptions(o) if self._wants(sub, o, item, diff)] if deliver else []
+            payloads: list[tuple[dict[str, Any], dict[str, Any]]] = []
+            for sub in targets:
+                payloads.append((copy.deepcopy(sub), self._addressed(event, sub["id"])))
+            returned = payloads[0][1] if payloads else self._addressed(event, ZERO_GUID)
+            returned = copy.deepcopy(returned)
+        # POST outside the lock: the receiver (the app) may call back into the fake while handling it.
+        for sub, payload in payloads:
+            self._post_delivery(sub, payload)
+        return returned
+
+    def deliver(self, org: str, payload: Mapping[str, Any], *, subscription_id: str | None = None) -> list[Delivery]:
+        """Send `payload` as it is (a replay) to the organization's enabled subscriptions, or to just one."""
+        with self._lock:
+            o = self._org(org)
+            targets = [
+                copy.deepcopy(sub)
+                for sub in self._org_subscriptions(o)
+                if subscription_id is None or sub["id"] == subscription_id.lower()
+            ]
+        return [self._post_delivery(sub, dict(payload)) for sub in targets]
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        with self._lock:
+            return list(self._deliveries)
+
+    # ------------------------------------------------------------------------------------------ payloads
+
+    def _update_resource(self, org: Org, item: WorkItem, diff: dict[str, Any], revised_by: str) -> dict[str, Any]:
+        """The `resource` of a workitem.updated event (a WorkItemUpdate, resourceVersion 1.0)."""
+        item_url = f"{self.org_url(org.name)}_apis/wit/workItems/{item.id}"
+        revised_by_ref = self._identity_ref(revised_by)
+        revised_by_ref["name"] = revised_by  # 1.0 payloads carry the 'Display <email>' form here too
+        return {
+            "id": item.update_count,
+            "workItemId": item.id,
+            "rev": item.rev,
+            "revisedBy": revised_by_ref,
+            "revisedDate": FAR_FUTURE,
+            "fields": diff,
+            "_links": {
+                "self": {"href": f"{item_url}/updates/{item.update_count}"},
+                "workItemUpdates": {"href": f"{item_url}/updates"},
+                "parent": {"href": item_url},
+                "html": {"href": f"{self.org_url(org.name)}web/wi.aspx?pcguid={org.host_id}&id={item.id}"},
+            },
+            "url": f"{item_url}/updates/{item.update_count}",
+            "revision": {
+                "id": item.id,
+                "rev": item.rev,
+                "fields": copy.deepcopy(item.fields),
+                "url": f"{item_url}/revisions/{item.rev}",
+            },
+        }
+
+    def _event(self, org: Org, item: WorkItem, resource: dict[str, Any]) -> dict[str, Any]:
+        """The delivery envelope, without subscriptionId/notificationId (each copy gets its own)."""
+        base = self.org_url(org.name)
+        fields = item.fields
+        who = re.sub(r"\s*<[^<>]*>\s*$", "", str(fields.get("System.ChangedBy", ""))) or "someone"
+        label = f"{fields.get('System.WorkItemType', 'Work item')} #{item.id}"
+        link = f"{base}web/wi.aspx?pcguid={org.host_id}&id={item.id}"
+        summary = f"{label} ({fields.get('System.Title', '')}) updated by {who}."
+        state = resource["fields"].get("System.State", {}).get("newValue")
+        details = f"\r\n\r\n- New State: {state}\r\n" if state else ""
+        return {
+            "id": str(uuid.uuid4()),
+            "eventType": "workitem.updated",
+            "publisherId": "tfs",
+            "message": {"text": f"{summary}\r\n({link})", "html": summary, "markdown": f"[{label}]({link}) {summary}"},
+            "detailedMessage": {"text": f"{summary}\r\n({link}){details}", "html": summary, "markdown": summary},
+            "resource": resource,
+            "resourceVersion": "1.0",
+            "resourceContainers": {
+                "collection": {"id": org.host_id, "baseUrl": base},
+                "account": {"id": org.account_id, "baseUrl": base},
+                "project": {"id": item.project, "baseUrl": base},
+            },
+            "createdDate": iso_7(datetime.now(UTC)),
+        }
+
+    def _addressed(self, event: dict[str, Any], subscription_id: str) -> dict[str, Any]:
+        self._notification_id += 1
+        return {"subscriptionId": subscription_id, "notificationId": self._notification_id, **copy.deepcopy(event)}
+
+    @staticmethod
+    def _wants(sub: dict[str, Any], org: Org, item: WorkItem, diff: Mapping[str, Any]) -> bool:
+        """Whether a subscription's event type and publisher filters select this update."""
+        if sub.get("eventType") != "workitem.updated":
+            return False
+        inputs = sub.get("publisherInputs") or {}
+        project = str(inputs.get("projectId") or "")
+        if project and org.project(project) is not org.projects.get(item.project.lower()):
+            return False
+        wit = str(inputs.get("workItemType") or "")
+        if wit and wit.lower() != str(item.fields.get("System.WorkItemType", "")).lower():
+            return False
+        area = str(inputs.get("areaPath") or "").lower()
+        item_area = str(item.fields.get("System.AreaPath", "")).lower()
+        if area and item_area != area and not item_area.startswith(area + "\\"):
+            return False
+        changed = {name.strip().lower() for name in re.split(r"[,;]", str(inputs.get("changedFields") or ""))}
+        changed.discard("")
+        return not changed or any(key.lower() in changed for key in diff)
+
+    # ------------------------------------------------------------------------------------------- posting
+
+    def _post_delivery(self, sub: dict[str, Any], payload: dict[str, Any]) -> Delivery:
+        """POST one payload as the webHooks consumer does, record it, and apply the probation rules."""
+        inputs = sub.get("consumerInputs") or {}
+        url = str(inputs.get("url", ""))
+        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "VSServices/19.0 (fake)"}
+        headers.update(parse_http_headers(str(inputs.get("httpHeaders") or "")))
+        user, password = inputs.get("basicAuthUsername"), inputs.get("basicAuthPassword")
+        if user or password:
+            token = base64.b64encode(f"{user or ''}:{password or ''}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        status: int | None = None
+        error: str | None = None
+        if not is_loopback(url):
+            error = "refused: the fake delivers only to loopback addresses"
+        else:
+            try:
+                answer = self._http.post(
+                    url,
+                    data=json.dumps(payload).encode(),
+                    headers=headers,
+                    timeout=self.delivery_timeout,
+                    allow_redirects=False,
+                )
+                status = answer.status_code
+                answer.close()
+            except http.Timeout:
+                error = "timeout"
+            except http.RequestException as exc:
+                error = type(exc).__name__
+        delivery = Delivery(str(sub["id"]), url, status, error, headers, payload, time.time())
+        with self._lock:
+            self._deliveries.append(delivery)
+            current = self._subscriptions.get(str(sub["id"]).lower())
+            if current is not None and current[1]["status"] == "enabled":
+                # Azure DevOps: 2xx succeeds; 410 disables at once; 408/502/503/504 and timeouts are retried
+                # for ~3 minutes (not emulated: recorded only); any other answer or no answer: probation.
+                succeeded = status is not None and 200 <= status < 300
+                transient = status in TRANSIENT_DELIVERY_STATUSES or error == "timeout"
+                if status == 410:
+                    current[1]["status"] = "disabledBySystem"
+                elif not succeeded and not transient:
+                    current[1]["status"] = "onProbation"
+        return delivery

@@ -1,0 +1,137 @@
+"""Azure DevOps' HTTP conventions, shared by every endpoint of the fake: JSON answers and WrappedException
+error bodies, query parameters (case-insensitive names), the api-version, request bodies, date formats."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from werkzeug.http import parse_options_header
+from werkzeug.wrappers import Request, Response
+
+LATEST_API_VERSION = (7, 2)
+
+
+class Reject(Exception):
+    """Raised by a handler to answer with `response` instead (bad input, missing things)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def request_matches(method: str, path_regex: str | re.Pattern[str], actual_method: str, path: str) -> bool:
+    """Whether a request's method matches `method` (`*` for any) and its path matches `path_regex` (re.search)."""
+    return method in ("*", actual_method.upper()) and re.search(path_regex, path) is not None
+
+
+def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(data), status=status, headers=dict(headers or {}), content_type="application/json; charset=utf-8"
+    )
+
+
+def error(
+    status: int,
+    message: str,
+    type_key: str = "InvalidArgumentValueException",
+    *,
+    type_name: str | None = None,
+    event_id: int = 3000,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """Azure DevOps' WrappedException error body."""
+    body = {
+        "$id": "1",
+        "innerException": None,
+        "message": message,
+        "typeName": type_name
+        or f"Microsoft.VisualStudio.Services.WebApi.{type_key}, Microsoft.VisualStudio.Services.WebApi",
+        "typeKey": type_key,
+        "errorCode": 0,
+        "eventId": event_id,
+    }
+    return json_response(body, status, headers)
+
+
+def iso_ms(moment: datetime) -> str:
+    """Azure DevOps' field date format: UTC, milliseconds, 'Z'."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def iso_7(moment: datetime) -> str:
+    """The envelope's createdDate format: seven fractional digits."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}0Z"
+
+
+def parse_iso(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def arg(request: Request, name: str) -> str | None:
+    """A query parameter by name, case-insensitively (Azure DevOps ignores the case of parameter names)."""
+    wanted = name.lower()
+    for key, value in request.args.items(multi=True):
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def api_version(request: Request) -> str | None:
+    """The api-version from the query, else from an `Accept: application/json;api-version=X` media type."""
+    value = arg(request, "api-version")
+    if value:
+        return value.strip()
+    for media_type in request.headers.get("Accept", "").split(","):
+        _, params = parse_options_header(media_type)
+        for key, param in params.items():
+            if key.lower() == "api-version" and param.strip():
+                return param.strip()
+    return None
+
+
+def api_major(version: str) -> int:
+    """The major version, or a 400 like Azure DevOps' for a malformed or too-new version."""
+    match = re.fullmatch(r"(\d+)\.(\d+)(?:-preview(?:\.\d+)?)?", version, re.IGNORECASE)
+    if match is None:
+        raise Reject(error(400, f"The api-version '{version}' is not valid.", "VssInvalidApiVersionException"))
+    major, minor = int(match.group(1)), int(match.group(2))
+    if (major, minor) > LATEST_API_VERSION:
+        latest = ".".join(map(str, LATEST_API_VERSION))
+        raise Reject(
+            error(
+                400,
+                f"The requested REST API version of {version} is out of range for this server. "
+                f"The latest REST API version this server supports is {latest}.",
+                "VssVersionOutOfRangeException",
+            )
+        )
+    return major
+
+
+def read_json(request: Request) -> Any:
+    """The JSON body of a POST/PUT; Azure DevOps binds bodies only from JSON media types."""
+    if request.mimetype not in ("application/json", "application/json-patch+json"):
+        raise Reject(
+            error(
+                415,
+                f"The request's Content-Type '{request.mimetype or 'none'}' is not supported; send application/json.",
+                "VssRequestContentTypeNotSupportedException",
+            )  # fmt: skip
+        )
+    try:
+        return json.loads(request.get_data(cache=True) or b"null")
+    except ValueError:
+        raise Reject(error(400, "The request body is not valid JSON.")) from None
+
+
+def int_or_reject(value: Any, name: str, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise Reject(error(400, f"{name} must be a non-negative integer."))
+    return value

@@ -1,0 +1,276 @@
+"""The fake's HTTP server: `FakeAzureDevOps` (started on 127.0.0.1, a free port), its routes, the dispatch
+from a request to an endpoint of one of the mixins, and the log of every request received."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qs
+
+from requests.structures import CaseInsensitiveDict
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+from devtools.fakes.ado.auth import Auth
+from devtools.fakes.ado.data import Project
+from devtools.fakes.ado.deliveries import Deliveries
+from devtools.fakes.ado.faults import Faults
+from devtools.fakes.ado.hooks import Hooks
+from devtools.fakes.ado.protocol import Reject, api_major, api_version, error, request_matches
+from devtools.fakes.ado.wiql import Wiql
+from devtools.fakes.ado.workitems import WorkItemsApi
+
+
+@dataclass
+class RecordedRequest:
+    """One request the fake received. `started`/`ended` are monotonic; `time` is the wall clock at arrival."""
+
+    method: str
+    path: str
+    query_string: str
+    headers: CaseInsensitiveDict[str]
+    body: bytes
+    time: float
+    started: float
+    ended: float | None = None
+    status: int | None = None
+
+    @property
+    def args(self) -> dict[str, str]:
+        return {k: v[0] for k, v in parse_qs(self.query_string, keep_blank_values=True).items()}
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Keep test output free of one access-log line per request."""
+
+
+class FakeAzureDevOps(Auth, WorkItemsApi, Wiql, Hooks, Deliveries, Faults):
+    """Azure DevOps on 127.0.0.1: organizations, credentials, work items, states, service hooks, WIQL."""
+
+    def __init__(self, *, client_secret: str = "fake-client-secret", redirect_uri: str | None = None) -> None:
+        super().__init__()
+        self.client_secret = client_secret
+        # When set, token requests must carry exactly this redirect_uri (Azure DevOps checks the registration).
+        self.redirect_uri = redirect_uri
+        self._log: list[RecordedRequest] = []
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self._map = Map(self._rules(), strict_slashes=False, merge_slashes=False)
+
+    # ----------------------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> Self:
+        if self._server is not None:
+            raise RuntimeError("the fake is already running")
+        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=QuietHandler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-ado", daemon=True
+        )  # a short poll interval makes stop() quick
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self.start() if self._server is None else self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the fake is not running; call start()")
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def org_url(self, org: str) -> str:
+        """The organization URL, with its trailing slash: what the app stores as `domain_name`."""
+        return f"{self.base_url}/{org}/"
+
+    def settings_env(self) -> dict[str, str]:
+        """The app settings that point the app at this fake."""
+        base = self.base_url
+        return {
+            "ADO_ACCOUNT_LOOKUP_URL": (
+                f"{base}/_apis/resourceareas/79134C72-4A58-4B42-976C-04E7115F32BF?hostId=%s&api-preview=5.0-preview.1"
+            ),
+            "ADO_OAUTH_TOKEN_URL": f"{base}/oauth2/token",
+            "ADO_SEARCH_BASE_URL": f"{base}/{{organization}}/",
+            "ADO_ALLOWED_ORIGINS": base,
+            "ADO_CLIENT_SECRET": self.client_secret,
+        }
+
+    # ------------------------------------------------------------------------------------------ request log
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._log)
+
+    def count(self, method: str, path_regex: str) -> int:
+        """Requests received whose method matches (`*` for any) and whose path matches (re.search)."""
+        with self._lock:
+            return sum(1 for r in self._log if request_matches(method, path_regex, r.method, r.path))
+
+    def max_concurrent(self, path_regex: str, method: str = "*") -> int:
+        """The highest number of matching requests that were in flight at the same time.
+
+        A request counts from its arrival until its response was ready; the client sees the response only
+        after that, so a client-side bound of N in flight can never show up here as more than N.
+        """
+        with self._lock:
+            spans = [
+                (r.started, r.ended if r.ended is not None else math.inf)
+                for r in self._log
+                if request_matches(method, path_regex, r.method, r.path)
+            ]
+        events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+        current = highest = 0
+        for _, step in events:  # at equal times the end (-1) sorts first: touching spans do not overlap
+            current += step
+            highest = max(highest, current)
+        return highest
+
+    def reset_log(self) -> None:
+        """Forget recorded requests and deliveries."""
+        with self._lock:
+            self._log.clear()
+            self._deliveries.clear()
+
+    # ----------------------------------------------------------------------------------------------- HTTP
+
+    @staticmethod
+    def _rules() -> list[Rule]:
+        """Paths relative to the base URL. Literal segments are lower-case: matching is case-insensitive."""
+        rules = [
+            Rule("/_apis/resourceareas/<area_id>", endpoint="resource_area", methods=["GET"]),
+            Rule("/oauth2/token", endpoint="token", methods=["POST"]),
+            Rule("/<org>/<project>/_apis/wit/workitemtypes/<wit_type>/states", endpoint="states", methods=["GET"]),
+            Rule("/<org>/_apis/hooks/subscriptions", endpoint="subscriptions", methods=["GET", "POST"]),
+            Rule(
+                "/<org>/_apis/hooks/subscriptions/<sub_id>",
+                endpoint="subscription",
+                methods=["GET", "PUT", "DELETE"],
+            ),
+            Rule("/<org>/<project>/<team>/_apis/wit/wiql", endpoint="wiql", methods=["POST"]),
+        ]
+        # Where Azure DevOps takes an optional project segment after the organization.
+        for path, endpoint, method in (
+            ("_apis/wit/workitems/<int:work_item_id>", "work_item", "GET"),
+            ("_apis/wit/workitems", "work_items", "GET"),
+            ("_apis/wit/workitemsbatch", "batch", "POST"),
+            ("_apis/wit/wiql", "wiql", "POST"),
+            ("_apis/search/workitemsearchresults", "search", "POST"),
+        ):
+            rules.append(Rule(f"/<org>/{path}", endpoint=endpoint, methods=[method]))
+            rules.append(Rule(f"/<org>/<project>/{path}", endpoint=endpoint, methods=[method]))
+        return rules
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        request = Request(environ)
+        body = request.get_data(cache=True)
+        record = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query_string=request.query_string.decode("latin-1"),
+            headers=CaseInsensitiveDict(dict(request.headers.items())),
+            body=body,
+            time=time.time(),
+            started=time.monotonic(),
+        )
+        with self._lock:
+            self._log.append(record)
+            delay = self._delay_for(record.method, record.path)
+        if delay > 0:
+            time.sleep(delay)  # outside the lock, on this request's own thread
+        try:
+            response = self._fault_response(record.method, record.path) or self._dispatch(request)
+        except Reject as reject:
+            response = reject.response
+        except Exception as exc:  # a bug in the fake must show up as a clear 500, not a hung test
+            response = error(500, f"fake Azure DevOps failed: {type(exc).__name__}: {exc}", "FakeServerError")
+        with self._lock:
+            record.status = response.status_code
+            record.ended = time.monotonic()
+        return response(environ, start_response)
+
+    def _dispatch(self, request: Request) -> Response:
+        segments = request.path.split("/")
+        adapter = self._map.bind("fake-azure-devops")
+        try:
+            rule, args = adapter.match("/".join(s.lower() for s in segments), method=request.method, return_rule=True)
+        except MethodNotAllowed as exc:
+            allowed = ", ".join(sorted(exc.valid_methods or []))
+            return error(405, f"The method {request.method} is not allowed here.", headers={"Allow": allowed})
+        except NotFound:
+            return error(404, f"The resource {request.path} was not found.", "ResourceNotFoundException")
+        except HTTPException as exc:
+            return error(exc.code or 400, exc.description or "Bad request.")
+        # Matching ran on the lower-cased path; take variable values back from the original segments.
+        for index, part in enumerate(rule.rule.split("/")):
+            variable = re.fullmatch(r"<(?:\w+:)?(\w+)>", part)
+            if variable and isinstance(args.get(variable.group(1)), str):
+                args[variable.group(1)] = segments[index]
+        handler = getattr(self, f"_handle_{rule.endpoint}")
+        if rule.endpoint in ("resource_area", "token"):
+            return handler(request, **args)  # anonymous endpoints, no api-version needed
+        return self._org_request(request, handler, args)
+
+    def _org_request(self, request: Request, handler: Callable[..., Response], args: dict[str, Any]) -> Response:
+        """Organization endpoints: organization, credential, api-version and project, in that order."""
+        with self._lock:
+            org = self._orgs.get(str(args.pop("org")).lower())
+            authorized = org is not None and self._authorized(request, org)
+        if org is None:
+            # No credential can be valid for an organization that does not exist. (Exact Azure DevOps
+            # answer not in the reference.)
+            return error(404, "The organization was not found.", "OrganizationNotFoundException")
+        if not authorized:
+            return self._unauthorized(request)
+        version = api_version(request)
+        if version is None:
+            return error(
+                400,
+                f'No api-version was supplied for the "{request.method}" request. The version must be supplied '
+                'either as part of the Accept header (e.g. "application/json; api-version=1.0") or as a query '
+                'parameter (e.g. "?api-version=1.0").',
+                "VssVersionNotSpecifiedException",
+            )
+        major = api_major(version)
+        args.pop("team", None)
+        project_segment = args.pop("project", None)
+        project: Project | None = None
+        if project_segment is not None:
+            with self._lock:
+                project = org.project(project_segment)
+            if project is None:
+                return error(
+                    404,
+                    f"TF200016: The following project does not exist: {project_segment}. Verify that the name of "
+                    "the project is correct and that the project exists on the specified Azure DevOps Server.",
+                    "ProjectDoesNotExistWithNameException",
+                )
+        return handler(request, org=org, project=project, major=major, **args)

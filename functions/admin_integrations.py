@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import azure.functions as func
 
-from functions.http import (
-    ado_error_response,
-    error_response,
-    invalid_input_response,
-    json_response,
-    read_json_object,
-    unavailable_response,
-)
+from functions.http import ado_error_response, answer, error_response, json_response, read_json_object
 from shared.ado.client import AdoError
-from shared.errors import ConcurrentUpdate, InvalidInput, StorageUnavailable
+from shared.errors import ConcurrentUpdate, NotFound, StorageUnavailable
 from shared.model.integration import IntegrationNotFound, normalize_id
 from shared.settings import SettingsError
 from shared.store import base as store_base
@@ -29,31 +22,27 @@ ROUTE = "vsts/integrations/{integration_id}"
 def put(req: func.HttpRequest) -> func.HttpResponse:
     from shared.admin.integrations import put_integration  # on first use: keeps it out of every cold start
 
-    try:
+    def action() -> func.HttpResponse:
         result = put_integration(req.route_params.get("integration_id", ""), read_json_object(req))
-    except InvalidInput as exc:
-        return invalid_input_response(exc)
-    except (StorageUnavailable, ConcurrentUpdate, SettingsError) as exc:
-        return unavailable_response(exc)
-    body = result.integration.public()
-    if result.generated_secret is not None:
-        body["webhook_secret"] = result.generated_secret  # shown once, here only
-    return json_response(body, 201 if result.created else 200)
+        body = result.integration.public()
+        if result.generated_secret is not None:
+            body["webhook_secret"] = result.generated_secret  # shown once, here only
+        return json_response(body, 201 if result.created else 200)
+
+    return answer(action)
 
 
 @bp.function_name("get_integration")
 @bp.route(route=ROUTE, methods=["GET"])
 def get(req: func.HttpRequest) -> func.HttpResponse:
-    integration_id = normalize_id(req.route_params.get("integration_id", ""))
-    if not store_base.is_valid_key(integration_id):
-        return error_response(404, "No integration has that id.")
-    try:
-        integration = IntegrationStore().get(integration_id)
-    except (StorageUnavailable, SettingsError) as exc:
-        return unavailable_response(exc)
-    if integration is None:
-        return error_response(404, "No integration has that id.")
-    return json_response(integration.public())
+    def action() -> func.HttpResponse:
+        integration_id = normalize_id(req.route_params.get("integration_id", ""))
+        integration = IntegrationStore().get(integration_id) if store_base.is_valid_key(integration_id) else None
+        if integration is None:
+            raise NotFound("No integration has that id.")
+        return json_response(integration.public())
+
+    return answer(action)
 
 
 @bp.function_name("delete_integration")
@@ -61,13 +50,13 @@ def get(req: func.HttpRequest) -> func.HttpResponse:
 def delete(req: func.HttpRequest) -> func.HttpResponse:
     from shared.admin.integrations import disable_integration  # on first use, as above
 
-    try:
+    def action() -> func.HttpResponse:
         integration = disable_integration(req.route_params.get("integration_id", ""))
-    except (StorageUnavailable, ConcurrentUpdate, SettingsError) as exc:
-        return unavailable_response(exc)
-    if integration is None:
-        return error_response(404, "No integration has that id.")
-    return json_response(integration.public())
+        if integration is None:
+            raise NotFound("No integration has that id.")
+        return json_response(integration.public())
+
+    return answer(action)
 
 
 @bp.function_name("create_subscription")

@@ -7,15 +7,7 @@ from types import ModuleType
 
 import azure.functions as func
 
-from functions.http import (
-    error_response,
-    invalid_input_response,
-    json_response,
-    read_json_object,
-    unavailable_response,
-)
-from shared.errors import ConcurrentUpdate, InvalidInput, NotFound, StorageUnavailable
-from shared.settings import SettingsError
+from functions.http import answer, json_response, read_json_object
 
 bp = func.Blueprint()
 
@@ -28,40 +20,56 @@ def _tracker_admin() -> ModuleType:
     return tracker
 
 
-def _handle(action: Callable[[], func.HttpResponse]) -> func.HttpResponse:
-    try:
-        return action()
-    except InvalidInput as exc:
-        return invalid_input_response(exc)
-    except NotFound as exc:
-        return error_response(404, str(exc))
-    except (StorageUnavailable, ConcurrentUpdate, SettingsError) as exc:
-        return unavailable_response(exc)
+def _put(name: str, *route_keys: str) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """A PUT handler: `shared.admin.tracker.<name>(*route values, body)` -> 201 when created, else 200."""
+
+    def handler(req: func.HttpRequest) -> func.HttpResponse:
+        def action() -> func.HttpResponse:
+            args = [req.route_params[key] for key in route_keys]
+            saved, created = getattr(_tracker_admin(), name)(*args, read_json_object(req))
+            return json_response(saved.public(), 201 if created else 200)
+
+        return answer(action)
+
+    return _named(handler, name)
 
 
-@bp.function_name("put_installation")
-@bp.route(route="orgs/{org_id}/integrations/{integration_id}", methods=["PUT"])
-def put_installation(req: func.HttpRequest) -> func.HttpResponse:
-    def action() -> func.HttpResponse:
-        p = req.route_params
-        installation, created = _tracker_admin().put_installation(
-            p["org_id"], p["integration_id"], read_json_object(req)
-        )
-        return json_response(installation.public(), 201 if created else 200)
+def _issue(name: str, *route_keys: str) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """A handler answering the tracked issue that `shared.admin.tracker.<name>(*route values)` returns."""
 
-    return _handle(action)
+    def handler(req: func.HttpRequest) -> func.HttpResponse:
+        args = [req.route_params[key] for key in route_keys]
+        return answer(lambda: json_response(getattr(_tracker_admin(), name)(*args).public()))
+
+    return _named(handler, name)
 
 
-@bp.function_name("put_member")
-@bp.route(route="orgs/{org_id}/members/{email}", methods=["PUT"])
-def put_member(req: func.HttpRequest) -> func.HttpResponse:
-    def action() -> func.HttpResponse:
-        member, created = _tracker_admin().put_member(
-            req.route_params["org_id"], req.route_params["email"], read_json_object(req)
-        )
-        return json_response(member.public(), 201 if created else 200)
+def _named(handler: Callable[[func.HttpRequest], func.HttpResponse], name: str) -> Callable:
+    handler.__name__ = handler.__qualname__ = name  # the worker and its logs know a handler by this name
+    return handler
 
-    return _handle(action)
+
+ISSUE = "orgs/{org_id}/issues/{issue_id}"
+LINK = ISSUE + "/links/{integration_id}/{work_item_id}"
+ISSUE_KEYS = ("org_id", "issue_id")
+LINK_KEYS = (*ISSUE_KEYS, "integration_id", "work_item_id")
+
+
+def _register(name: str, route: str, method: str, handler: Callable) -> Callable:
+    return bp.function_name(name)(bp.route(route=route, methods=[method])(handler))
+
+
+put_installation = _register(
+    "put_installation",
+    "orgs/{org_id}/integrations/{integration_id}",
+    "PUT",
+    _put("put_installation", "org_id", "integration_id"),
+)
+put_member = _register("put_member", "orgs/{org_id}/members/{email}", "PUT", _put("put_member", "org_id", "email"))
+put_issue = _register("put_issue", ISSUE, "PUT", _put("put_issue", *ISSUE_KEYS))
+get_tracked_issue = _register("get_tracked_issue", ISSUE, "GET", _issue("get_issue", *ISSUE_KEYS))
+put_link = _register("put_link", LINK, "PUT", _issue("put_link", *LINK_KEYS))
+delete_link = _register("delete_link", LINK, "DELETE", _issue("delete_link", *LINK_KEYS))
 
 
 @bp.function_name("delete_member")
@@ -71,48 +79,4 @@ def delete_member(req: func.HttpRequest) -> func.HttpResponse:
         _tracker_admin().delete_member(req.route_params["org_id"], req.route_params["email"])
         return func.HttpResponse(status_code=204)
 
-    return _handle(action)
-
-
-@bp.function_name("put_issue")
-@bp.route(route="orgs/{org_id}/issues/{issue_id}", methods=["PUT"])
-def put_issue(req: func.HttpRequest) -> func.HttpResponse:
-    def action() -> func.HttpResponse:
-        issue, created = _tracker_admin().put_issue(
-            req.route_params["org_id"], req.route_params["issue_id"], read_json_object(req)
-        )
-        return json_response(issue.public(), 201 if created else 200)
-
-    return _handle(action)
-
-
-@bp.function_name("get_tracked_issue")
-@bp.route(route="orgs/{org_id}/issues/{issue_id}", methods=["GET"])
-def get_tracked_issue(req: func.HttpRequest) -> func.HttpResponse:
-    return _handle(
-        lambda: json_response(
-            _tracker_admin().get_issue(req.route_params["org_id"], req.route_params["issue_id"]).public()
-        )
-    )
-
-
-@bp.function_name("put_link")
-@bp.route(route="orgs/{org_id}/issues/{issue_id}/links/{integration_id}/{work_item_id}", methods=["PUT"])
-def put_link(req: func.HttpRequest) -> func.HttpResponse:
-    p = req.route_params
-    return _handle(
-        lambda: json_response(
-            _tracker_admin().put_link(p["org_id"], p["issue_id"], p["integration_id"], p["work_item_id"]).public()
-        )
-    )
-
-
-@bp.function_name("delete_link")
-@bp.route(route="orgs/{org_id}/issues/{issue_id}/links/{integration_id}/{work_item_id}", methods=["DELETE"])
-def delete_link(req: func.HttpRequest) -> func.HttpResponse:
-    p = req.route_params
-    return _handle(
-        lambda: json_response(
-            _tracker_admin().delete_link(p["org_id"], p["issue_id"], p["integration_id"], p["work_item_id"]).public()
-        )
-    )
+    return answer(action)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import azure.functions as func
 
 from shared.ado.client import AdoError, AdoNotFound, AdoThrottled, AdoTimeout, AdoUnauthorized
-from shared.errors import BodyTooLarge, ConcurrentUpdate, InvalidInput, StorageUnavailable
+from shared.errors import BodyTooLarge, ConcurrentUpdate, Conflict, InvalidInput, NotFound, StorageUnavailable
 from shared.model.integration import IntegrationNotFound
 from shared.settings import SettingsError
 from shared.validation import parse_json
@@ -52,8 +53,18 @@ def read_json_object(req: func.HttpRequest, max_bytes: int = MAX_ADMIN_BODY_BYTE
     return value
 
 
-def invalid_input_response(exc: InvalidInput) -> func.HttpResponse:
-    return error_response(413 if isinstance(exc, BodyTooLarge) else 400, str(exc))
+def answer(action: Callable[[], func.HttpResponse]) -> func.HttpResponse:
+    """Run a route's action; the failures all routes share become their status codes and one sentence."""
+    try:
+        return action()
+    except InvalidInput as exc:
+        return error_response(413 if isinstance(exc, BodyTooLarge) else 400, str(exc))
+    except NotFound as exc:
+        return error_response(404, str(exc))
+    except Conflict as exc:
+        return error_response(409, str(exc))
+    except (StorageUnavailable, ConcurrentUpdate, SettingsError) as exc:
+        return unavailable_response(exc)
 
 
 def ado_error_response(exc: Exception, *, not_found: str) -> func.HttpResponse:

@@ -22,6 +22,10 @@ class Conflict(Exception):
     """The request contradicts what is stored (a limit reached): answered 409 with this message."""
 
 
+class TooLargeToStore(Conflict):
+    """Table Storage refused an entity or a property as too large: answered 409, never "storage unavailable"."""
+
+
 class RetryLater(Exception):
     """A failure that may pass (Azure DevOps throttled or down, storage busy): the queue or the next timer
     run tries again. `retry_after` is the wait the other side asked for, in seconds, when it said."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from shared.errors import InvalidInput, NotFound
+from shared.errors import Conflict, InvalidInput, NotFound
 from shared.model.tracker import (
     RESOLVED,
     STATUSES,
@@ -160,14 +160,19 @@ def _link_args(org_id: str, issue_id: str, integration_id: str, work_item_id: st
 def put_link(org_id: str, issue_id: str, integration_id: str, work_item_id: str) -> TrackedIssue:
     org_id, issue_id, link = _link_args(org_id, issue_id, integration_id, work_item_id)
     tracker = TrackerStore()
-    if tracker.get_issue(org_id, issue_id) is None:
+    existing = tracker.get_issue(org_id, issue_id)
+    if existing is None:
         raise NotFound("No issue has that id in this organization.")
+    if existing.with_link(link) is None:
+        return existing  # linked already: nothing to write (the cap is checked before anything is written)
     if IntegrationStore().get(link.integration_id) is None:
         raise NotFound("No integration has that id.")
     tracker.add_link_index(link, org_id, issue_id)  # index first: a delivery ignores what the issue does not confirm
-    saved = tracker.update_issue(
-        org_id, issue_id, lambda issue: None if link in issue.links else replace(issue, links=issue.links + (link,))
-    )
+    try:
+        saved = tracker.update_issue(org_id, issue_id, lambda issue: issue.with_link(link))
+    except Conflict:  # other links were added meanwhile, up to the cap
+        tracker.remove_link_index(link, org_id, issue_id)
+        raise
     if saved is None:
         tracker.remove_link_index(link, org_id, issue_id)
         raise NotFound("No issue has that id in this organization.")
@@ -177,11 +182,7 @@ def put_link(org_id: str, issue_id: str, integration_id: str, work_item_id: str)
 def delete_link(org_id: str, issue_id: str, integration_id: str, work_item_id: str) -> TrackedIssue:
     org_id, issue_id, link = _link_args(org_id, issue_id, integration_id, work_item_id)
     tracker = TrackerStore()
-    saved = tracker.update_issue(
-        org_id,
-        issue_id,
-        lambda issue: replace(issue, links=tuple(x for x in issue.links if x != link)) if link in issue.links else None,
-    )
+    saved = tracker.update_issue(org_id, issue_id, lambda issue: issue.without_link(link))
     if saved is None:
         raise NotFound("No issue has that id in this organization.")
     tracker.remove_link_index(link, org_id, issue_id)  # removed last, after the issue stopped confirming it

@@ -118,7 +118,8 @@ def _refresh_claimed(store: IntegrationStore, claimed: Integration, settings: Se
 
         saved = store.update(claimed.id, keep_theirs)
     log.info("Refreshed the OAuth token of integration %s", claimed.id)
-    return saved or updated
+    # The request under way uses the token it refreshed, even when new credentials replaced it meanwhile.
+    return saved if saved is not None and saved.credentials == fresh else updated
 
 
 def _seconds(value: Any) -> float | None:

@@ -10,8 +10,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.clock import iso_utc
+from shared.errors import Conflict
 
 MAX_ACTIVITY = 100
+# Links, their watermarks and the activity share one entity, whose properties Table Storage caps at 64 KiB each:
+# fifty links with their watermarks stay far below that.
+MAX_LINKS = 50
 RESOLVED = "resolved"
 UNRESOLVED = "unresolved"
 STATUSES = (UNRESOLVED, RESOLVED)
@@ -86,6 +90,24 @@ class TrackedIssue:
             ],
             "activity": list(self.activity),
         }
+
+    def with_link(self, link: Link) -> TrackedIssue | None:
+        """This issue linked to `link` too (None: it already is). Raises Conflict past MAX_LINKS."""
+        if link in self.links:
+            return None
+        if len(self.links) >= MAX_LINKS:
+            raise Conflict(
+                f"An issue can link at most {MAX_LINKS} work items and this one links {len(self.links)}; "
+                "unlink one first."
+            )
+        return replace(self, links=self.links + (link,))
+
+    def without_link(self, link: Link) -> TrackedIssue | None:
+        """This issue no longer linked to `link`, its watermarks for it gone too (None: it was not linked)."""
+        if link not in self.links:
+            return None
+        watermarks = {key: marks for key, marks in self.watermarks.items() if key != link.key}
+        return replace(self, links=tuple(x for x in self.links if x != link), watermarks=watermarks)
 
     def with_activity(self, *entries: dict[str, Any]) -> TrackedIssue:
         return replace(self, activity=(self.activity + entries)[-MAX_ACTIVITY:])

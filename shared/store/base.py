@@ -29,7 +29,7 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 
 from shared.caching import PerKey
-from shared.errors import ConcurrentUpdate, StorageUnavailable
+from shared.errors import ConcurrentUpdate, StorageUnavailable, TooLargeToStore
 from shared.settings import get_settings
 
 __all__ = [
@@ -47,6 +47,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_SECONDS = 2
+# What Table Storage answers for an entity over 1 MiB, a property over 64 KiB, or a body over 4 MiB.
+TOO_LARGE_CODES = {"EntityTooLarge", "PropertyValueTooLarge", "RequestBodyTooLarge"}
 
 # Table keys cannot hold / \ # ? or control characters (the service answers 400, Azurite sometimes 500).
 _BAD_KEY = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
@@ -160,6 +162,8 @@ def storage_errors(what: str) -> Iterator[None]:
     except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError):
         raise
     except AzureError as exc:
+        if getattr(exc, "error_code", None) in TOO_LARGE_CODES:
+            raise TooLargeToStore(f"{what} failed: it is too large for Table Storage ({exc.error_code}).") from exc
         raise StorageUnavailable(f"{what} failed: {type(exc).__name__}") from exc
 
 

@@ -1,4 +1,4 @@
-"""Tests of shared.delivery: envelope parsing, the credential, and the work item update (contract §5.1-5.2)."""
+"""Tests of shared.deliveries: envelope parsing, the credential, and the work item update (contract §5.1-5.2)."""
 
 from __future__ import annotations
 

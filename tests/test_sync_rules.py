@@ -1,4 +1,4 @@
-"""Tests of shared.sync_rules: done states, the status action, revision ordering and member matching (§5.2-5.3)."""
+"""Tests of shared.sync.rules: done states, the status action, revision ordering and member matching (§5.2-5.3)."""
 
 from __future__ import annotations
 

@@ -70,8 +70,9 @@ class TrackedIssue:
     assignee_user_id: str | None = None
     links: tuple[Link, ...] = ()
     activity: tuple[dict[str, Any], ...] = ()
-    # Per linked work item and synced field, the revision that last set it: {"<integration>|<id>": {"status": 3}}.
-    watermarks: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Per linked work item: the revision that last set each synced field, and the value last seen there, e.g.
+    # {"<integration>|<id>": {"status": 3, "state": "Active", "assignee": 2, "assignee_seen": "dana@example.com"}}.
+    watermarks: dict[str, dict[str, int | str]] = field(default_factory=dict)
     etag: str | None = field(default=None, compare=False)
 
     def public(self) -> dict[str, Any]:

@@ -29,7 +29,8 @@ def pointed_at_fake(env, fake_ado):
     return env
 
 
-def _world(fake_ado, count: int, per_issue: int = 10) -> tuple[str, str, str]:
+def _integration(fake_ado) -> tuple[str, str, str]:
+    """An integration on the fake, installed by a new organization: (fake org name, integration id, org id)."""
     name, integration_id, org = f"r{uuid.uuid4().hex[:8]}", new_id(), f"org-{uuid.uuid4().hex[:8]}"
     fake_ado.add_org(name, integration_id)
     fake_ado.add_pat(name, PAT)
@@ -38,8 +39,13 @@ def _world(fake_ado, count: int, per_issue: int = 10) -> tuple[str, str, str]:
             id=integration_id, name=name, domain_name=fake_ado.org_url(name), credentials={"type": "pat", "token": PAT}
         )
     )
+    TrackerStore().put_installation(Installation(integration_id, org, True, True))
+    return name, integration_id, org
+
+
+def _world(fake_ado, count: int, per_issue: int = 10) -> tuple[str, str, str]:
+    name, integration_id, org = _integration(fake_ado)
     tracker = TrackerStore()
-    tracker.put_installation(Installation(integration_id, org, True, True))
     tracker_admin.put_member(org, "dana@example.com", {"user_id": "u-dana"})
     ids = list(range(1000, 1000 + count))
     for wid in ids:
@@ -214,16 +220,8 @@ class _Clock:
 def _resolved_world(fake_ado, count: int, tasks: tuple[int, ...] = ()) -> tuple[str, str, str]:
     """`count` done work items from 2000 (the `tasks` among them Closed Tasks, the rest Resolved Bugs), each linked
     to an unresolved issue I<id> that has never seen it: reconcile resolves each issue it applies."""
-    name, integration_id, org = f"r{uuid.uuid4().hex[:8]}", new_id(), f"org-{uuid.uuid4().hex[:8]}"
-    fake_ado.add_org(name, integration_id)
-    fake_ado.add_pat(name, PAT)
-    IntegrationStore().create(
-        Integration(
-            id=integration_id, name=name, domain_name=fake_ado.org_url(name), credentials={"type": "pat", "token": PAT}
-        )
-    )
+    name, integration_id, org = _integration(fake_ado)
     tracker = TrackerStore()
-    tracker.put_installation(Installation(integration_id, org, True, True))
     ids = list(range(2000, 2000 + count))
     for wid in ids:
         fields = (

@@ -146,7 +146,8 @@ def reconcile_integration(
             for item in items:
                 _apply(integration_id, item, tracker, store, done_states, report)
     # Keep the list's earlier entries first, so an old failure is not pushed out by newer ones.
-    retry = sorted(set(report.retry), key=lambda i: (i not in cursor.retry, i))
+    previous = set(cursor.retry)
+    retry = sorted(set(report.retry), key=lambda i: (i not in previous, i))
     new_since = (started - OVERLAP).strftime("%Y-%m-%dT%H:%M:%SZ") if len(retry) <= MAX_RETRY_IDS else cursor.after
     cursors.write(cursor_name, Cursor(new_since, tuple(retry[:MAX_RETRY_IDS])))
     log.info(

@@ -38,9 +38,9 @@ def measure(fake, total: int) -> dict:
         "finished": report.finished,
         "repaired": report.succeeded,
         "failed": report.failed,
-        "concurrency": settings.domain_check_concurrency,
+        "concurrency": settings.timer_concurrency,
         "max_concurrent_lookups": fake.max_concurrent(r"resourceareas"),
-        "budget_seconds": settings.domain_check_budget_seconds,
-        "floor_seconds": lookups * LOOKUP_SECONDS / settings.domain_check_concurrency,
+        "budget_seconds": settings.timer_budget_seconds,
+        "floor_seconds": lookups * LOOKUP_SECONDS / settings.timer_concurrency,
         "populate_seconds": populate,
     }

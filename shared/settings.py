@@ -1,9 +1,15 @@
 """Typed settings, read from the environment in one place (contract §10).
 
-App settings become environment variables in Azure and come from `local.settings.json` locally. Every
-setting is read and validated here, once per process, on first use: an invalid value fails with a message
-that names the setting, and a required setting that is missing fails when it is first needed, not at import
-time, so one missing setting never stops unrelated functions from loading.
+App settings become environment variables in Azure and come from `local.settings.json` locally. They are read
+here, once per process, on first use: an invalid value fails with a message that names the setting, and a
+required setting that is missing fails when it is first needed, not at import time, so one missing setting
+never stops unrelated functions from loading.
+
+Settings that only some paths use (the timers' schedules, concurrency and budget, the secret grace period)
+are validated where they are used, by properties: a typo in one of them fails the timer that reads it, never
+the webhook, the lookups or the admin routes. The three timers share `TIMER_CONCURRENCY` and
+`TIMER_BUDGET_SECONDS`; their first names, `DOMAIN_CHECK_CONCURRENCY` and `DOMAIN_CHECK_BUDGET_SECONDS`, are
+still read when the new ones are not set. The repr never shows a secret (see `redact`).
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import binascii
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from functools import cached_property
 from urllib.parse import urlsplit
 
 DEFAULT_STORAGE = "UseDevelopmentStorage=true"
@@ -31,13 +38,34 @@ DEFAULT_SCHEDULES = {
 # Azure table names are 3-63 alphanumerics starting with a letter; the prefix leaves room for the base name.
 _TABLE_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]{0,39}")
 _NCRONTAB_FIELD = re.compile(r"[0-9A-Za-z*/,\-]+")
+# Secret parts of connection strings and URLs (AccountKey=..., SharedAccessSignature=..., ?sig=..., user:pw@).
+_SECRET_PART = re.compile(
+    r"(?i)(SharedAccessSignature=)[^;]*"
+    r"|((?:AccountKey|SharedAccessKey|Password|Pwd|sig|[a-z_]*secret|[a-z_]*token)=)[^;&\s]*"
+)
+_URL_PASSWORD = re.compile(r"(//[^/:@\s]*:)[^/@\s]*@")
+# Read when first used (see the module docstring): a bad value fails only what needs it.
+LAZY_SETTINGS = (
+    "TIMER_CONCURRENCY",
+    "DOMAIN_CHECK_CONCURRENCY",
+    "TIMER_BUDGET_SECONDS",
+    "DOMAIN_CHECK_BUDGET_SECONDS",
+    "SECRET_GRACE_SECONDS",
+    *DEFAULT_SCHEDULES,
+)
 
 
 class SettingsError(ValueError):
     """A setting is missing or invalid; the message names it."""
 
 
-@dataclass(frozen=True)
+def redact(text: str) -> str:
+    """`text` without the secret parts of the connection strings or URLs in it."""
+    text = _SECRET_PART.sub(lambda m: f"{m.group(1) or m.group(2)}***", text)
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
+@dataclass(frozen=True, repr=False)
 class Settings:
     storage_connection_string: str
     webjobs_storage: str
@@ -46,17 +74,45 @@ class Settings:
     oauth_token_url: str
     allowed_origins: tuple[str, ...]
     http_timeout: float
-    domain_check_schedule: str
-    subscription_check_schedule: str
-    reconcile_schedule: str
-    domain_check_concurrency: int
-    domain_check_budget_seconds: float
-    secret_grace_seconds: int
+    _lazy: Mapping[str, str] = field(repr=False, compare=False)  # raw values of LAZY_SETTINGS, as set
     search_base_url: str | None
     oauth_redirect_uri: str | None
     _secrets_key: str | None = field(repr=False)
     _webhook_public_url: str | None
     _client_secret: str | None = field(repr=False)
+
+    def __repr__(self) -> str:
+        shown = (f"{f.name}={_redacted(getattr(self, f.name))!r}" for f in fields(self) if f.repr)
+        return f"Settings({', '.join(shown)})"
+
+    @cached_property
+    def timer_concurrency(self) -> int:
+        """Work at once in each timer's sweep."""
+        name = _renamed(self._lazy, "TIMER_CONCURRENCY", "DOMAIN_CHECK_CONCURRENCY")
+        return _int(self._lazy, name, 8, minimum=1, maximum=64)
+
+    @cached_property
+    def timer_budget_seconds(self) -> float:
+        """The time budget of one timer run; keep it below host.json's functionTimeout."""
+        name = _renamed(self._lazy, "TIMER_BUDGET_SECONDS", "DOMAIN_CHECK_BUDGET_SECONDS")
+        return _seconds(self._lazy, name, 240.0, maximum=3600)
+
+    @cached_property
+    def secret_grace_seconds(self) -> int:
+        """How long a rotated webhook secret stays valid (subscription creation and replacement)."""
+        return _int(self._lazy, "SECRET_GRACE_SECONDS", 86400, minimum=0, maximum=30 * 86400)
+
+    @cached_property
+    def domain_check_schedule(self) -> str:
+        return _schedule(self._lazy, "DOMAIN_CHECK_SCHEDULE")
+
+    @cached_property
+    def subscription_check_schedule(self) -> str:
+        return _schedule(self._lazy, "SUBSCRIPTION_CHECK_SCHEDULE")
+
+    @cached_property
+    def reconcile_schedule(self) -> str:
+        return _schedule(self._lazy, "RECONCILE_SCHEDULE")
 
     @property
     def secrets_key(self) -> str:
@@ -78,6 +134,15 @@ def _required(name: str, value: str | None) -> str:
     if not value:
         raise SettingsError(f"The app setting {name} is required here but is not set.")
     return value
+
+
+def _redacted(value: object) -> object:
+    return redact(value) if isinstance(value, str) else value
+
+
+def _renamed(env: Mapping[str, str], name: str, old_name: str) -> str:
+    """The setting to read: `name`, or its old name when only that one is set (so errors name what was set)."""
+    return old_name if _text(env, name) is None and _text(env, old_name) is not None else name
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
@@ -161,7 +226,8 @@ def _fernet_key(env: Mapping[str, str], name: str) -> str | None:
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate every setting of contract §10 from `env` (default: the process environment)."""
+    """Read and validate the settings of contract §10 that every path needs from `env` (default: the process
+    environment); the others are kept as they are and validated on first use."""
     env = os.environ if env is None else env
     webjobs = _text(env, "AzureWebJobsStorage") or DEFAULT_STORAGE
     prefix = _text(env, "TABLE_PREFIX") or "vsts"
@@ -181,12 +247,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         oauth_token_url=token_url,
         allowed_origins=_origins(env, "ADO_ALLOWED_ORIGINS"),
         http_timeout=_seconds(env, "ADO_HTTP_TIMEOUT", 10.0, maximum=230),
-        domain_check_schedule=_schedule(env, "DOMAIN_CHECK_SCHEDULE"),
-        subscription_check_schedule=_schedule(env, "SUBSCRIPTION_CHECK_SCHEDULE"),
-        reconcile_schedule=_schedule(env, "RECONCILE_SCHEDULE"),
-        domain_check_concurrency=_int(env, "DOMAIN_CHECK_CONCURRENCY", 8, minimum=1, maximum=64),
-        domain_check_budget_seconds=_seconds(env, "DOMAIN_CHECK_BUDGET_SECONDS", 240.0, maximum=3600),
-        secret_grace_seconds=_int(env, "SECRET_GRACE_SECONDS", 86400, minimum=0, maximum=30 * 86400),
+        _lazy={name: env[name] for name in LAZY_SETTINGS if name in env},
         search_base_url=_url(env, "ADO_SEARCH_BASE_URL", None),
         oauth_redirect_uri=_url(env, "ADO_OAUTH_REDIRECT_URI", None),
         _secrets_key=_fernet_key(env, "SECRETS_KEY"),

@@ -1,12 +1,14 @@
 """reconcile in-process against the fake Azure DevOps: request counts, the since-cursor, snapshot rules."""
 
 import math
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from shared.admin import tracker as tracker_admin
+from shared.ado.client import AdoClient
 from shared.deliveries import AssigneeChange, StateChange, WorkItemUpdate
 from shared.jobs.reconcile import run_reconcile
 from shared.model.tracker import Installation, Link, Member, TrackedIssue
@@ -27,7 +29,8 @@ def pointed_at_fake(env, fake_ado):
     return env
 
 
-def _world(fake_ado, count: int, per_issue: int = 10) -> tuple[str, str, str]:
+def _integration(fake_ado) -> tuple[str, str, str]:
+    """An integration on the fake, installed by a new organization: (fake org name, integration id, org id)."""
     name, integration_id, org = f"r{uuid.uuid4().hex[:8]}", new_id(), f"org-{uuid.uuid4().hex[:8]}"
     fake_ado.add_org(name, integration_id)
     fake_ado.add_pat(name, PAT)
@@ -36,8 +39,13 @@ def _world(fake_ado, count: int, per_issue: int = 10) -> tuple[str, str, str]:
             id=integration_id, name=name, domain_name=fake_ado.org_url(name), credentials={"type": "pat", "token": PAT}
         )
     )
+    TrackerStore().put_installation(Installation(integration_id, org, True, True))
+    return name, integration_id, org
+
+
+def _world(fake_ado, count: int, per_issue: int = 10) -> tuple[str, str, str]:
+    name, integration_id, org = _integration(fake_ado)
     tracker = TrackerStore()
-    tracker.put_installation(Installation(integration_id, org, True, True))
     tracker_admin.put_member(org, "dana@example.com", {"user_id": "u-dana"})
     ids = list(range(1000, 1000 + count))
     for wid in ids:
@@ -190,3 +198,101 @@ def test_a_snapshot_showing_what_was_last_seen_keeps_a_later_change_by_a_person(
     assert entries == [] and (new or issue).assignee_email == "b@x.com"
     moved, entries = decide(issue, _assignee_snapshot(6, "c@x.com"), INSTALL, DONE, Member("o", "c@x.com", "uc"), [])
     assert [e["type"] for e in entries] == ["assigned"] and moved.assignee_email == "c@x.com"
+
+
+class _Clock:
+    """Time that a test moves: `now` is the wall clock plus `ahead`, `monotonic` is `t` (no sleeping)."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+        self.t = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.ahead
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def _resolved_world(fake_ado, count: int, tasks: tuple[int, ...] = ()) -> tuple[str, str, str]:
+    """`count` done work items from 2000 (the `tasks` among them Closed Tasks, the rest Resolved Bugs), each linked
+    to an unresolved issue I<id> that has never seen it: reconcile resolves each issue it applies."""
+    name, integration_id, org = _integration(fake_ado)
+    tracker = TrackerStore()
+    ids = list(range(2000, 2000 + count))
+    for wid in ids:
+        fields = (
+            {"System.State": "Closed", "System.WorkItemType": "Task"} if wid in tasks else {"System.State": "Resolved"}
+        )
+        fake_ado.add_work_item(name, wid, fields)
+
+    def create(wid: int) -> None:
+        link = Link(integration_id, wid)
+        tracker.add_link_index(link, org, f"I{wid}")
+        tracker.create_issue(TrackedIssue(org, f"I{wid}", f"Issue {wid}", links=(link,)))
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(create, ids))
+    return name, integration_id, org
+
+
+def _status(org: str, wid: int) -> str:
+    return tracker_admin.get_issue(org, f"I{wid}").public()["status"]
+
+
+def _batch_ids(fake_ado) -> list[int]:
+    return [i for r in fake_ado.requests if r.path.endswith("workitemsbatch") for i in r.json()["ids"]]
+
+
+def test_one_work_item_that_cannot_be_applied_holds_back_nothing(pointed_at_fake, fake_ado) -> None:
+    name, integration_id, org = _resolved_world(fake_ado, 30, tasks=(2007,))
+    fake_ado.fail_next("GET", r"/workitemtypes/Task/states$", 500)  # the Task's done states cannot be read
+    clock = _Clock()
+    clock.ahead = 3600  # the runs come an hour after the work items changed (beyond the overlap)
+    report = run_reconcile(clock=clock)
+    assert (report.worked, report.failed) == (1, 0)
+    assert _status(org, 2007) == "unresolved"  # never guessed
+    assert all(_status(org, w) == "resolved" for w in range(2000, 2030) if w != 2007)
+    # An hour later: only the work item left over is read again, however long ago it changed.
+    clock.ahead = 7200
+    fake_ado.reset_log()
+    run_reconcile(clock=clock)
+    [wiql] = [r.json()["query"] for r in fake_ado.requests if r.path.endswith("/wiql")]
+    assert "[System.ChangedDate] >" in wiql
+    assert (fake_ado.count("POST", r"/workitemsbatch$"), _batch_ids(fake_ado)) == (1, [2007])
+    assert _status(org, 2007) == "resolved"
+    # Nothing is left over now: the next run reads nothing.
+    fake_ado.reset_log()
+    run_reconcile(clock=clock)
+    assert fake_ado.count("POST", r"/workitemsbatch$") == 0
+
+
+def test_reconcile_stops_between_batches_when_the_budget_is_spent_and_the_next_run_finishes(
+    pointed_at_fake, fake_ado, monkeypatch
+) -> None:
+    name, integration_id, org = _resolved_world(fake_ado, 450)  # three batches: 200, 200, 50
+    pointed_at_fake.setenv("TIMER_BUDGET_SECONDS", "250")
+    clock = _Clock()
+    clock.ahead = 3600  # the runs come an hour after the work items changed (beyond the overlap)
+    read_batch = AdoClient.get_work_items_batch
+
+    def slow_batch(self, ids, fields):  # each batch read takes 150 s of the test's clock
+        answer = read_batch(self, ids, fields)
+        clock.t += 150
+        return answer
+
+    monkeypatch.setattr(AdoClient, "get_work_items_batch", slow_batch)
+    fake_ado.reset_log()
+    report = run_reconcile(clock=clock)
+    assert report.failed == 0
+    assert fake_ado.count("POST", r"/workitemsbatch$") == 2  # the third batch was left for the next run
+    resolved = [w for w in range(2000, 2450) if _status(org, w) == "resolved"]
+    assert len(resolved) == 400
+    clock.ahead, clock.t = 7200, clock.t + 3600
+    fake_ado.reset_log()
+    run_reconcile(clock=clock)
+    assert sorted(_batch_ids(fake_ado)) == list(range(2400, 2450))  # only what was left over
+    assert all(_status(org, w) == "resolved" for w in range(2000, 2450))

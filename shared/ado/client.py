@@ -209,7 +209,7 @@ class AdoClient:
         authorization: Callable[[], str],
         *,
         allowed_origins: Collection[str],
-        timeout: float,
+        timeout: float | Callable[[], float],  # a callable is asked before each request (a timer's budget)
         search_base_url: str | None = None,
     ) -> None:
         self.base_url = base_url
@@ -224,7 +224,7 @@ class AdoClient:
             url,
             authorization=self._authorization(),
             allowed_origins=self._allowed_origins,
-            timeout=self._timeout,
+            timeout=self._timeout() if callable(self._timeout) else self._timeout,
             **kwargs,
         )
         return _json(response)

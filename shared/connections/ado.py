@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
-from shared.ado.client import AdoClient, AdoError, AdoUnauthorized, get_base_url
+from shared.ado.client import AdoClient, AdoError, AdoTimeout, AdoUnauthorized, get_base_url
 from shared.ado.domains import is_well_formed, normalize_location, search_base_url
 from shared.connections.credentials import authorization_for
 from shared.settings import Settings, get_settings
@@ -60,25 +60,54 @@ def check_domain_name(
 
 
 def get_client(
-    integration_id: str, *, store: IntegrationStore | None = None, settings: Settings | None = None
+    integration_id: str,
+    *,
+    store: IntegrationStore | None = None,
+    settings: Settings | None = None,
+    deadline: Deadline | None = None,
 ) -> tuple[Integration, AdoClient]:
     """The active integration and a client for its organization. Raises IntegrationNotFound."""
     store = store or IntegrationStore()
-    return client_for(store.get_active(integration_id), store=store, settings=settings)
+    return client_for(store.get_active(integration_id), store=store, settings=settings, deadline=deadline)
+
+
+class Deadline:
+    """When a timer's work must be done, on its clock: each request's timeout is cut to what is left."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.at = clock() + seconds
+
+    def left(self) -> float:
+        return self.at - self.clock()
+
+    def timeout(self, most: float) -> float:
+        """min(most, what is left); a request that would start with no time left fails as a timeout."""
+        left = self.left()
+        if left <= 0:
+            raise AdoTimeout("the time budget of this run is spent")
+        return min(most, left)
 
 
 def client_for(
-    integration: Integration, *, store: IntegrationStore, settings: Settings | None = None
+    integration: Integration,
+    *,
+    store: IntegrationStore,
+    settings: Settings | None = None,
+    deadline: Deadline | None = None,
 ) -> tuple[Integration, AdoClient]:
-    """A client for an integration already read (its domain repaired first when it is malformed)."""
+    """A client for an integration already read (its domain repaired first when it is malformed); with a
+    deadline, every request's timeout is min(ADO_HTTP_TIMEOUT, what is left)."""
     settings = settings or get_settings()
+    http_timeout = settings.http_timeout
     if not is_well_formed(integration.domain_name, settings.allowed_origins):
-        integration = check_domain_name(store, integration, settings)
+        timeout = deadline.timeout(http_timeout) if deadline else None
+        integration = check_domain_name(store, integration, settings, timeout=timeout)
     client = AdoClient(
         integration.domain_name,
         authorization_for(integration, store, settings),
         allowed_origins=settings.allowed_origins,
-        timeout=settings.http_timeout,
+        timeout=(lambda: deadline.timeout(http_timeout)) if deadline else http_timeout,
         search_base_url=search_base_url(integration.domain_name, integration.name, settings.search_base_url),
     )
     return integration, client

@@ -34,7 +34,7 @@ def run_domain_check(*, settings: Settings | None = None, store: IntegrationStor
         NAME,
         repair,
         wanted=malformed,
-        concurrency=settings.domain_check_concurrency,
-        budget_seconds=settings.domain_check_budget_seconds,
+        concurrency=settings.timer_concurrency,
+        budget_seconds=settings.timer_budget_seconds,
         store=store,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from shared.clock import SYSTEM, Clock
+from shared.connections.ado import Deadline
 from shared.jobs.sweep import SweepReport, sweep
 from shared.settings import Settings, get_settings
 from shared.store.cursors import CursorStore
@@ -10,18 +12,33 @@ from shared.store.tracker import TrackerStore
 from shared.sync.reconcile import NAME, reconcile_integration
 
 
-def run_reconcile(*, settings: Settings | None = None, store: IntegrationStore | None = None) -> SweepReport:
+def run_reconcile(
+    *,
+    settings: Settings | None = None,
+    store: IntegrationStore | None = None,
+    clock: Clock = SYSTEM,
+) -> SweepReport:
+    """Reconcile every active integration; each one stops between batches when the time budget is spent."""
     settings = settings or get_settings()
     store = store or IntegrationStore()
     tracker, cursors = TrackerStore(), CursorStore()
 
     def work(summary: IntegrationSummary, timeout: float) -> bool:
-        return reconcile_integration(summary.id, store=store, tracker=tracker, cursors=cursors) > 0
+        report = reconcile_integration(
+            summary.id,
+            store=store,
+            tracker=tracker,
+            cursors=cursors,
+            deadline=Deadline(timeout, clock.monotonic),
+            clock=clock,
+        )
+        return report.applied > 0
 
     return sweep(
         NAME,
         work,
-        concurrency=settings.domain_check_concurrency,
-        budget_seconds=settings.domain_check_budget_seconds,
+        concurrency=settings.timer_concurrency,
+        budget_seconds=settings.timer_budget_seconds,
         store=store,
+        clock=clock.monotonic,
     )

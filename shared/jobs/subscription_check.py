@@ -14,7 +14,8 @@ from dataclasses import replace
 
 from shared.ado import subscriptions
 from shared.ado.client import AdoNotFound
-from shared.connections.ado import get_client
+from shared.clock import SYSTEM, Clock
+from shared.connections.ado import Deadline, get_client
 from shared.connections.subscriptions import save_new_subscription
 from shared.jobs.sweep import SweepReport, sweep
 from shared.settings import Settings, get_settings
@@ -26,9 +27,12 @@ NAME = "subscription_check"
 REPLACE_STATUSES = {"disabledBySystem"}
 
 
-def check_subscription(integration_id: str, settings: Settings, store: IntegrationStore) -> bool:
-    """Keep one integration's subscription alive; True when it was replaced."""
-    integration, client = get_client(integration_id, store=store)
+def check_subscription(
+    integration_id: str, settings: Settings, store: IntegrationStore, *, deadline: Deadline | None = None
+) -> bool:
+    """Keep one integration's subscription alive; True when it was replaced. With a deadline (the timer's
+    budget), each Azure DevOps request's timeout is min(ADO_HTTP_TIMEOUT, what is left)."""
+    integration, client = get_client(integration_id, store=store, deadline=deadline)
     if not integration.subscription_id:
         return False
     try:
@@ -48,19 +52,24 @@ def check_subscription(integration_id: str, settings: Settings, store: Integrati
     return True
 
 
-def run_subscription_check(*, settings: Settings | None = None, store: IntegrationStore | None = None) -> SweepReport:
+def run_subscription_check(
+    *,
+    settings: Settings | None = None,
+    store: IntegrationStore | None = None,
+    clock: Clock = SYSTEM,
+) -> SweepReport:
     settings = settings or get_settings()
     store = store or IntegrationStore()
 
     def check(summary: IntegrationSummary, timeout: float) -> bool:
-        # Each request is bounded by ADO_HTTP_TIMEOUT; the sweep's per-item timeout is not needed here.
-        return check_subscription(summary.id, settings, store)
+        return check_subscription(summary.id, settings, store, deadline=Deadline(timeout, clock.monotonic))
 
     return sweep(
         NAME,
         check,
         wanted=lambda summary: bool(summary.subscription_id),
-        concurrency=settings.domain_check_concurrency,
-        budget_seconds=settings.domain_check_budget_seconds,
+        concurrency=settings.timer_concurrency,
+        budget_seconds=settings.timer_budget_seconds,
         store=store,
+        clock=clock.monotonic,
     )

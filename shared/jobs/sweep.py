@@ -6,6 +6,10 @@ failure is counted and logged and never stops the others; no new work starts onc
 spent, and each piece of work gets a timeout cut to the budget that is left, so a run ends within its
 budget. A cursor (the last id visited, in the `state` table) lets the next run resume where this one
 stopped; a run that reaches the end clears it, so the next run starts over.
+
+The cursor is saved as the run goes (before each page, and at least every SAVE_EVERY_SECONDS), so a run the
+host stops (functionTimeout) does not start over. Work finishes out of order, so what is saved is the last
+id before the first unfinished one: a stopped run may repeat a few integrations, never skip one.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +31,7 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 200
 MIN_WORK_SECONDS = 0.5  # not worth starting work with less budget than this left
+SAVE_EVERY_SECONDS = 10.0  # within a page, how often the cursor is saved (a write to storage)
 # What may fail for one integration without stopping the sweep (anything else is logged with its traceback).
 EXPECTED_FAILURES = (AdoError, StorageUnavailable, IntegrationNotFound, RetryLater)
 
@@ -41,6 +47,34 @@ class SweepReport:
     cursor: str = ""
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)  # integration ids
+
+
+class _Progress:
+    """The ids visited, in order, and which of them are done: the cursor may pass only finished work."""
+
+    def __init__(self, cursor: str) -> None:
+        self.safe = cursor  # every id up to this one is done
+        self._visited: deque[str] = deque()
+        self._done: set[str] = set()
+        self._lock = threading.Lock()
+
+    def visit(self, summary_id: str, *, done: bool) -> None:
+        with self._lock:
+            self._visited.append(summary_id)
+            if done:
+                self._done.add(summary_id)
+
+    def finish(self, summary_id: str) -> None:
+        with self._lock:
+            self._done.add(summary_id)
+
+    def advance(self) -> str:
+        """The last id before the first unfinished one."""
+        with self._lock:
+            while self._visited and self._visited[0] in self._done:
+                self.safe = self._visited.popleft()
+                self._done.discard(self.safe)
+            return self.safe
 
 
 def sweep(
@@ -62,6 +96,15 @@ def sweep(
     report = SweepReport(name=name, cursor=cursors.get(name))
     slots = threading.BoundedSemaphore(concurrency)
     lock = threading.Lock()
+    progress = _Progress(report.cursor)
+    saved = [report.cursor, started]  # what was saved last, and when
+
+    def save_progress(force: bool = False) -> None:
+        # Called from this thread only, so saves happen in order and the saved cursor never goes back.
+        safe = progress.advance()
+        if safe != saved[0] and (force or clock() - saved[1] >= SAVE_EVERY_SECONDS):
+            cursors.set(name, safe)
+            saved[:] = [safe, clock()]
 
     def run(summary: IntegrationSummary, timeout: float) -> None:
         try:
@@ -77,24 +120,30 @@ def sweep(
             else:
                 log.exception("%s: integration %s failed unexpectedly", name, summary.id)
         finally:
+            progress.finish(summary.id)
             slots.release()
 
     out_of_time = False
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=name) as pool:
         while not out_of_time:
+            save_progress(force=True)
             page = store.list_active(after=report.cursor, limit=PAGE_SIZE)
             if not page:
                 report.finished = True
                 break
             for summary in page:
-                if wanted(summary):
+                selected = wanted(summary)
+                if selected:
                     # Bounded submission: wait for a free slot, so nothing queues up past the budget.
                     remaining = deadline - clock()
                     if remaining < MIN_WORK_SECONDS or not slots.acquire(timeout=remaining - MIN_WORK_SECONDS):
                         out_of_time = True
                         break
                     report.worked += 1
+                progress.visit(summary.id, done=not selected)
+                if selected:
                     pool.submit(run, summary, max(MIN_WORK_SECONDS, deadline - clock()))
+                    save_progress()
                 report.visited += 1
                 report.cursor = summary.id
     # The pool has been joined, so every submitted piece of work is done: the cursor is safe to save.

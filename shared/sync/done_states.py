@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from shared.ado.client import AdoClient, AdoError
-from shared.connections.ado import call_tracking_reauth, client_for
+from shared.connections.ado import Deadline, call_tracking_reauth, client_for
 from shared.errors import RetryLater, StorageUnavailable
 from shared.model.changes import WorkItemUpdate
 from shared.store.integrations import Integration, IntegrationStore
@@ -21,9 +21,16 @@ T = TypeVar("T")
 class DoneStates:
     """Done state names per (integration, project, work item type)."""
 
-    def __init__(self, integrations: IntegrationStore | None = None, cache: StatesCache | None = None) -> None:
+    def __init__(
+        self,
+        integrations: IntegrationStore | None = None,
+        cache: StatesCache | None = None,
+        *,
+        deadline: Deadline | None = None,  # a timer's budget, which cuts each request's timeout
+    ) -> None:
         self.integrations = integrations or IntegrationStore()
         self.cache = cache or StatesCache()
+        self.deadline = deadline
 
     def for_update(self, update: WorkItemUpdate, integration: Integration) -> frozenset[str]:
         """The category-done states of the work item's type; raises RetryLater when they cannot be read."""
@@ -31,7 +38,7 @@ class DoneStates:
 
         def call(request: Callable[[AdoClient], T]) -> T:
             if not connected:  # one client for every request made here
-                connected.append(client_for(integration, store=self.integrations))
+                connected.append(client_for(integration, store=self.integrations, deadline=self.deadline))
             current, client = connected[0]
             return call_tracking_reauth(self.integrations, current, lambda: request(client))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 # Azure refuses a visibility timeout of 7 days or more (and a message expires after 7 days): a Retry-After
 # beyond a day is taken as a day.
@@ -29,7 +30,7 @@ class RetryPolicy:
         exponent = min(max(failures, 1) - 1, 60)  # 2**60 times any base is past every cap
         return min(cap, self.base_seconds * 2**exponent)
 
-    @property
+    @cached_property
     def retries(self) -> int:
         """How many times a message is put back before it gives up."""
         total, count = 0.0, 0

@@ -30,7 +30,9 @@ def _bare_table():
     from shared.store.base import sdk_transport
 
     # The same lean transport the app uses, so the baseline is the cheapest point read the SDK can make here.
-    service = TableServiceClient.from_connection_string(os.environ["AzureWebJobsStorage"], transport=sdk_transport())
+    service = TableServiceClient.from_connection_string(
+        os.environ["AzureWebJobsStorage"], transport=sdk_transport(5, 15)
+    )
     table = service.create_table_if_not_exists(f"benchbare{uuid.uuid4().hex[:8]}")
     table.upsert_entity({"PartitionKey": "p", "RowKey": "r", "Value": 1})
     for _ in range(50):  # warm the connection

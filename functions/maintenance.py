@@ -12,6 +12,7 @@ import os
 import azure.functions as func
 
 from shared.settings import DEFAULT_SCHEDULES
+from shared.store.deadline import background  # nobody waits on a timer: storage keeps its longer timeouts
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ def domain_check(timer: func.TimerRequest) -> None:
     from shared.jobs.domain_check import run_domain_check
 
     _late(timer, "domain_check")
-    run_domain_check()
+    with background():
+        run_domain_check()
 
 
 @bp.function_name("subscription_check")
@@ -40,7 +42,8 @@ def subscription_check(timer: func.TimerRequest) -> None:
     from shared.jobs.subscription_check import run_subscription_check
 
     _late(timer, "subscription_check")
-    run_subscription_check()
+    with background():
+        run_subscription_check()
 
 
 @bp.function_name("reconcile")
@@ -49,7 +52,8 @@ def reconcile(timer: func.TimerRequest) -> None:
     from shared.jobs.reconcile import run_reconcile
 
     _late(timer, "reconcile")
-    run_reconcile()
+    with background():
+        run_reconcile()
 
 
 def _late(timer: func.TimerRequest, name: str) -> None:

@@ -1,9 +1,10 @@
 """The webhook and the queue behind it (contract §5).
 
 `vsts_webhook` (POST /api/vsts/issue-updated, anonymous; the delivery carries its own credential) checks,
-authenticates and queues a delivery, and answers fast. `apply_workitem_update` applies it from the queue;
-a failure that may pass raises, so the host retries it and, after `maxDequeueCount`, moves it to
-`vsts-workitem-updates-poison`.
+authenticates and queues a delivery, and answers fast. `apply_workitem_update` applies it from the queue; a
+failure that may pass is queued again with back-off (`shared.sync.queued`) and, once its retry budget is
+spent, moved to `vsts-workitem-updates-poison`; anything else raises, so the host retries it and, after
+`maxDequeueCount`, poisons it.
 """
 
 from __future__ import annotations
@@ -35,19 +36,22 @@ def vsts_webhook(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("apply_workitem_update")
 @bp.queue_trigger(arg_name="msg", queue_name=QUEUE_NAME, connection="AzureWebJobsStorage")
 def apply_workitem_update(msg: func.QueueMessage) -> None:
-    from shared.deliveries import InvalidDelivery, from_message
-    from shared.sync.inbound import apply_workitem_update as apply_update
+    from shared.deliveries import InvalidDelivery
+    from shared.store.deadline import background
+    from shared.sync.queued import process_update_message
 
     try:
-        update = from_message(msg.get_body().decode("utf-8", errors="replace"))
+        with background():  # nobody waits on the queue: storage keeps its longer timeouts and retries
+            outcome = process_update_message(msg.get_body().decode("utf-8", errors="replace"))
     except InvalidDelivery as exc:
         # Not a message the webhook wrote: fail it, so it ends in the poison queue for a human, never dropped.
         raise ValueError(f"message {msg.id} is not a work item update: {exc}") from None
-    report = apply_update(update)  # RetryLater propagates: the host retries the message
-    log.info(
-        "apply_workitem_update: work item %s rev %s: %d linked issue(s), changes %s",
-        update.work_item_id,
-        update.rev,
-        report.linked,
-        report.changes or "none",
-    )
+    # A failure that may pass was queued again (or poisoned) by process_update_message; StorageUnavailable,
+    # raised when even that failed, propagates so the host retries this message.
+    if outcome.report is not None:
+        log.info(
+            "apply_workitem_update: message %s: %d linked issue(s), changes %s",
+            msg.id,
+            outcome.report.linked,
+            outcome.report.changes or "none",
+        )

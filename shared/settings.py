@@ -80,6 +80,11 @@ class Settings:
     _secrets_key: str | None = field(repr=False)
     _webhook_public_url: str | None
     _client_secret: str | None = field(repr=False)
+    # The queue's own back-off for failures that may pass (shared.sync.retry): first delay, cap, and how much
+    # delay in all a message is given before it goes to the poison queue.
+    queue_retry_base_seconds: float = 10.0
+    queue_retry_max_seconds: float = 600.0
+    queue_retry_window_seconds: float = 3600.0
 
     def __repr__(self) -> str:
         shown = (f"{f.name}={_redacted(getattr(self, f.name))!r}" for f in fields(self) if f.repr)
@@ -253,6 +258,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         _secrets_key=_fernet_key(env, "SECRETS_KEY"),
         _webhook_public_url=_url(env, "WEBHOOK_PUBLIC_URL", None),
         _client_secret=_text(env, "ADO_CLIENT_SECRET"),
+        queue_retry_base_seconds=_seconds(env, "QUEUE_RETRY_BASE_SECONDS", 10.0, maximum=3600),
+        queue_retry_max_seconds=_seconds(env, "QUEUE_RETRY_MAX_SECONDS", 600.0, maximum=86400),
+        queue_retry_window_seconds=_seconds(env, "QUEUE_RETRY_WINDOW_SECONDS", 3600.0, maximum=6 * 86400),
     )
 
 

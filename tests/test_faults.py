@@ -119,7 +119,7 @@ def test_a_failing_states_lookup_behind_the_queue_is_retried_until_it_applies(ho
     payload = fake_ado.update_work_item(name, 77, {"System.State": "Resolved"}, deliver=False)
     fake_ado.fail_next("GET", r"/workitemtypes/Bug/states$", 500, body={"message": "boom"})
     assert deliver(host, payload) == 202
-    # The first attempt fails; the host makes the message visible again after host.json's visibilityTimeout.
+    # The first attempt fails; the worker queues the message again with the first back-off delay (10 s).
     wait_until(lambda: status_of(host, org, 77) == "resolved", 60, "the retried message to apply")
-    assert "try 2" in host.log()
+    assert "attempt 1 failed" in host.log() and "queued again, due in 10 s" in host.log()
     assert queue_length(host, "vsts-workitem-updates-poison") in (-1, 0)

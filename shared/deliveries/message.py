@@ -14,6 +14,9 @@ from shared.validation import normalize_email, positive_int
 # to_message (every character \\u-escaped) under this, far below the limit.
 MAX_MESSAGE_CHARS = 16 * 1024
 _MESSAGE_VERSION = 1
+# How many failed attempts a message may count (`attempt`, written only when the queue puts a message back
+# after a failure that may pass; absent means 0, as the webhook writes it). Far above any retry budget.
+MAX_ATTEMPTS = 10_000
 
 
 def _int32(value: object) -> int | None:
@@ -21,8 +24,9 @@ def _int32(value: object) -> int | None:
     return positive_int(value) if isinstance(value, int) else None
 
 
-def to_message(update: WorkItemUpdate) -> str:
-    """Compact ASCII JSON for the Storage queue, at most MAX_MESSAGE_CHARS long.
+def to_message(update: WorkItemUpdate, *, attempt: int = 0) -> str:
+    """Compact ASCII JSON for the Storage queue, at most MAX_MESSAGE_CHARS long. `attempt` (failed attempts so
+    far) is written only when it is not 0, so what the webhook writes is unchanged.
 
     Names and ids over their caps become None rather than being cut (a cut state name or id would be a
     different, wrong one); only the log description is shortened. The integration id is the routing key and
@@ -54,6 +58,10 @@ def to_message(update: WorkItemUpdate) -> str:
         "changed_date": _clean_name(update.changed_date, MAX_DATE_CHARS),
         "event_id": _clean_name(update.event_id),
     }
+    if attempt:
+        if not isinstance(attempt, int) or not 0 < attempt <= MAX_ATTEMPTS:
+            raise InvalidDelivery("The attempt count is out of range for a queue message.")
+        message["attempt"] = attempt
     # ensure_ascii: the text is pure ASCII, so its length is its byte size and lone surrogates cannot break
     # the queue client's UTF-8 encoding.
     return json.dumps(message, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
@@ -61,6 +69,11 @@ def to_message(update: WorkItemUpdate) -> str:
 
 def from_message(text: str) -> WorkItemUpdate:
     """The inverse of to_message. Raises InvalidDelivery for anything to_message could not have produced."""
+    return read_message(text)[0]
+
+
+def read_message(text: str) -> tuple[WorkItemUpdate, int]:
+    """The update and its attempt count (0 when absent). Raises InvalidDelivery as from_message does."""
     if not isinstance(text, str) or len(text) > MAX_MESSAGE_CHARS:
         raise InvalidDelivery("The queue message is not a work item update.")
     try:
@@ -115,8 +128,11 @@ def from_message(text: str) -> WorkItemUpdate:
         if value is not None and _clean_name(value, cap) != value:
             raise InvalidDelivery(f"The queue message has an invalid {key}.")
         names[key] = value
+    attempt = _int32(data["attempt"]) if "attempt" in data else 0  # to_message never writes 0
+    if attempt is None or attempt > MAX_ATTEMPTS:
+        raise InvalidDelivery("The queue message has an invalid attempt count.")
 
-    return WorkItemUpdate(
+    update = WorkItemUpdate(
         integration_id=integration_id,
         work_item_id=work_item_id,
         rev=rev,
@@ -127,3 +143,4 @@ def from_message(text: str) -> WorkItemUpdate:
         changed_date=names["changed_date"],
         event_id=names["event_id"],
     )
+    return update, attempt

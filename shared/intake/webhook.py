@@ -25,6 +25,7 @@ from shared.deliveries import (
 from shared.errors import StorageUnavailable
 from shared.settings import SettingsError
 from shared.store import queues
+from shared.store.deadline import storage_deadline
 from shared.store.integrations import Integration, IntegrationStore
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ HANDLED_EVENT = "workitem.updated"
 # How stale this process's view of an integration may be when a delivery's secret matches it. A disabled
 # integration or a retired secret is refused at most this long after the change was made on another instance.
 AUTH_CACHE_SECONDS = 5.0
+# What storage may take in all for one delivery (the integration read and the enqueue, retries included).
+STORAGE_SECONDS = 6.0
 # Compared against when there is no integration, so that case costs what a wrong secret costs.
 _DECOY = [secrets.token_hex(32)]
 
@@ -56,6 +59,12 @@ def _authenticated(integration: Integration | None, headers: Mapping[str, str]) 
 
 
 def receive_delivery(body: bytes, headers: Mapping[str, str], store: IntegrationStore | None = None) -> WebhookAnswer:
+    # Azure DevOps gives up on a delivery after about 20 s; contract §5.1 answers 503 within 10 s.
+    with storage_deadline(STORAGE_SECONDS):
+        return _receive(body, headers, store)
+
+
+def _receive(body: bytes, headers: Mapping[str, str], store: IntegrationStore | None) -> WebhookAnswer:
     try:
         delivery = parse_delivery(body)
     except BodyTooLarge as exc:

@@ -31,6 +31,7 @@ from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 from shared.caching import PerKey
 from shared.errors import ConcurrentUpdate, StorageUnavailable, TooLargeToStore
 from shared.settings import get_settings
+from shared.store.deadline import attempt_bound
 
 __all__ = [
     "ResourceExistsError",
@@ -81,8 +82,9 @@ _sessions: list[requests.Session] = []
 _session_lock = threading.Lock()
 
 
-def sdk_transport() -> RequestsTransport:
-    """The HTTP transport for the storage SDK clients: one shared requests session.
+def sdk_transport(connection_timeout: float, read_timeout: float) -> RequestsTransport:
+    """The HTTP transport for the storage SDK clients: one shared requests session, with these timeouts (a client
+    given a transport ignores its own `connection_timeout`/`read_timeout` options, so they are set here).
 
     Unless a proxy is configured in the environment, the session does not consult the environment on every
     request (proxy variables and ~/.netrc): that lookup alone costs about half a millisecond per round trip.
@@ -92,7 +94,9 @@ def sdk_transport() -> RequestsTransport:
             session = requests.Session()
             session.trust_env = any(name.lower() in _PROXY_VARIABLES for name in os.environ)
             _sessions.append(session)
-    return RequestsTransport(session=_sessions[0], session_owner=False)
+    return RequestsTransport(
+        session=_sessions[0], session_owner=False, connection_timeout=connection_timeout, read_timeout=read_timeout
+    )
 
 
 def table_service(purpose: str = "data") -> TableServiceClient:
@@ -100,23 +104,19 @@ def table_service(purpose: str = "data") -> TableServiceClient:
     conn = get_settings().storage_connection_string
     if purpose == "health":
         # The health check must answer fast even when storage is down: short timeouts, no SDK retries.
-        options: dict[str, Any] = {
-            "connection_timeout": HEALTH_TIMEOUT_SECONDS,
-            "read_timeout": HEALTH_TIMEOUT_SECONDS,
-            "retry_total": 0,
-        }
+        connect, read, retries = HEALTH_TIMEOUT_SECONDS, HEALTH_TIMEOUT_SECONDS, 0
     else:
-        # Bounded retries: an HTTP function must answer (503) long before Azure DevOps gives up.
-        options = {
-            "connection_timeout": 5,
-            "read_timeout": 15,
-            "retry_total": 3,
-            "retry_backoff_factor": 0.25,
-            "retry_backoff_max": 2,
-        }
+        # HTTP paths are cut shorter per request (shared.store.deadline); these hold for the queue worker and timers.
+        connect, read, retries = 5, 15, 3
+    options: dict[str, Any] = {"retry_total": retries, "retry_backoff_factor": 0.25, "retry_backoff_max": 2}
     return _services.get(
         (purpose, conn),
-        lambda: TableServiceClient.from_connection_string(conn, transport=sdk_transport(), **options),
+        lambda: TableServiceClient.from_connection_string(
+            conn,
+            transport=sdk_transport(connect, read),
+            raw_request_hook=attempt_bound(connect, read),
+            **options,
+        ),
     )
 
 

@@ -1,0 +1,74 @@
+"""One message of `vsts-workitem-updates`, applied with the queue's own back-off (contract §5.2).
+
+A failure that may pass (`RetryLater`: Azure DevOps throttled or down, storage busy) puts a copy of the message
+back on the queue, invisible for the delay `shared.sync.retry` gives (never less than the Retry-After the
+failure carries), with its attempt count raised, and then returns normally so the host deletes the original.
+The host's own retries (`visibilityTimeout` 10 s, `maxDequeueCount` 5: under a minute) are left for what
+fails outright. Once the budget is spent the message, as the webhook wrote it (attempt count dropped, so a
+redrive gives it the whole budget again), goes to the poison queue. Writing the poison queue here rather
+than raising spares a failing Azure DevOps five more quick attempts, and says why in the log.
+
+If putting the message back (or in the poison queue) fails too, `StorageUnavailable` is raised: the host
+then retries the original, which is still there. Nothing is ever dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from shared.deliveries import read_message, to_message
+from shared.errors import RetryLater
+from shared.settings import get_settings
+from shared.store import queues
+from shared.sync.inbound import ApplyReport, apply_workitem_update
+from shared.sync.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one message: `applied` (with its report), `retried` in `delay` seconds, or `poisoned`."""
+
+    result: str
+    attempt: int  # failed attempts, this one included when it failed
+    delay: int | None = None
+    report: ApplyReport | None = None
+
+
+def policy() -> RetryPolicy:
+    settings = get_settings()
+    return RetryPolicy(
+        settings.queue_retry_base_seconds, settings.queue_retry_max_seconds, settings.queue_retry_window_seconds
+    )
+
+
+def process_update_message(text: str, queue: str = queues.QUEUE_NAME) -> Outcome:
+    """Apply one queued update; InvalidDelivery for a message the webhook did not write."""
+    update, attempt = read_message(text)
+    try:
+        return Outcome("applied", attempt, report=apply_workitem_update(update))
+    except RetryLater as exc:
+        failures = attempt + 1
+        delay = policy().delay(failures, exc.retry_after)
+        if delay is None:
+            queues.enqueue(to_message(update), queue + queues.POISON_SUFFIX)
+            log.error(
+                "Work item %s rev %s: moved to the poison queue after %d failed attempts: %s",
+                update.work_item_id,
+                update.rev,
+                failures,
+                exc,
+            )
+            return Outcome("poisoned", failures)
+        queues.enqueue(to_message(update, attempt=failures), queue, delay_seconds=delay)
+        log.warning(
+            "Work item %s rev %s: attempt %d failed (%s); queued again, due in %d s",
+            update.work_item_id,
+            update.rev,
+            failures,
+            exc,
+            delay,
+        )
+        return Outcome("retried", failures, delay)

@@ -241,3 +241,13 @@ def test_a_change_made_through_this_process_is_seen_at_once(integration) -> None
     post(delivery(integration.id, 1, 2))
     IntegrationStore().update(integration.id, lambda cur: replace(cur, status="disabled"))
     assert post(delivery(integration.id, 1, 3)).status_code == 401
+
+
+def test_a_setting_broken_after_authentication_is_503_not_500(integration, env) -> None:
+    """Authenticated from this process's recent view, the delivery first meets the settings when it is queued."""
+    assert post(delivery(integration.id, 1, 2)).status_code == 202
+    env.setenv("AzureWebJobsStorage", "")
+    env.setenv("TABLE_PREFIX", "not a prefix!")
+    response = post(delivery(integration.id, 1, 3))
+    assert response.status_code == 503
+    assert _json(response) == {"error": "The app is misconfigured; the delivery was not accepted."}

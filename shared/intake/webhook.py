@@ -61,7 +61,11 @@ def _authenticated(integration: Integration | None, headers: Mapping[str, str]) 
 def receive_delivery(body: bytes, headers: Mapping[str, str], store: IntegrationStore | None = None) -> WebhookAnswer:
     # Azure DevOps gives up on a delivery after about 20 s; contract §5.1 answers 503 within 10 s.
     with storage_deadline(STORAGE_SECONDS):
-        return _receive(body, headers, store)
+        try:
+            return _receive(body, headers, store)
+        except SettingsError as exc:  # e.g. SECRETS_KEY missing: 503 so Azure DevOps retries, not probation
+            log.error("Webhook: the app is misconfigured: %s", exc)
+            return WebhookAnswer(503, {"error": "The app is misconfigured; the delivery was not accepted."}, RETRY)
 
 
 def _receive(body: bytes, headers: Mapping[str, str], store: IntegrationStore | None) -> WebhookAnswer:
@@ -81,9 +85,6 @@ def _receive(body: bytes, headers: Mapping[str, str], store: IntegrationStore | 
     except StorageUnavailable:
         log.warning("Webhook: storage unavailable while authenticating a delivery")
         return WebhookAnswer(503, {"error": "Storage is unavailable; the delivery was not accepted."}, RETRY)
-    except SettingsError as exc:  # e.g. SECRETS_KEY missing: 503 so Azure DevOps retries, not probation
-        log.error("Webhook: the app is misconfigured: %s", exc)
-        return WebhookAnswer(503, {"error": "The app is misconfigured; the delivery was not accepted."}, RETRY)
     if not _authenticated(integration, headers):
         log.info("Webhook: refused a delivery (unknown or disabled integration, or a wrong credential)")
         return UNAUTHORIZED

@@ -11,7 +11,10 @@ import pytest
 
 from devhost.azurite import Azurite
 from shared.store.integrations import IntegrationStore
-from tests.e2e import create_world, queue_length, start_host, stop_host, wait_until
+from tests.e2e import create_world, queue_length, start_host, stop_host
+from tests.helpers import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("azurite")]
 
 SECRET = "faults-webhook-secret-0123456789"
 
@@ -60,7 +63,7 @@ def test_storage_stopped_mid_run_loses_no_acknowledged_delivery(fake_ado, tmp_pa
             if status != 202:
                 assert deliver(host, payloads[wid]) == 202
         try:
-            wait_until(lambda: all(status_of(host, org, wid) == "resolved" for wid in work_items), 60, "every delivery")
+            wait_for(lambda: all(status_of(host, org, wid) == "resolved" for wid in work_items), 60, "every delivery")
         except AssertionError:
             missing = [(wid, statuses[wid]) for wid in work_items if status_of(host, org, wid) != "resolved"]
             raise AssertionError(f"not applied: {missing}\n{host.log()[-8000:]}") from None
@@ -120,6 +123,6 @@ def test_a_failing_states_lookup_behind_the_queue_is_retried_until_it_applies(ho
     fake_ado.fail_next("GET", r"/workitemtypes/Bug/states$", 500, body={"message": "boom"})
     assert deliver(host, payload) == 202
     # The first attempt fails; the host makes the message visible again after host.json's visibilityTimeout.
-    wait_until(lambda: status_of(host, org, 77) == "resolved", 60, "the retried message to apply")
+    wait_for(lambda: status_of(host, org, 77) == "resolved", 60, "the retried message to apply")
     assert "try 2" in host.log()
     assert queue_length(host, "vsts-workitem-updates-poison") in (-1, 0)

@@ -21,6 +21,8 @@ from tests.sync_helpers import (
     tracked_issue,
 )
 
+pytestmark = pytest.mark.usefixtures("azurite")
+
 BUG_STATES = {
     "count": 5,
     "value": [

@@ -16,6 +16,8 @@ from shared.settings import DEFAULT_ACCOUNT_LOOKUP_URL
 from shared.store.integrations import IntegrationStore
 from tests.helpers import count_storage_requests, make_integration, new_id
 
+pytestmark = pytest.mark.usefixtures("azurite")
+
 WORK_ITEM = {
     "id": 309,
     "rev": 3,

@@ -4,7 +4,7 @@ Storage stopped mid-run and restarted; Azure DevOps (the fake) answering 429 wit
 sign-in page, or nothing at all; a failing OAuth token refresh; a failing states lookup behind the queue.
 """
 
-import time
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -43,15 +43,21 @@ def test_storage_stopped_mid_run_loses_no_acknowledged_delivery(fake_ado, tmp_pa
             wid: fake_ado.update_work_item(name, wid, {"System.State": "Resolved"}, deliver=False) for wid in work_items
         }
         statuses: dict[int, int] = {}
+        # A third before storage stops, a third while it is stopping, a third after it stopped.
+        stopping, stopped = threading.Event(), threading.Event()
+        phase = {wid: (None, stopping, stopped)[i * 3 // len(work_items)] for i, wid in enumerate(work_items)}
 
         def send(wid: int) -> None:
+            if phase[wid] is not None:
+                assert phase[wid].wait(60)
             statuses[wid] = deliver(host, payloads[wid])
-            time.sleep(0.02)
 
         with ThreadPoolExecutor(4) as pool:
             futures = [pool.submit(send, wid) for wid in work_items]
-            time.sleep(0.15)
+            wait_for(lambda: len(statuses) >= 5, 30, "the first deliveries to be answered")
+            stopping.set()
             azurite.stop()  # storage goes away while deliveries are arriving
+            stopped.set()
             for future in futures:
                 future.result()
         print("\nstatuses while storage stopped:", sorted(set(statuses.values())))

@@ -60,6 +60,7 @@ def test_a_real_looking_legacy_domain_is_repaired_to_its_https_form(own_tables, 
     assert store.get(integration.id).domain_name == "https://fabrikam.visualstudio.com/"
 
 
+@pytest.mark.slow  # thousands of rows and real lookup delays
 def test_two_thousand_integrations_with_bounded_concurrency(own_tables, fake_ado) -> None:
     own_tables.setenv("DOMAIN_CHECK_CONCURRENCY", "8")
     own_tables.setenv("DOMAIN_CHECK_BUDGET_SECONDS", "60")
@@ -81,6 +82,7 @@ def test_two_thousand_integrations_with_bounded_concurrency(own_tables, fake_ado
     assert all(store.get(i).domain_name.endswith("/") for i in bad[:20])
 
 
+@pytest.mark.slow  # thousands of rows and real lookup delays
 def test_a_small_budget_stops_and_the_next_run_finishes_the_rest(own_tables, fake_ado) -> None:
     own_tables.setenv("DOMAIN_CHECK_CONCURRENCY", "4")
     own_tables.setenv("DOMAIN_CHECK_BUDGET_SECONDS", "1.5")

@@ -19,6 +19,7 @@ help:
 	@echo "make run    serve the app on http://127.0.0.1:7071 with Azurite (Ctrl-C stops both)"
 	@echo "make demo   a guided walkthrough: one Azure DevOps change synced to a tracked issue (simulated ADO)"
 	@echo "make test   lint, check indexing and run the whole test suite (Azurite included)"
+	@echo "           inner loop: .venv/bin/python -m pytest -m \"not slow\" (no end-to-end processes)"
 	@echo "make fuzz   the property and fuzz tests with 20x the cases (FUZZ_SCALE)"
 	@echo "make bench  measure against the physical floor and write docs/benchmarks.md"
 	@echo "make lint   ruff check and format check"

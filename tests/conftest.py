@@ -1,4 +1,5 @@
-"""Test set-up: one Azurite (blob, queue, table) per session on free loopback ports, in memory.
+"""Test set-up: the app's settings, and one Azurite (blob, queue, table) on free loopback ports, in memory,
+started only when a test needs storage (pure tests run without it, and fail fast if they touch storage).
 
 Each run gets its own TABLE_PREFIX, so runs never see each other's data even on a shared Azurite.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -20,30 +22,62 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from devhost.azurite import Azurite  # noqa: E402
+from devhost.azurite import Azurite, connection_string  # noqa: E402
 from shared.settings import reset_settings  # noqa: E402
 from tests.e2e import fake_ado, host  # noqa: E402, F401 (fixtures for end-to-end modules)
 
+# Where storage points while no test asked for Azurite: a loopback port held bound but never listening, so a
+# pure test that touches storage by mistake gets "connection refused" at once instead of hanging or passing.
+_closed = socket.socket()
+_closed.bind(("127.0.0.1", 0))
+CLOSED_STORAGE = connection_string(*[_closed.getsockname()[1]] * 3)
+
 
 @pytest.fixture(scope="session", autouse=True)
-def azurite() -> Iterator[Azurite]:
-    """Azurite for the whole run; the app's settings point at it. It must be installed (make test does it)."""
-    server = Azurite.on_free_ports().start()
+def app_environment() -> Iterator[None]:
+    """The app's settings for the whole run, with storage pointing nowhere (see `storage_guard`)."""
     previous = dict(os.environ)
     os.environ.update(
         {
-            "AzureWebJobsStorage": server.connection_string,
+            "AzureWebJobsStorage": CLOSED_STORAGE,
             "TABLE_PREFIX": f"t{uuid.uuid4().hex[:12]}",
             "SECRETS_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
         }
     )
     os.environ.pop("STORAGE_CONNECTION_STRING", None)
     reset_settings()
-    yield server
+    yield
     os.environ.clear()
     os.environ.update(previous)
     reset_settings()
+
+
+@pytest.fixture(scope="session")
+def azurite(app_environment: None) -> Iterator[Azurite]:
+    """Azurite, started on first use and kept for the run; while a test uses it, the app's storage is it.
+
+    Modules that need storage say `pytestmark = pytest.mark.usefixtures("azurite")`; fixtures that need it
+    (such as `host`) depend on it. It must be installed (make test does it)."""
+    server = Azurite.on_free_ports().start()
+    os.environ["AzureWebJobsStorage"] = server.connection_string
+    reset_settings()
+    yield server
+    os.environ["AzureWebJobsStorage"] = CLOSED_STORAGE
+    reset_settings()
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def storage_guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that did not ask for Azurite sees closed storage, even when an earlier test started Azurite."""
+    if "azurite" in request.fixturenames:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AzureWebJobsStorage", CLOSED_STORAGE)
+        reset_settings()
+        yield
+    reset_settings()
 
 
 class SettingsPatch:

@@ -1,12 +1,12 @@
 """End-to-end set-up: the app served by `python -m devhost` beside the fake Azure DevOps, on the session's
-Azurite. The app reaches the fake only through its settings."""
+Azurite. The app reaches the fake only through its settings. Modules using these start processes: they are
+marked `slow` (`pytest -m "not slow"` leaves them out)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 import requests
 
-from devhost.azurite import free_port, port_open
+from devhost.azurite import Azurite, free_port, port_open
 from devtools.fakes import FakeAzureDevOps
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 NEVER = "0 0 0 1 1 *"  # timers only run when a test invokes them
@@ -60,11 +61,9 @@ def start_host(tmp: Path, extra_env: dict[str, str], port: int | None = None) ->
         stdout=log_file,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 30
-    while not port_open(port):
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the host did not start:\n{log_path.read_text()}")
-        time.sleep(0.05)
+    wait_for(lambda: port_open(port) or process.poll() is not None, 30, f"the host on port {port}")
+    if process.poll() is not None:
+        raise RuntimeError(f"the host did not start:\n{log_path.read_text()}")
     return HostProcess(f"http://127.0.0.1:{port}", process, log_path, env)
 
 
@@ -83,18 +82,12 @@ def fake_ado() -> Iterator[FakeAzureDevOps]:
 
 
 @pytest.fixture(scope="module")
-def host(fake_ado: FakeAzureDevOps, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostProcess]:
+def host(
+    azurite: Azurite, fake_ado: FakeAzureDevOps, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HostProcess]:
     process = start_host(tmp_path_factory.mktemp("host"), {**fake_ado.settings_env(), "ADO_HTTP_TIMEOUT": "2"})
     yield process
     stop_host(process)
-
-
-def wait_until(predicate, seconds: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def queue_length(host: HostProcess, queue: str = "vsts-workitem-updates") -> int:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import TypeVar
 
 from azure.core.pipeline.transport import RequestsTransport
 
 from shared.store.integrations import Integration, IntegrationStore
+
+T = TypeVar("T")
+POLL_SECONDS = 0.02
 
 
 def new_id() -> str:
@@ -52,12 +57,44 @@ def count_storage_requests() -> Iterator[list[str]]:
         RequestsTransport.send = original
 
 
-def wait_for(predicate: Callable[[], object], seconds: float = 15.0, what: str = "condition") -> None:
+def wait_for(predicate: Callable[[], T], seconds: float = 30.0, what: str = "condition") -> T:
+    """Poll `predicate` until it is truthy and return its value: the one way tests wait for something that
+    happens in another thread or process. Fails after `seconds`, naming `what`."""
     deadline = time.monotonic() + seconds
-    while not predicate():
+    while not (value := predicate()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+        time.sleep(POLL_SECONDS)
+    return value
+
+
+class FakeClock:
+    """A `shared.clock.Clock` that only moves when told: `sleep` advances it at once instead of waiting.
+    Thread-safe, so work running in a pool may advance it too."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self._lock = threading.Lock()
+        self._wall = now
+        self._mono = 0.0
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        with self._lock:
+            return self._wall
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._mono
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept.append(seconds)
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._wall += seconds
+            self._mono += seconds
 
 
 def populate_integrations(fake_ado, count: int, malformed_every: int) -> tuple[list[str], list[str]]:

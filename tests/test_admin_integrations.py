@@ -10,6 +10,8 @@ from shared.store import base as storage
 from shared.store.integrations import ROW, TABLE, IntegrationStore
 from tests.helpers import new_id
 
+pytestmark = pytest.mark.usefixtures("azurite")
+
 PAT = {"type": "pat", "token": "pat-secret-token-123"}
 
 

@@ -4,13 +4,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from devhost.azurite import connection_string, free_port, port_open
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,12 +36,9 @@ def _get(url: str) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
-def _wait_until_serving(proc: subprocess.Popen, port: int, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not port_open(port):
-        assert proc.poll() is None, proc.stdout.read()
-        assert time.monotonic() < deadline, "the host did not start"
-        time.sleep(0.1)
+def _wait_until_serving(proc: subprocess.Popen, port: int) -> None:
+    wait_for(lambda: port_open(port) or proc.poll() is not None, 30, "the host to serve")
+    assert proc.poll() is None, proc.stdout.read()
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
@@ -61,8 +60,7 @@ def test_run_with_its_own_azurite_then_stop_leaves_nothing_running(tmp_path: Pat
             proc.kill()
     assert proc.returncode == 0, out
     assert "Executed health (http GET /api/health): 200" in out
-    time.sleep(0.2)
-    assert not any(port_open(p) for p in (*ports, http_port)), "Azurite or the host is still listening"
+    wait_for(lambda: not any(port_open(p) for p in (*ports, http_port)), 10, "Azurite and the host to stop listening")
 
 
 def test_health_is_503_through_the_host_when_storage_is_down() -> None:

@@ -3,7 +3,6 @@
 import base64
 import json
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from azure.storage.queue import QueueClient
 from devhost.config import HostConfig, load_host_config, parse_timespan
 from devhost.host import FunctionHost
 from devhost.queues import QueuePoller, decode_body
+from tests.helpers import wait_for
 
 SAMPLE = Path(__file__).parent / "apps" / "sample"
 
@@ -57,24 +57,17 @@ def _send(queue: QueueClient, payload: dict) -> None:
     queue.send_message(base64.b64encode(json.dumps(payload).encode()).decode())
 
 
-def _wait_for(predicate, seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_a_message_that_succeeds_is_deleted(running_host) -> None:
     host, queue, poison = running_host
     _send(queue, {"id": "ok-1"})
-    _wait_for(lambda: ("work", ({"id": "ok-1"}, 1)) in host.module.CALLS)
-    _wait_for(lambda: _count(queue) == 0)
+    wait_for(lambda: ("work", ({"id": "ok-1"}, 1)) in host.module.CALLS)
+    wait_for(lambda: _count(queue) == 0)
 
 
 def test_a_failing_message_is_retried_then_moved_to_the_poison_queue(running_host) -> None:
     host, queue, poison = running_host
     _send(queue, {"id": "bad-1", "fail": True})
-    _wait_for(lambda: _count(poison) == 1)
+    wait_for(lambda: _count(poison) == 1)
     attempts = [call[1][1] for call in host.module.CALLS if call[0] == "work" and call[1][0]["id"] == "bad-1"]
     assert attempts == [1, 2, 3]  # maxDequeueCount is 3 in the sample host.json
     assert _count(queue) == 0
@@ -85,7 +78,7 @@ def test_a_failing_message_is_retried_then_moved_to_the_poison_queue(running_hos
 def test_a_message_that_is_not_base64_ends_in_the_poison_queue(running_host) -> None:
     host, queue, poison = running_host
     queue.send_message("this is not base64 !")
-    _wait_for(lambda: _count(poison) == 1)
+    wait_for(lambda: _count(poison) == 1)
     assert poison.receive_message().content == "this is not base64 !"
 
 
@@ -98,9 +91,9 @@ def test_the_poller_waits_for_a_queue_that_does_not_exist_yet(azurite) -> None:
     poller.start()
     try:
         client = QueueClient.from_connection_string(azurite.connection_string, name)
-        _wait_for(lambda: _exists(client))
+        wait_for(lambda: _exists(client))
         client.send_message(base64.b64encode(b"hello").decode())
-        _wait_for(lambda: seen == [b"hello"])
+        wait_for(lambda: seen == [b"hello"])
     finally:
         stop.set()
         poller.join(5)

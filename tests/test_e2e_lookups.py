@@ -9,6 +9,8 @@ import pytest
 from shared.store.integrations import IntegrationStore
 from tests.helpers import new_id
 
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("azurite")]
+
 PAT = "e2e-pat-token-0123456789"
 
 

@@ -13,7 +13,10 @@ from collections.abc import Iterator
 import pytest
 
 from devtools.fakes import FakeAzureDevOps
-from tests.e2e import HostProcess, create_world, queue_length, start_host, stop_host, tracked_issue, wait_until
+from tests.e2e import HostProcess, create_world, queue_length, start_host, stop_host, tracked_issue
+from tests.helpers import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("azurite")]
 
 SECRET = "queue-retry-webhook-secret-0123456789"
 QUEUE = "vsts-workitem-updates"
@@ -57,7 +60,7 @@ def test_a_delivery_outlasting_azure_devops_trouble_is_retried_with_growing_dela
     fake_ado.fail_next("GET", states_path(name), **UNAVAILABLE, count=failing_attempts * REQUESTS_PER_ATTEMPT)
     try:
         deliver_resolved(retry_host, fake_ado, name)
-        wait_until(lambda: tracked_issue(retry_host, org)["status"] == "resolved", 90, "the delivery to apply")
+        wait_for(lambda: tracked_issue(retry_host, org)["status"] == "resolved", 90, "the delivery to apply")
     finally:
         fake_ado.clear_faults()
     # Three failed attempts, each put back with a longer (then capped) delay; the fourth applied it.
@@ -67,7 +70,7 @@ def test_a_delivery_outlasting_azure_devops_trouble_is_retried_with_growing_dela
     assert queue_length(retry_host, POISON) in (-1, 0)
     assert "poison queue after" not in retry_host.log()
     # Each attempt that returned normally was deleted: no original is left to come back.
-    wait_until(lambda: queue_length(retry_host) == 0, 10, "the settled messages to be deleted")
+    wait_for(lambda: queue_length(retry_host) == 0, 10, "the settled messages to be deleted")
 
 
 def test_a_delivery_that_keeps_failing_is_poisoned_after_its_budget_and_redrive_applies_it(
@@ -79,7 +82,7 @@ def test_a_delivery_that_keeps_failing_is_poisoned_after_its_budget_and_redrive_
         payload = fake_ado.update_work_item(name, 78, {"System.State": "Resolved"}, deliver=False)
         response = retry_host.call("POST", "/api/vsts/issue-updated", json=payload, headers={"Shared-Secret": SECRET})
         assert response.status_code == 202
-        wait_until(lambda: queue_length(retry_host, POISON) == 1, 90, "the message to reach the poison queue")
+        wait_for(lambda: queue_length(retry_host, POISON) == 1, 90, "the message to reach the poison queue")
     finally:
         fake_ado.clear_faults()
     assert requeued(retry_host, 78) == [(1, 1), (2, 2), (3, 2)]
@@ -90,7 +93,7 @@ def test_a_delivery_that_keeps_failing_is_poisoned_after_its_budget_and_redrive_
     response = retry_host.call("POST", f"/api/queues/{QUEUE}/redrive")
     assert response.status_code == 200, response.text
     assert response.json() == {"queue": QUEUE, "moved": 1, "more": False}
-    wait_until(lambda: tracked_issue(retry_host, org, 78)["status"] == "resolved", 60, "the redriven message")
+    wait_for(lambda: tracked_issue(retry_host, org, 78)["status"] == "resolved", 60, "the redriven message")
     assert queue_length(retry_host, POISON) == 0
     # Nothing left to move: the poison queue's own name designates the same queue.
     assert retry_host.call("POST", f"/api/queues/{POISON}/redrive").json() == {

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e import create_world, start_host, stop_host, tracked_issue, wait_until
+from tests.e2e import create_world, start_host, stop_host, tracked_issue
+from tests.helpers import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("azurite")]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +28,7 @@ def _reconcile(host) -> None:
     """Run the timer now and wait for the host to say it ran (one log line per invocation)."""
     runs = _runs(host)
     host.invoke("reconcile")
-    wait_until(lambda: len(_runs(host)) > len(runs), what="reconcile to run")
+    wait_for(lambda: len(_runs(host)) > len(runs), what="reconcile to run")
     assert "succeeded" in _runs(host)[-1].lower(), _runs(host)[-1]
 
 
@@ -39,7 +42,7 @@ def test_reconcile_after_a_lost_unrelated_edit_keeps_a_persons_later_assignment(
     subscription_id = _subscribe(host, integration_id)
     # Assigned to Dana in Azure DevOps, delivered: the tracked issue follows.
     fake_ado.update_work_item(name, 77, {"System.AssignedTo": "Dana <dana@example.com>"})
-    wait_until(lambda: (tracked_issue(host, org)["assignee"] or {}).get("email") == "dana@example.com")
+    wait_for(lambda: (tracked_issue(host, org)["assignee"] or {}).get("email") == "dana@example.com")
     # A person then assigns the tracked issue to Lee in the tracker.
     response = host.call("PUT", f"/api/orgs/{org}/issues/I77", json={"assignee": "lee@example.com"})
     assert response.status_code == 200, response.text

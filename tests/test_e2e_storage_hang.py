@@ -22,6 +22,8 @@ from shared.intake import webhook
 from shared.store import deadline
 from tests.e2e import HostProcess, create_world, queue_length, start_host, stop_host, tracked_issue
 
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("azurite")]
+
 SECRET = "storage-hang-webhook-secret-0123456789"
 # What the webhook's storage can take at worst: its deadline, plus one SDK back-off sleep (at most 2 s) after
 # which no attempt starts. Contract §5.1 asks for 503 within 10 s.

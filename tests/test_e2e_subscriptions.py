@@ -6,8 +6,10 @@ import time
 import pytest
 
 from shared.store.integrations import IntegrationStore
-from tests.e2e import create_world, queue_length, start_host, stop_host, tracked_issue, wait_until
-from tests.helpers import new_id
+from tests.e2e import create_world, queue_length, start_host, stop_host, tracked_issue
+from tests.helpers import new_id, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("azurite")]
 
 GRACE = 3
 
@@ -50,7 +52,7 @@ def test_creating_a_subscription_makes_deliveries_flow(subs_host, fake_ado) -> N
     assert IntegrationStore().get(integration_id).webhook_secret == secret
     fake_ado.update_work_item(name, 77, {"System.State": "Resolved", "System.AssignedTo": "Dana <dana@example.com>"})
     assert fake_ado.deliveries[-1].status == 202
-    wait_until(lambda: issue(subs_host, org)["status"] == "resolved", what="the delivered update to apply")
+    wait_for(lambda: issue(subs_host, org)["status"] == "resolved", what="the delivered update to apply")
     assert issue(subs_host, org)["assignee"]["user_id"] == "u-dana"
 
 
@@ -63,7 +65,7 @@ def test_a_disabled_subscription_is_recreated_and_the_old_secret_has_a_grace_per
     )  # sent, not yet arrived
     fake_ado.set_subscription_status(old_id, "disabledBySystem")
     subs_host.invoke("subscription_check")
-    wait_until(
+    wait_for(
         lambda: IntegrationStore().get(integration_id).subscription_id not in (None, old_id), what="a new subscription"
     )
     [sub] = fake_ado.subscriptions(name)  # the disabled one was deleted
@@ -73,13 +75,15 @@ def test_a_disabled_subscription_is_recreated_and_the_old_secret_has_a_grace_per
     # Inside the grace period the old secret still authenticates the delivery already in flight.
     response = subs_host.call("POST", "/api/vsts/issue-updated", json=in_flight, headers={"Shared-Secret": old_secret})
     assert response.status_code == 202
-    wait_until(lambda: issue(subs_host, org)["status"] == "resolved", what="the in-flight delivery to apply")
+    wait_for(lambda: issue(subs_host, org)["status"] == "resolved", what="the in-flight delivery to apply")
     # Deliveries resume with the new subscription.
     fake_ado.update_work_item(name, 77, {"System.AssignedTo": "Lee <lee@example.com>"})
     assert fake_ado.deliveries[-1].status == 202
-    wait_until(lambda: (issue(subs_host, org)["assignee"] or {}).get("user_id") == "u-lee", what="the new delivery")
-    # After the grace period, the old secret is refused.
-    time.sleep(GRACE + 0.5)
+    wait_for(lambda: (issue(subs_host, org)["assignee"] or {}).get("user_id") == "u-lee", what="the new delivery")
+    # After the grace period (its end is stored with the integration), the old secret is refused.
+    expires_at = IntegrationStore().get(integration_id).previous_secret_expires_at
+    assert expires_at is not None
+    wait_for(lambda: time.time() > expires_at, GRACE + 5, "the grace period to end")
     late = subs_host.call("POST", "/api/vsts/issue-updated", json=in_flight, headers={"Shared-Secret": old_secret})
     assert late.status_code == 401
 
@@ -89,7 +93,7 @@ def test_a_missing_subscription_is_recreated(subs_host, fake_ado) -> None:
     old_id = subscribe(subs_host, integration_id)["subscription"]["id"]
     fake_ado.remove_subscription(old_id)
     subs_host.invoke("subscription_check")
-    wait_until(lambda: IntegrationStore().get(integration_id).subscription_id != old_id, what="a new subscription")
+    wait_for(lambda: IntegrationStore().get(integration_id).subscription_id != old_id, what="a new subscription")
     assert len(fake_ado.subscriptions(name)) == 1
 
 
@@ -100,7 +104,7 @@ def test_probation_and_user_disabled_are_shown_not_replaced(subs_host, fake_ado,
     fake_ado.set_subscription_status(sub_id, status)
     subs_host.invoke("subscription_check")
     get = lambda: subs_host.call("GET", f"/api/vsts/integrations/{integration_id}").json()["subscription"]  # noqa: E731
-    wait_until(lambda: get()["status"] == status, what=f"the status {status} to show")
+    wait_for(lambda: get()["status"] == status, what=f"the status {status} to show")
     assert get()["id"] == sub_id and get()["checked_at"] is not None
 
 
@@ -143,7 +147,7 @@ def test_reconcile_recovers_changes_lost_while_the_subscription_was_disabled(sub
                 return False
         return True
 
-    wait_until(matches, 30, "every linked issue to match Azure DevOps")
+    wait_for(matches, 30, "every linked issue to match Azure DevOps")
     before = {wid: issue(subs_host, org, wid) for wid in work_items}
     # A late delivery of an older revision changes nothing.
     for payload in old_payloads.values():
@@ -154,5 +158,13 @@ def test_reconcile_recovers_changes_lost_while_the_subscription_was_disabled(sub
             headers={"Shared-Secret": IntegrationStore().get(integration_id).webhook_secret},
         )
         assert response.status_code == 202
-    wait_until(lambda: queue_length(subs_host) == 0, what="the late deliveries to run")
+    # They were applied as no-ops (not failed into the poison queue): the worker logged each with no change.
+    applied = [
+        f"apply_workitem_update: work item {p['resource']['workItemId']} rev {p['resource']['rev']}: "
+        "1 linked issue(s), changes none"
+        for p in old_payloads.values()
+    ]
+    wait_for(lambda: all(line in subs_host.log() for line in applied), what="the late deliveries to run")
+    wait_for(lambda: queue_length(subs_host) == 0, what="the queue to drain")
+    assert queue_length(subs_host, "vsts-workitem-updates-poison") in (-1, 0)  # -1: never created
     assert {wid: issue(subs_host, org, wid) for wid in work_items} == before

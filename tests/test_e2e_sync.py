@@ -9,7 +9,10 @@ import pytest
 import requests
 
 from devhost.azurite import Azurite
-from tests.e2e import create_world, queue_length, start_host, stop_host, tracked_issue, wait_until
+from tests.e2e import create_world, queue_length, start_host, stop_host, tracked_issue
+from tests.helpers import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("azurite")]
 
 SECRET = "e2e-webhook-secret-0123456789"
 
@@ -32,7 +35,7 @@ def test_a_delivery_assigns_and_resolves_through_the_host(host, fake_ado) -> Non
         name, 77, {"System.State": "Resolved", "System.AssignedTo": "Dana Scully <dana@example.com>"}, deliver=False
     )
     assert deliver(host, payload) == 202
-    wait_until(lambda: issue(host, org)["status"] == "resolved", what="the issue to be resolved")
+    wait_for(lambda: issue(host, org)["status"] == "resolved", what="the issue to be resolved")
     view = issue(host, org)
     assert view["assignee"] == {"email": "dana@example.com", "user_id": "u-dana"}
     assert sorted(a["type"] for a in view["activity"] if a["source"] == "vsts") == ["assigned", "resolved"]
@@ -59,9 +62,9 @@ def test_fifty_deliveries_at_once_end_in_the_highest_revisions_state(host, fake_
         marks = issue(host, org)
         return marks["status"] == expected_status and (marks["assignee"] or {}).get("email") == expected_email
 
-    wait_until(settled, 60, "the issue to reach the final revision's state")
+    wait_for(settled, 60, "the issue to reach the final revision's state")
     # Nothing later moves it: every queued message has run and none went to the poison queue.
-    wait_until(lambda: queue_length(host, "vsts-workitem-updates") == 0, 60, "the queue to drain")
+    wait_for(lambda: queue_length(host, "vsts-workitem-updates") == 0, 60, "the queue to drain")
     view = issue(host, org)
     assert (view["status"], view["assignee"]["email"]) == (expected_status, expected_email)
     assert queue_length(host, "vsts-workitem-updates-poison") <= 0
@@ -83,7 +86,7 @@ def test_storage_down_means_503_never_2xx_and_the_retry_applies(fake_ado, tmp_pa
         assert issue(host, org)["status"] == "unresolved"
         # Azure DevOps retries 503s; the retry is accepted and applied.
         assert deliver(host, payload) == 202
-        wait_until(lambda: issue(host, org)["status"] == "resolved", 30, "the retried delivery to apply")
+        wait_for(lambda: issue(host, org)["status"] == "resolved", 30, "the retried delivery to apply")
     finally:
         stop_host(host)
         azurite.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -408,7 +407,6 @@ def test_update_payload_shape(fake: FakeAzureDevOps) -> None:
 def test_wiql_by_ids_and_changed_date(fake: FakeAzureDevOps, http: requests.Session) -> None:
     for work_item_id in (3, 1, 2, 4):
         fake.add_work_item(ORG, work_item_id, {})
-    time.sleep(0.005)
     cutoff = fake.work_item(ORG, 4)["fields"]["System.ChangedDate"]
     fake.update_work_item(ORG, 2, {"System.State": "Active"})
     fake.update_work_item(ORG, 3, {"System.State": "Active"})

@@ -4,14 +4,17 @@ Storage stopped mid-run and restarted; Azure DevOps (the fake) answering 429 wit
 sign-in page, or nothing at all; a failing OAuth token refresh; a failing states lookup behind the queue.
 """
 
-import time
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from devhost.azurite import Azurite
 from shared.store.integrations import IntegrationStore
-from tests.e2e import create_world, queue_length, start_host, stop_host, wait_until
+from tests.e2e import create_world, queue_length, start_host, stop_host
+from tests.helpers import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("azurite")]
 
 SECRET = "faults-webhook-secret-0123456789"
 
@@ -40,15 +43,21 @@ def test_storage_stopped_mid_run_loses_no_acknowledged_delivery(fake_ado, tmp_pa
             wid: fake_ado.update_work_item(name, wid, {"System.State": "Resolved"}, deliver=False) for wid in work_items
         }
         statuses: dict[int, int] = {}
+        # A third before storage stops, a third while it is stopping, a third after it stopped.
+        stopping, stopped = threading.Event(), threading.Event()
+        phase = {wid: (None, stopping, stopped)[i * 3 // len(work_items)] for i, wid in enumerate(work_items)}
 
         def send(wid: int) -> None:
+            if phase[wid] is not None:
+                assert phase[wid].wait(60)
             statuses[wid] = deliver(host, payloads[wid])
-            time.sleep(0.02)
 
         with ThreadPoolExecutor(4) as pool:
             futures = [pool.submit(send, wid) for wid in work_items]
-            time.sleep(0.15)
+            wait_for(lambda: len(statuses) >= 5, 30, "the first deliveries to be answered")
+            stopping.set()
             azurite.stop()  # storage goes away while deliveries are arriving
+            stopped.set()
             for future in futures:
                 future.result()
         print("\nstatuses while storage stopped:", sorted(set(statuses.values())))
@@ -60,7 +69,7 @@ def test_storage_stopped_mid_run_loses_no_acknowledged_delivery(fake_ado, tmp_pa
             if status != 202:
                 assert deliver(host, payloads[wid]) == 202
         try:
-            wait_until(lambda: all(status_of(host, org, wid) == "resolved" for wid in work_items), 60, "every delivery")
+            wait_for(lambda: all(status_of(host, org, wid) == "resolved" for wid in work_items), 60, "every delivery")
         except AssertionError:
             missing = [(wid, statuses[wid]) for wid in work_items if status_of(host, org, wid) != "resolved"]
             raise AssertionError(f"not applied: {missing}\n{host.log()[-8000:]}") from None
@@ -120,6 +129,6 @@ def test_a_failing_states_lookup_behind_the_queue_is_retried_until_it_applies(ho
     fake_ado.fail_next("GET", r"/workitemtypes/Bug/states$", 500, body={"message": "boom"})
     assert deliver(host, payload) == 202
     # The first attempt fails; the worker queues the message again with the first back-off delay (10 s).
-    wait_until(lambda: status_of(host, org, 77) == "resolved", 60, "the retried message to apply")
+    wait_for(lambda: status_of(host, org, 77) == "resolved", 60, "the retried message to apply")
     assert "attempt 1 failed" in host.log() and "queued again, due in 10 s" in host.log()
     assert queue_length(host, "vsts-workitem-updates-poison") in (-1, 0)

@@ -12,6 +12,8 @@ from functions import admin_integrations, admin_tracker
 from tests.fuzzing import fuzz_settings
 from tests.helpers import count_storage_requests, make_integration
 
+pytestmark = pytest.mark.usefixtures("azurite")
+
 JSON = st.recursive(
     st.none()
     | st.booleans()

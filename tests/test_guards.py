@@ -26,6 +26,8 @@ from shared.store.integrations import IntegrationStore
 from tests.helpers import make_integration, new_id
 from tests.sync_helpers import SECRET, delivery, issue_view, post, queued_messages, run_queue, setup_org, tracked_issue
 
+pytestmark = pytest.mark.usefixtures("azurite")
+
 BUG_STATES = {"value": [{"name": "Active", "category": "InProgress"}, {"name": "Resolved", "category": "Resolved"}]}
 STATES_URL = "https://dev.azure.com/fabrikam/proj-1/_apis/wit/workitemtypes/Bug/states"
 

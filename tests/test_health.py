@@ -1,9 +1,12 @@
 import json
 
 import azure.functions as func
+import pytest
 
 from devhost.azurite import connection_string, free_port
 from functions.health import health
+
+pytestmark = pytest.mark.usefixtures("azurite")
 
 
 def _get() -> func.HttpResponse:

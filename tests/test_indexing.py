@@ -12,10 +12,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 INDEX_PYTHON = os.environ.get("INDEX_CHECK_PYTHON", "")
 
-pytestmark = pytest.mark.skipif(
-    not INDEX_PYTHON or not Path(INDEX_PYTHON).exists(),
-    reason="no Python 3.13+ with azure-functions-runtime (make test builds .venv-index when python3.13 exists)",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not INDEX_PYTHON or not Path(INDEX_PYTHON).exists(),
+        reason="no Python 3.13+ with azure-functions-runtime (make test builds .venv-index when python3.13 exists)",
+    ),
+]
 
 
 def _index(app_dir: Path) -> subprocess.CompletedProcess:

@@ -11,10 +11,14 @@ import pytest
 from responses import matchers
 
 from functions.lookups import get_issue, search_issues
+from shared.ado.client import AdoUnavailable
 from shared.ado.credentials import pat_header
-from shared.settings import DEFAULT_ACCOUNT_LOOKUP_URL
+from shared.connections.credentials import POLL_SECONDS, REFRESH_WAIT_SECONDS, refresh_oauth
+from shared.settings import DEFAULT_ACCOUNT_LOOKUP_URL, get_settings
 from shared.store.integrations import IntegrationStore
-from tests.helpers import count_storage_requests, make_integration, new_id
+from tests.helpers import FakeClock, count_storage_requests, make_integration, new_id
+
+pytestmark = pytest.mark.usefixtures("azurite")
 
 WORK_ITEM = {
     "id": 309,
@@ -239,26 +243,37 @@ def test_an_instance_waits_for_another_instances_refresh_instead_of_refreshing(e
     env.setenv("ADO_CLIENT_SECRET", "the-client-secret")
     store = IntegrationStore()
     integration = _oauth_integration(expires_at=time.time() - 10)
-    # Another instance holds the refresh claim, and finishes its refresh a moment later.
+    # Another instance holds the refresh claim, and finishes its refresh while this one waits (its first poll).
     claimed = store.update(integration.id, lambda cur: replace(cur, refresh_lock_until=time.time() + 30))
 
-    def other_instance_finishes() -> None:
-        time.sleep(0.4)
-        fresh = {
-            **claimed.credentials,
-            "access_token": "theirs",
-            "refresh_token": "rt-x",
-            "expires_at": time.time() + 3600,
-        }
-        store.update(integration.id, lambda cur: replace(cur, credentials=fresh, refresh_lock_until=None))
+    class OtherInstanceFinishes(FakeClock):
+        def sleep(self, seconds: float) -> None:
+            if not self.slept:
+                fresh = {**claimed.credentials, "access_token": "theirs", "expires_at": time.time() + 3600}
+                store.update(integration.id, lambda cur: replace(cur, credentials=fresh, refresh_lock_until=None))
+            super().sleep(seconds)
 
-    threading.Thread(target=other_instance_finishes).start()
+    clock = OtherInstanceFinishes()
+    assert refresh_oauth(store, integration.id, get_settings(), clock=clock).credentials["access_token"] == "theirs"
+    assert clock.slept == [POLL_SECONDS]  # it waited one poll, then saw the other's token
     ado.get(
         "https://dev.azure.com/fabrikam/_apis/wit/workitems/309",
         json=WORK_ITEM,
         match=[matchers.header_matcher({"Authorization": "Bearer theirs"})],
     )
     assert _get(integration.id, "309").status_code == 200
+    assert not any(c.request.url.endswith("/oauth2/token") for c in ado.calls)
+
+
+def test_an_instance_gives_up_waiting_for_a_refresh_that_never_finishes(env, ado) -> None:
+    env.setenv("ADO_CLIENT_SECRET", "the-client-secret")
+    store = IntegrationStore()
+    integration = _oauth_integration(expires_at=time.time() - 10)
+    store.update(integration.id, lambda cur: replace(cur, refresh_lock_until=time.time() + 3600))
+    clock = FakeClock()
+    with pytest.raises(AdoUnavailable, match="another instance is refreshing"):
+        refresh_oauth(store, integration.id, get_settings(), clock=clock)
+    assert REFRESH_WAIT_SECONDS <= sum(clock.slept) <= REFRESH_WAIT_SECONDS + POLL_SECONDS * 2  # on the fake clock
     assert not any(c.request.url.endswith("/oauth2/token") for c in ado.calls)
 
 

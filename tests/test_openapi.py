@@ -1,7 +1,7 @@
 """docs/openapi.json against the code: the same routes and methods, auth and path parameters as the app registers.
 
-Plain structural checks (no OpenAPI validator is a dependency). An operation the document describes before its
-function exists is tolerated only for the subscription route, so this test passes fully once that route exists.
+Plain structural checks (no OpenAPI validator is a dependency). A route documented but not registered, or
+registered but not documented, fails.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC_PATH = ROOT / "docs" / "openapi.json"
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 FUNCTION_KEY = {("header", "x-functions-key"), ("query", "code")}
-PLANNED_MARKER = "/subscription"  # documented ahead of its function; see the module docstring
 _PARAM = re.compile(r"\{([^{}]+)\}")
 
 
@@ -79,10 +78,6 @@ def _path_params(spec: dict[str, Any], path: str, operation: dict[str, Any]) -> 
     return [p["name"] for p in (_resolve(spec, p) for p in declared) if p["in"] == "path"]
 
 
-def _is_planned(path: str, code_paths: set[str]) -> bool:
-    return PLANNED_MARKER in path and path not in code_paths
-
-
 def test_document_is_openapi_3_1_json(spec: dict[str, Any]) -> None:
     assert isinstance(spec["openapi"], str) and spec["openapi"].startswith("3.1")
     assert spec["info"]["title"] and spec["info"]["version"]
@@ -92,10 +87,8 @@ def test_document_is_openapi_3_1_json(spec: dict[str, Any]) -> None:
 def test_operations_match_the_registered_http_functions(registered_functions: dict, spec: dict[str, Any]) -> None:
     code = set(_code_routes(registered_functions))
     documented = set(_operations(spec))
-    code_paths = {path for _, path in code}
-    planned = {op for op in documented - code if _is_planned(op[1], code_paths)}
     assert code - documented == set(), "HTTP functions missing from docs/openapi.json"
-    assert documented - code - planned == set(), "operations in docs/openapi.json that no function serves"
+    assert documented - code == set(), "operations in docs/openapi.json that no function serves"
 
 
 def test_anonymous_routes_have_no_security_and_the_others_need_the_function_key(

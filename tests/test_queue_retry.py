@@ -14,6 +14,8 @@ from shared.settings import load_settings
 from shared.store import deadline
 from shared.sync.retry import MAX_RETRY_AFTER_SECONDS, RetryPolicy
 
+pytestmark = pytest.mark.usefixtures("azurite")
+
 UPDATE = WorkItemUpdate(
     integration_id="c0ffee00-0000-4000-8000-000000000001",
     work_item_id=77,

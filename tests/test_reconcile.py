@@ -18,6 +18,8 @@ from shared.sync.reconcile import changed_work_items_query, snapshot_update
 from shared.sync.rules import decide
 from tests.helpers import new_id
 
+pytestmark = pytest.mark.usefixtures("azurite")
+
 PAT = "reconcile-pat-0123456789"
 
 

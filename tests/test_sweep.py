@@ -14,6 +14,8 @@ from shared.store.cursors import CursorStore
 from shared.store.integrations import Integration, IntegrationStore, IntegrationSummary
 from tests.helpers import new_id
 
+pytestmark = pytest.mark.usefixtures("azurite")
+
 PAT = "sweep-pat-0123456789"
 
 

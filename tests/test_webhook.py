@@ -17,6 +17,8 @@ from tests.fuzzing import fuzz_settings
 from tests.helpers import count_storage_requests, make_integration, new_id
 from tests.sync_helpers import SECRET, delivery, post, queued_messages, sample_delivery
 
+pytestmark = pytest.mark.usefixtures("azurite")
+
 
 def _json(response):
     return json.loads(response.get_body())

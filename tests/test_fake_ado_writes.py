@@ -446,7 +446,8 @@ def test_an_oauth_token_acts_as_its_refresh_tokens_identity(fake: FakeAzureDevOp
     assert answer.json()["fields"]["System.ChangedBy"]["uniqueName"] == "ann@contoso.example"
     # A PAT given no identity acts as the fake's default member, still a real identity of the organization.
     fake.add_pat(ORG, "anonymous-pat")
-    plain = call(http, "PATCH", item_url(fake, 11), token="anonymous-pat", headers=PATCH_TYPE, data=json.dumps(ops))
+    rename = [{"op": "replace", "path": "/fields/System.Title", "value": "By the app"}]
+    plain = call(http, "PATCH", item_url(fake, 11), token="anonymous-pat", headers=PATCH_TYPE, data=json.dumps(rename))
     assert plain.json()["fields"]["System.ChangedBy"]["uniqueName"] == "integration@fabrikam.example"
     assert call(http, "PATCH", item_url(fake, 11), token="wrong", headers=PATCH_TYPE, data="[]").status_code == 401
 

@@ -6,6 +6,9 @@ optimistic-concurrency guard; relations are added at `/relations/-`; `System.Ass
 flags `validateOnly`, `bypassRules`, `suppressNotifications`, `$expand`. Where the reference is silent the
 fake follows what clients observe (named at each answer). A successful write goes through the same code path
 as `update_work_item`, so it produces the same `workitem.updated` delivery (or `workitem.created`).
+`suppressNotifications` is accepted and ignored: it silences e-mail alerts, which the fake has none of; the
+reference does not say it silences service hooks, so deliveries still go. A patch that changes nothing makes
+no revision.
 """
 
 from __future__ import annotations

@@ -8,21 +8,27 @@ rotating OAuth refresh tokens, and service hook deliveries with Azure DevOps' pr
 the project's reference notes (`reference/azure-devops-platform.md`); where those are silent the fake says so
 in a comment.
 
-Tests drive it with helpers (`add_org`, `add_work_item`, `update_work_item`, ...), inject faults
+Tests drive it with helpers (`add_org`, `add_project(..., process=)`, `add_identity`, `add_work_item`,
+`update_work_item`, `add_area`, `add_iteration`, ...), inject faults
 (`fail_next`, `set_delay`) and inspect what the app sent (`requests`, `count`, `max_concurrent`,
-`deliveries`). Everything is guarded by one lock because the server is threaded.
+`deliveries`, `comments`, `updates`). Everything is guarded by one lock because the server is threaded.
 
 Safety: deliveries go only to loopback hosts; any other URL is recorded as a failed delivery, never sent.
 
 One module per concern; `FakeAzureDevOps` (server.py) combines the mixins of the others:
 
 - `server.py`: the WSGI server, start/stop, routing and dispatch, the request log.
-- `data.py`: the model (organizations, projects, work items, states), its lock, and the set-up methods.
-- `auth.py`: credentials (PATs, OAuth and Entra tokens) and the anonymous account lookup and token endpoints.
+- `data.py`: the model (organizations, projects, identities, work items, states), its lock, and the set-up methods.
+- `auth.py`: credentials (PATs, OAuth and Entra tokens, each acting as an identity) and the anonymous account
+  lookup and token endpoints.
 - `workitems.py`: the work item, batch, search and states endpoints, and how work items are rendered.
+- `patch.py`: writing work items with JSON Patch (update, create by type) and Azure DevOps' rule errors.
+- `comments.py`: the work item Comments API (preview).
+- `catalog.py`: projects, work item types and their categories, classification nodes (areas, iterations).
+- `processes.py`: the Agile, Scrum, CMMI and Basic processes' types, states and state categories.
 - `wiql.py`: WIQL parsing and evaluation.
 - `hooks.py`: service hook subscriptions and their endpoints.
-- `deliveries.py`: work item events, their payloads, POSTing them to subscriptions, probation.
+- `deliveries.py`: work item events (updated, created, commented), their payloads, POSTing them, probation.
 - `faults.py`: fault injection (`fail_next`, `set_delay`).
 - `protocol.py`: Azure DevOps' HTTP conventions shared by all: error bodies, query parameters, api-version.
 """

@@ -8,7 +8,7 @@ import secrets
 
 from werkzeug.wrappers import Request, Response
 
-from devtools.fakes.ado.data import Org, Store
+from devtools.fakes.ado.data import DEFAULT_CALLER, Org, Store
 from devtools.fakes.ado.protocol import arg, error, json_response
 
 CORE_AREA_ID = "79134c72-4a58-4b42-976c-04e7115f32bf"
@@ -36,26 +36,34 @@ class Auth(Store):
         self._access_tokens: dict[str, str] = {}  # token -> org key
         self._refresh_tokens: dict[str, str] = {}  # token -> org key
         self._refresh_count = 0
+        # Whom each credential acts as ("Display <email>"): "pat:<token>", "bearer:<token>", "refresh:<token>".
+        self._credential_identities: dict[str, str] = {}
 
     # ---------------------------------------------------------------------------------------- set-up
 
-    def add_pat(self, org: str, token: str) -> None:
+    def add_pat(self, org: str, token: str, *, identity: str | None = None) -> None:
+        """A PAT of the organization. `identity` ('Display Name <email>') is whom its changes are made by
+        (`System.ChangedBy`, a delivery's `revisedBy`); default DEFAULT_CALLER."""
         with self._lock:
             self._org(org).pats.add(token)
+            self._remember_identity(f"pat:{token}", identity)
 
     def remove_pat(self, org: str, token: str) -> None:
         """Revoke a PAT: requests with it are then refused."""
         with self._lock:
             self._org(org).pats.discard(token)
 
-    def add_refresh_token(self, org: str, refresh_token: str) -> None:
+    def add_refresh_token(self, org: str, refresh_token: str, *, identity: str | None = None) -> None:
+        """An OAuth refresh token; the tokens it is exchanged for act as `identity` (as add_pat)."""
         with self._lock:
             self._refresh_tokens[refresh_token] = self._org(org).key
+            self._remember_identity(f"refresh:{refresh_token}", identity)
 
-    def add_access_token(self, org: str, token: str) -> None:
-        """A Bearer token valid for the organization (an OAuth or Entra access token)."""
+    def add_access_token(self, org: str, token: str, *, identity: str | None = None) -> None:
+        """A Bearer token valid for the organization (an OAuth or Entra access token), acting as `identity`."""
         with self._lock:
             self._access_tokens[token] = self._org(org).key
+            self._remember_identity(f"bearer:{token}", identity)
 
     def expire_access_token(self, token: str) -> None:
         with self._lock:
@@ -70,17 +78,30 @@ class Auth(Store):
     # ------------------------------------------------------------------------------- authentication
 
     def _authorized(self, request: Request, org: Org) -> bool:
+        return self._credential(request, org) is not None
+
+    def _credential(self, request: Request, org: Org) -> str | None:
+        """The request's valid credential for this organization ("pat:<token>" or "bearer:<token>"), else None."""
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "basic":
             try:
                 decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
             except (ValueError, UnicodeDecodeError):
-                return False
+                return None
             _, sep, token = decoded.partition(":")  # any user name; the PAT is the password
-            return bool(sep) and token in org.pats
-        if scheme.lower() == "bearer":
-            return self._access_tokens.get(value.strip()) == org.key
-        return False
+            return f"pat:{token}" if sep and token in org.pats else None
+        if scheme.lower() == "bearer" and self._access_tokens.get(value.strip()) == org.key:
+            return f"bearer:{value.strip()}"
+        return None
+
+    def _caller(self, request: Request, org: Org) -> str:
+        """Whom an authorized request acts as: 'Display Name <email>'. Call it holding the lock."""
+        credential = self._credential(request, org)
+        return self._credential_identities.get(credential or "", DEFAULT_CALLER)
+
+    def _remember_identity(self, credential: str, identity: str | None) -> None:
+        if identity is not None:
+            self._credential_identities[credential] = identity
 
     def _unauthorized(self, request: Request) -> Response:
         """401 when the client suppressed the sign-in redirect, else Azure DevOps' 203 HTML sign-in page."""
@@ -130,7 +151,8 @@ class Auth(Store):
         if self.redirect_uri is not None and form.get("redirect_uri") != self.redirect_uri:
             return json_response({"Error": "invalid_request", "ErrorDescription": "redirect_uri mismatch."}, 400)
         with self._lock:
-            org_key = self._refresh_tokens.pop(form.get("assertion", ""), None)  # used once: Azure DevOps rotates
+            used = form.get("assertion", "")
+            org_key = self._refresh_tokens.pop(used, None)  # used once: Azure DevOps rotates
             if org_key is None:
                 return json_response(
                     {
@@ -143,6 +165,9 @@ class Auth(Store):
             refresh_token = f"fake-refresh-{secrets.token_hex(16)}"
             self._access_tokens[access_token] = org_key
             self._refresh_tokens[refresh_token] = org_key
+            identity = self._credential_identities.pop(f"refresh:{used}", None)
+            self._remember_identity(f"bearer:{access_token}", identity)
+            self._remember_identity(f"refresh:{refresh_token}", identity)
             self._refresh_count += 1
         return json_response(
             {

@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from devtools.fakes.ado.processes import canonical_process
 from devtools.fakes.ado.protocol import iso_ms
 
 DEFAULT_PROJECT = "proj-id"
 DEFAULT_REVISED_BY = "Jamal Hartnett <fabrikamfiber4@hotmail.com>"
+# Whom a request acts as when its credential was given no identity; a member of every organization.
+DEFAULT_CALLER = "Fabrikam Integration <integration@fabrikam.example>"
 FAR_FUTURE = "9999-01-01T00:00:00Z"  # System.RevisedDate of the current revision
 
 STATE_CATEGORIES = ("Proposed", "InProgress", "Resolved", "Completed", "Removed")
@@ -49,6 +52,11 @@ DEFAULT_STATES: dict[str, list[tuple[str, str]]] = {
 class Project:
     id: str
     name: str
+    # None: made implicitly; it has the Agile types but the fake's historic states (DEFAULT_STATES, Bug with
+    # Removed), kept so tests written before processes existed see what they always saw.
+    process: str | None = None
+    areas: list[str] = field(default_factory=list)  # paths below the root area, e.g. "Web\\UI"
+    iterations: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # path -> (start, finish)
 
 
 @dataclass
@@ -59,6 +67,8 @@ class WorkItem:
     fields: dict[str, Any]
     update_count: int  # the id of the latest update (creation is update 1)
     updates: list[dict[str, Any]] = field(default_factory=list)
+    relations: list[dict[str, Any]] = field(default_factory=list)
+    comments: list[dict[str, Any]] = field(default_factory=list)  # as stored, deleted ones included
 
 
 @dataclass
@@ -71,6 +81,11 @@ class Org:
     projects: dict[str, Project] = field(default_factory=dict)  # by id, lower-cased
     work_items: dict[int, WorkItem] = field(default_factory=dict)
     states: dict[tuple[str, str], list[tuple[str, str]]] = field(default_factory=dict)  # (project id, type)
+    identities: dict[str, str] = field(default_factory=dict)  # unique name (lower) -> "Display <unique name>"
+    disabled_types: set[tuple[str, str]] = field(default_factory=set)  # (project id, type), lower-cased
+    custom_fields: set[str] = field(default_factory=set)  # reference names, lower-cased
+    type_names: dict[tuple[str, str], str] = field(default_factory=dict)  # set_states' types, as spelled
+    last_comment_id: int = 0
 
     @property
     def key(self) -> str:
@@ -111,6 +126,8 @@ class Store:
             account = account_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"account:{host_id.lower()}"))
             org = Org(name=name, host_id=host_id, account_id=account, location_url=location_url)
             org.projects[DEFAULT_PROJECT] = Project(DEFAULT_PROJECT, DEFAULT_PROJECT)
+            for member in (DEFAULT_CALLER, DEFAULT_REVISED_BY):
+                org.identities[member.split("<")[1].rstrip(">").lower()] = member
             self._orgs[org.key] = org
 
     def set_location(self, host_id: str, url: str | None) -> None:
@@ -118,10 +135,27 @@ class Store:
         with self._lock:
             self._org_by_host(host_id).location_url = url
 
-    def add_project(self, org: str, project_id: str, name: str | None = None) -> None:
-        """A project (id and name); projects used by work items or set_states are added implicitly."""
+    def add_project(self, org: str, project_id: str, name: str | None = None, *, process: str | None = None) -> None:
+        """A project (id and name); projects used by work items or set_states are added implicitly.
+
+        `process` ("Agile", "Scrum", "CMMI" or "Basic") gives it that process' work item types and states
+        (processes.py); without it an existing project keeps its process and a new one has the fake's historic
+        defaults (the Agile types, DEFAULT_STATES).
+        """
+        chosen = canonical_process(process) if process is not None else None
         with self._lock:
-            self._ensure_project(self._org(org), project_id).name = name or project_id
+            project = self._ensure_project(self._org(org), project_id)
+            project.name = name or project_id
+            if chosen is not None:
+                project.process = chosen
+
+    def add_identity(self, org: str, email: str, display_name: str) -> str:
+        """A member of the organization: `System.AssignedTo` accepts its email, 'Display Name <email>' or its
+        display name (when no other member has it). Returns the 'Display Name <email>' form work items store."""
+        identity = f"{display_name} <{email}>"
+        with self._lock:
+            self._org(org).identities[email.lower()] = identity
+        return identity
 
     # --------------------------------------------------------------------------------- work items, states
 
@@ -174,6 +208,7 @@ class Store:
             o = self._org(org)
             proj = self._ensure_project(o, project)
             o.states[(proj.id.lower(), work_item_type.lower())] = states
+            o.type_names[(proj.id.lower(), work_item_type.lower())] = work_item_type
 
     # ------------------------------------------------------------------------------------------ internals
 

@@ -23,6 +23,7 @@ from devtools.fakes.ado.protocol import iso_7
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 TRANSIENT_DELIVERY_STATUSES = frozenset({408, 502, 503, 504})  # Azure DevOps retries these, no probation
+Addressed = list[tuple[dict[str, Any], dict[str, Any]]]  # (subscription, payload) pairs to POST
 
 
 @dataclass
@@ -81,19 +82,55 @@ class Deliveries(Store):
             o = self._org(org)
             item = self._item(org, work_item_id)
             diff = self._apply_update(item, changes, revised_by)
-            resource = self._update_resource(o, item, diff, revised_by)
-            item.updates.append(copy.deepcopy(resource))
-            event = self._event(o, item, resource)
-            targets = [sub for sub in self._org_subscriptions(o) if self._wants(sub, o, item, diff)] if deliver else []
-            payloads: list[tuple[dict[str, Any], dict[str, Any]]] = []
-            for sub in targets:
-                payloads.append((copy.deepcopy(sub), self._addressed(event, sub["id"])))
-            returned = payloads[0][1] if payloads else self._addressed(event, ZERO_GUID)
-            returned = copy.deepcopy(returned)
+            payloads, returned = self._updated_event(o, item, diff, revised_by, deliver=deliver)
+        self._send(payloads)
+        return returned
+
+    def _updated_event(
+        self, org: Org, item: WorkItem, diff: dict[str, Any], revised_by: str, *, deliver: bool = True
+    ) -> tuple[Addressed, dict[str, Any]]:
+        """Record an applied update and address its `workitem.updated` event (call holding the lock; then
+        `_send` the copies outside it). Returns the copies and the payload to show (the first copy)."""
+        resource = self._update_resource(org, item, diff, revised_by)
+        item.updates.append(copy.deepcopy(resource))
+        return self._address(org, item, self._event(org, item, resource), diff, deliver=deliver)
+
+    def _snapshot_event(
+        self, org: Org, item: WorkItem, event_type: str, extra: Mapping[str, Any] | None = None
+    ) -> tuple[Addressed, dict[str, Any]]:
+        """Address a `workitem.created` or `workitem.commented` event, whose resource is the work item itself
+        (reference §1.3); `extra` adds to the resource (e.g. `commentVersionRef`). Call holding the lock."""
+        item_url = f"{self.org_url(org.name)}_apis/wit/workItems/{item.id}"
+        resource: dict[str, Any] = {
+            "id": item.id,
+            "rev": item.rev,
+            "fields": copy.deepcopy(item.fields),
+            "_links": {
+                "self": {"href": item_url},
+                "workItemUpdates": {"href": f"{item_url}/updates"},
+                "workItemRevisions": {"href": f"{item_url}/revisions"},
+                "workItemType": {"href": self._item_links(org, item)["workItemType"]["href"]},
+                "fields": {"href": f"{self.org_url(org.name)}_apis/wit/fields"},
+                "html": {"href": f"{self.org_url(org.name)}web/wi.aspx?pcguid={org.host_id}&id={item.id}"},
+            },
+            "url": item_url,
+            **copy.deepcopy(dict(extra or {})),
+        }
+        return self._address(org, item, self._event(org, item, resource, event_type), None)
+
+    def _address(
+        self, org: Org, item: WorkItem, event: dict[str, Any], diff: Mapping[str, Any] | None, *, deliver: bool = True
+    ) -> tuple[Addressed, dict[str, Any]]:
+        """One copy of the event per enabled subscription that wants it, and the payload to show."""
+        targets = [sub for sub in self._org_subscriptions(org) if self._wants(sub, org, item, diff, event["eventType"])]
+        payloads = [(copy.deepcopy(sub), self._addressed(event, sub["id"])) for sub in (targets if deliver else [])]
+        returned = payloads[0][1] if payloads else self._addressed(event, ZERO_GUID)
+        return payloads, copy.deepcopy(returned)
+
+    def _send(self, payloads: Addressed) -> None:
         # POST outside the lock: the receiver (the app) may call back into the fake while handling it.
         for sub, payload in payloads:
             self._post_delivery(sub, payload)
-        return returned
 
     def deliver(self, org: str, payload: Mapping[str, Any], *, subscription_id: str | None = None) -> list[Delivery]:
         """Send `payload` as it is (a replay) to the organization's enabled subscriptions, or to just one."""
@@ -140,19 +177,23 @@ class Deliveries(Store):
             },
         }
 
-    def _event(self, org: Org, item: WorkItem, resource: dict[str, Any]) -> dict[str, Any]:
+    def _event(
+        self, org: Org, item: WorkItem, resource: dict[str, Any], event_type: str = "workitem.updated"
+    ) -> dict[str, Any]:
         """The delivery envelope, without subscriptionId/notificationId (each copy gets its own)."""
         base = self.org_url(org.name)
         fields = item.fields
         who = re.sub(r"\s*<[^<>]*>\s*$", "", str(fields.get("System.ChangedBy", ""))) or "someone"
         label = f"{fields.get('System.WorkItemType', 'Work item')} #{item.id}"
         link = f"{base}web/wi.aspx?pcguid={org.host_id}&id={item.id}"
-        summary = f"{label} ({fields.get('System.Title', '')}) updated by {who}."
-        state = resource["fields"].get("System.State", {}).get("newValue")
+        verb = {"workitem.created": "created", "workitem.commented": "commented on"}.get(event_type, "updated")
+        summary = f"{label} ({fields.get('System.Title', '')}) {verb} by {who}."
+        change = resource["fields"].get("System.State") if event_type == "workitem.updated" else None
+        state = change.get("newValue") if isinstance(change, dict) else None
         details = f"\r\n\r\n- New State: {state}\r\n" if state else ""
         return {
             "id": str(uuid.uuid4()),
-            "eventType": "workitem.updated",
+            "eventType": event_type,
             "publisherId": "tfs",
             "message": {"text": f"{summary}\r\n({link})", "html": summary, "markdown": f"[{label}]({link}) {summary}"},
             "detailedMessage": {"text": f"{summary}\r\n({link}){details}", "html": summary, "markdown": summary},
@@ -171,9 +212,10 @@ class Deliveries(Store):
         return {"subscriptionId": subscription_id, "notificationId": self._notification_id, **copy.deepcopy(event)}
 
     @staticmethod
-    def _wants(sub: dict[str, Any], org: Org, item: WorkItem, diff: Mapping[str, Any]) -> bool:
-        """Whether a subscription's event type and publisher filters select this update."""
-        if sub.get("eventType") != "workitem.updated":
+    def _wants(sub: dict[str, Any], org: Org, item: WorkItem, diff: Mapping[str, Any] | None, event_type: str) -> bool:
+        """Whether a subscription's event type and publisher filters select this event (`changedFields` only
+        filters updates: `diff` is None for the other events)."""
+        if sub.get("eventType") != event_type:
             return False
         inputs = sub.get("publisherInputs") or {}
         project = str(inputs.get("projectId") or "")
@@ -188,7 +230,7 @@ class Deliveries(Store):
             return False
         changed = {name.strip().lower() for name in re.split(r"[,;]", str(inputs.get("changedFields") or ""))}
         changed.discard("")
-        return not changed or any(key.lower() in changed for key in diff)
+        return not changed or diff is None or any(key.lower() in changed for key in diff)
 
     # ------------------------------------------------------------------------------------------- posting
 

@@ -42,10 +42,13 @@ def error(
     type_name: str | None = None,
     event_id: int = 3000,
     headers: Mapping[str, str] | None = None,
+    custom_properties: Mapping[str, Any] | None = None,
 ) -> Response:
-    """Azure DevOps' WrappedException error body."""
-    body = {
-        "$id": "1",
+    """Azure DevOps' WrappedException error body (`customProperties` first when given, as Azure DevOps orders it)."""
+    body: dict[str, Any] = {"$id": "1"}
+    if custom_properties is not None:
+        body["customProperties"] = dict(custom_properties)
+    body |= {
         "innerException": None,
         "message": message,
         "typeName": type_name
@@ -127,6 +130,16 @@ def read_json(request: Request) -> Any:
         return json.loads(request.get_data(cache=True) or b"null")
     except ValueError:
         raise Reject(error(400, "The request body is not valid JSON.")) from None
+
+
+def query_int(request: Request, name: str, default: int) -> int:
+    """A non-negative integer query parameter, or a 400 naming it."""
+    text = arg(request, name)
+    if text is None or text == "":
+        return default
+    if not text.isdigit():
+        raise Reject(error(400, f"{name} must be a non-negative integer, not {text!r}."))
+    return int(text)
 
 
 def int_or_reject(value: Any, name: str, default: int) -> int:

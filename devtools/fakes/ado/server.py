@@ -21,10 +21,13 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from devtools.fakes.ado.auth import Auth
+from devtools.fakes.ado.catalog import Catalog
+from devtools.fakes.ado.comments import Comments
 from devtools.fakes.ado.data import Project
 from devtools.fakes.ado.deliveries import Deliveries
 from devtools.fakes.ado.faults import Faults
 from devtools.fakes.ado.hooks import Hooks
+from devtools.fakes.ado.patch import Patching
 from devtools.fakes.ado.protocol import Reject, api_major, api_version, error, request_matches
 from devtools.fakes.ado.wiql import Wiql
 from devtools.fakes.ado.workitems import WorkItemsApi
@@ -57,8 +60,9 @@ class QuietHandler(WSGIRequestHandler):
         """Keep test output free of one access-log line per request."""
 
 
-class FakeAzureDevOps(Auth, WorkItemsApi, Wiql, Hooks, Deliveries, Faults):
-    """Azure DevOps on 127.0.0.1: organizations, credentials, work items, states, service hooks, WIQL."""
+class FakeAzureDevOps(Auth, WorkItemsApi, Patching, Comments, Catalog, Wiql, Hooks, Deliveries, Faults):
+    """Azure DevOps on 127.0.0.1: organizations, credentials, work items (read and written), comments,
+    projects and processes, service hooks, WIQL."""
 
     def __init__(self, *, client_secret: str = "fake-client-secret", redirect_uri: str | None = None) -> None:
         super().__init__()
@@ -176,10 +180,34 @@ class FakeAzureDevOps(Auth, WorkItemsApi, Wiql, Hooks, Deliveries, Faults):
                 methods=["GET", "PUT", "DELETE"],
             ),
             Rule("/<org>/<project>/<team>/_apis/wit/wiql", endpoint="wiql", methods=["POST"]),
+            Rule("/<org>/_apis/projects", endpoint="projects", methods=["GET"]),
+            Rule("/<org>/_apis/projects/<project>", endpoint="project", methods=["GET"]),
+            Rule("/<org>/<project>/_apis/wit/workitemtypes", endpoint="work_item_types", methods=["GET"]),
+            Rule("/<org>/<project>/_apis/wit/workitemtypes/<wit_type>", endpoint="work_item_type", methods=["GET"]),
+            Rule("/<org>/<project>/_apis/wit/workitemtypecategories", endpoint="type_categories", methods=["GET"]),
+            Rule("/<org>/<project>/_apis/wit/classificationnodes", endpoint="classification_nodes", methods=["GET"]),
+            Rule(
+                "/<org>/<project>/_apis/wit/classificationnodes/<structure>",
+                endpoint="classification_node",
+                methods=["GET"],
+            ),
+            # Create: `${type}` (the `$` is checked by the handler, so /workitems/<id> POST gets a clear 400).
+            Rule("/<org>/<project>/_apis/wit/workitems/<wit_type>", endpoint="create", methods=["POST"]),
+            Rule(
+                "/<org>/<project>/_apis/wit/workitems/<int:work_item_id>/comments",
+                endpoint="comments",
+                methods=["GET", "POST"],
+            ),
+            Rule(
+                "/<org>/<project>/_apis/wit/workitems/<int:work_item_id>/comments/<int:comment_id>",
+                endpoint="comment",
+                methods=["GET", "PATCH", "DELETE"],
+            ),
         ]
         # Where Azure DevOps takes an optional project segment after the organization.
         for path, endpoint, method in (
             ("_apis/wit/workitems/<int:work_item_id>", "work_item", "GET"),
+            ("_apis/wit/workitems/<int:work_item_id>", "work_item_patch", "PATCH"),
             ("_apis/wit/workitems", "work_items", "GET"),
             ("_apis/wit/workitemsbatch", "batch", "POST"),
             ("_apis/wit/wiql", "wiql", "POST"),

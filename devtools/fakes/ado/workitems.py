@@ -11,7 +11,8 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from devtools.fakes.ado.data import DEFAULT_STATES, STATE_COLORS, Org, Project, Store, WorkItem
+from devtools.fakes.ado.catalog import type_not_found
+from devtools.fakes.ado.data import STATE_COLORS, Org, Project, Store, WorkItem
 from devtools.fakes.ado.protocol import arg, error, int_or_reject, json_response, read_json
 
 BATCH_LIMIT = 200
@@ -101,7 +102,7 @@ class WorkItemsApi(Store):
         rendered: dict[str, Any] = {"id": item.id, "rev": item.rev, "fields": values}
         expand = (expand or "").lower()
         if expand in ("relations", "all"):
-            rendered["relations"] = []
+            rendered["relations"] = copy.deepcopy(item.relations)
         if not fields or expand in ("links", "all"):
             rendered["_links"] = self._item_links(org, item)
         rendered["url"] = f"{self.org_url(org.name)}_apis/wit/workItems/{item.id}"
@@ -239,14 +240,8 @@ class WorkItemsApi(Store):
     ) -> Response:
         assert project is not None  # the route requires the project segment
         with self._lock:
-            states = org.states.get((project.id.lower(), wit_type.lower()))
+            states = self._type_states(org, project, wit_type)  # Catalog: set_states', else the process'
         if states is None:
-            states = DEFAULT_STATES.get(wit_type.lower())
-        if states is None:
-            return error(
-                404,
-                f"Work item type {wit_type} does not exist in project {project.name}.",
-                "WorkItemTypeNotFoundException",
-            )
+            return type_not_found(wit_type, project)
         value = [{"name": name, "color": STATE_COLORS[category], "category": category} for name, category in states]
         return json_response({"count": len(value), "value": value})

@@ -34,8 +34,8 @@ def _put(name: str, *route_keys: str) -> Callable[[func.HttpRequest], func.HttpR
     return _named(handler, name)
 
 
-def _issue(name: str, *route_keys: str) -> Callable[[func.HttpRequest], func.HttpResponse]:
-    """A handler answering the tracked issue that `shared.admin.tracker.<name>(*route values)` returns."""
+def _public(name: str, *route_keys: str) -> Callable[[func.HttpRequest], func.HttpResponse]:
+    """A handler answering what `shared.admin.tracker.<name>(*route values)` returns, as its public view."""
 
     def handler(req: func.HttpRequest) -> func.HttpResponse:
         args = [req.route_params[key] for key in route_keys]
@@ -65,11 +65,17 @@ put_installation = _register(
     "PUT",
     _put("put_installation", "org_id", "integration_id"),
 )
+get_installation = _register(
+    "get_installation",
+    "orgs/{org_id}/integrations/{integration_id}",
+    "GET",
+    _public("get_installation", "org_id", "integration_id"),
+)
 put_member = _register("put_member", "orgs/{org_id}/members/{email}", "PUT", _put("put_member", "org_id", "email"))
 put_issue = _register("put_issue", ISSUE, "PUT", _put("put_issue", *ISSUE_KEYS))
-get_tracked_issue = _register("get_tracked_issue", ISSUE, "GET", _issue("get_issue", *ISSUE_KEYS))
-put_link = _register("put_link", LINK, "PUT", _issue("put_link", *LINK_KEYS))
-delete_link = _register("delete_link", LINK, "DELETE", _issue("delete_link", *LINK_KEYS))
+get_tracked_issue = _register("get_tracked_issue", ISSUE, "GET", _public("get_issue", *ISSUE_KEYS))
+put_link = _register("put_link", LINK, "PUT", _public("put_link", *LINK_KEYS))
+delete_link = _register("delete_link", LINK, "DELETE", _public("delete_link", *LINK_KEYS))
 
 
 @bp.function_name("delete_member")

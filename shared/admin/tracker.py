@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.model.tracker import (
+    ANY,
     RESOLVED,
     STATUSES,
     UNRESOLVED,
     Installation,
     Link,
     Member,
+    StateRule,
     TrackedIssue,
     activity_entry,
 )
@@ -33,6 +36,18 @@ from shared.validation import (
 
 MAX_TITLE = 1000
 MAX_STATES = 50
+MAX_NAME = 128  # a project, type or state name
+MAX_URL = 2048
+INSTALLATION_FIELDS = {
+    "sync_reverse_assignment",
+    "sync_status_reverse",
+    "resolve_states",
+    "sync_status_forward",
+    "sync_forward_assignment",
+    "sync_comments",
+    "state_rules",
+}
+RULE_FIELDS = {"project", "type", "resolved", "unresolved"}
 SOURCE = "api"
 
 
@@ -55,12 +70,12 @@ def put_installation(org_id: str, integration_id: str, body: dict[str, Any]) -> 
     org_id = _id(org_id, "organization id")
     integration_id = normalize_id(integration_id)
     _id(integration_id, "integration id")
-    check_fields(body, {"sync_reverse_assignment", "sync_status_reverse", "resolve_states"})
+    check_fields(body, INSTALLATION_FIELDS)
     states = body.get("resolve_states", [])
     if (
         not isinstance(states, list)
         or len(states) > MAX_STATES
-        or not all(isinstance(s, str) and s.strip() and len(s) <= 128 for s in states)
+        or not all(isinstance(s, str) and s.strip() and len(s) <= MAX_NAME for s in states)
     ):
         raise InvalidInput(f"resolve_states must be a list of at most {MAX_STATES} state names.")
     installation = Installation(
@@ -69,10 +84,44 @@ def put_installation(org_id: str, integration_id: str, body: dict[str, Any]) -> 
         sync_reverse_assignment=require_bool(body, "sync_reverse_assignment"),
         sync_status_reverse=require_bool(body, "sync_status_reverse"),
         resolve_states=tuple(dict.fromkeys(s.strip() for s in states)),
+        # The two-way settings (§12.1) are optional and default to off.
+        sync_status_forward=require_bool(body, "sync_status_forward") if "sync_status_forward" in body else False,
+        sync_forward_assignment=require_bool(body, "sync_forward_assignment")
+        if "sync_forward_assignment" in body
+        else False,
+        sync_comments=require_bool(body, "sync_comments") if "sync_comments" in body else False,
+        state_rules=_state_rules(body.get("state_rules", [])),
     )
     if IntegrationStore().get(integration_id) is None:
         raise NotFound("No integration has that id.")
     return installation, TrackerStore().put_installation(installation)
+
+
+def _state_rules(value: Any) -> tuple[StateRule, ...]:
+    if not isinstance(value, list) or len(value) > MAX_STATES:
+        raise InvalidInput(f"state_rules must be a list of at most {MAX_STATES} rules.")
+    rules = []
+    for n, rule in enumerate(value, 1):
+        if not isinstance(rule, dict):
+            raise InvalidInput(f"state_rules[{n}] must be an object with project, type, resolved and unresolved.")
+        check_fields(rule, RULE_FIELDS)
+        names = {
+            key: require_text(rule, key, MAX_NAME).strip() if key in rule else None
+            for key in ("project", "type", "resolved", "unresolved")
+        }
+        if names["resolved"] is None and names["unresolved"] is None:
+            raise InvalidInput(f"state_rules[{n}] must name a resolved or an unresolved state.")
+        rules.append(StateRule(names["project"] or ANY, names["type"] or ANY, names["resolved"], names["unresolved"]))
+    return tuple(rules)
+
+
+def get_installation(org_id: str, integration_id: str) -> Installation:
+    installation = None
+    if is_valid_id(org_id) and is_valid_id(normalize_id(integration_id)):
+        installation = TrackerStore().get_installation(normalize_id(integration_id), org_id)
+    if installation is None:
+        raise NotFound("This organization has not installed that integration.")
+    return installation
 
 
 def put_member(org_id: str, email: str, body: dict[str, Any]) -> tuple[Member, bool]:
@@ -94,8 +143,9 @@ def delete_member(org_id: str, email: str) -> None:
 def put_issue(org_id: str, issue_id: str, body: dict[str, Any]) -> tuple[TrackedIssue, bool]:
     org_id = _id(org_id, "organization id")
     issue_id = _id(issue_id, "issue id")
-    check_fields(body, {"title", "status", "assignee"})
+    check_fields(body, {"title", "status", "assignee", "url"})
     title = require_text(body, "title", MAX_TITLE) if "title" in body else None
+    url = _url(body)
     status = body.get("status")
     if "status" in body and status not in STATUSES:
         raise InvalidInput("status must be unresolved or resolved.")
@@ -113,6 +163,8 @@ def put_issue(org_id: str, issue_id: str, body: dict[str, Any]) -> tuple[Tracked
         entries = []
         if title is not None:
             issue = replace(issue, title=title)
+        if "url" in body:
+            issue = replace(issue, url=url)
         if status is not None and status != issue.status:
             issue = replace(issue, status=status)
             entries.append(activity_entry(RESOLVED if status == RESOLVED else UNRESOLVED, SOURCE, None, None))
@@ -126,7 +178,7 @@ def put_issue(org_id: str, issue_id: str, body: dict[str, Any]) -> tuple[Tracked
     if tracker.get_issue(org_id, issue_id) is None:
         if title is None:
             raise InvalidInput("A new issue needs a title.")
-        fresh = TrackedIssue(org_id, issue_id, title, status or UNRESOLVED)
+        fresh = TrackedIssue(org_id, issue_id, title, status or UNRESOLVED, url=url)
         if member is not None:
             fresh = replace(fresh, assignee_email=member.email, assignee_user_id=member.user_id)
         created = tracker.create_issue(fresh)
@@ -136,6 +188,17 @@ def put_issue(org_id: str, issue_id: str, body: dict[str, Any]) -> tuple[Tracked
     if saved is None:
         raise NotFound("The issue disappeared during the update; send the request again.")
     return saved, False
+
+
+def _url(body: dict[str, Any]) -> str | None:
+    """The issue's page in the tracker: an absolute http(s) URL, or null to clear it."""
+    if body.get("url") is None:
+        return None
+    url = require_text(body, "url", MAX_URL)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+        raise InvalidInput("url must be an absolute http or https URL.")
+    return url
 
 
 def get_issue(org_id: str, issue_id: str) -> TrackedIssue:

@@ -21,6 +21,31 @@ UNRESOLVED = "unresolved"
 STATUSES = (UNRESOLVED, RESOLVED)
 
 
+ANY = "*"
+
+
+@dataclass(frozen=True)
+class StateRule:
+    """Which state a resolve or an unresolve moves a work item to (contract §12.1): the first rule whose project
+    (name or id) and type match wins; a rule without the state for that direction is passed over."""
+
+    project: str = ANY
+    type: str = ANY
+    resolved: str | None = None
+    unresolved: str | None = None
+
+    def matches(self, project_names: tuple[str, ...], work_item_type: str) -> bool:
+        def same(wanted: str, actual: str) -> bool:
+            return wanted == ANY or wanted.casefold() == actual.casefold()
+
+        return any(same(self.project, name) for name in project_names) and same(self.type, work_item_type)
+
+    def public(self) -> dict[str, Any]:
+        rule: dict[str, Any] = {"project": self.project, "type": self.type}
+        rule.update({k: v for k, v in (("resolved", self.resolved), ("unresolved", self.unresolved)) if v})
+        return rule
+
+
 @dataclass(frozen=True)
 class Installation:
     integration_id: str
@@ -28,6 +53,14 @@ class Installation:
     sync_reverse_assignment: bool = False
     sync_status_reverse: bool = False
     resolve_states: tuple[str, ...] = ()
+    sync_status_forward: bool = False
+    sync_forward_assignment: bool = False
+    sync_comments: bool = False
+    state_rules: tuple[StateRule, ...] = ()
+
+    @property
+    def syncs_forward(self) -> bool:
+        return self.sync_status_forward or self.sync_forward_assignment or self.sync_comments
 
     def public(self) -> dict[str, Any]:
         return {
@@ -36,6 +69,10 @@ class Installation:
             "sync_reverse_assignment": self.sync_reverse_assignment,
             "sync_status_reverse": self.sync_status_reverse,
             "resolve_states": list(self.resolve_states),
+            "sync_status_forward": self.sync_status_forward,
+            "sync_forward_assignment": self.sync_forward_assignment,
+            "sync_comments": self.sync_comments,
+            "state_rules": [rule.public() for rule in self.state_rules],
         }
 
 
@@ -68,6 +105,7 @@ class TrackedIssue:
     status: str = UNRESOLVED
     assignee_email: str | None = None
     assignee_user_id: str | None = None
+    url: str | None = None  # the issue's page in the tracker: the Hyperlink a created work item points back to
     links: tuple[Link, ...] = ()
     activity: tuple[dict[str, Any], ...] = ()
     # Per linked work item: the revision that last set each synced field, and the value last seen there, e.g.
@@ -86,6 +124,7 @@ class TrackedIssue:
             "title": self.title,
             "status": self.status,
             "assignee": assignee,
+            "url": self.url,
             "links": [
                 {"integration_id": link.integration_id, "work_item_id": link.work_item_id} for link in self.links
             ],

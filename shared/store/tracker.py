@@ -24,7 +24,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
-from shared.model.tracker import UNRESOLVED, Installation, Link, Member, TrackedIssue
+from shared.model.tracker import UNRESOLVED, Installation, Link, Member, StateRule, TrackedIssue
 from shared.store import base
 
 INSTALLATIONS = "installations"
@@ -47,6 +47,8 @@ def _issue_entity(issue: TrackedIssue) -> dict[str, Any]:
     if issue.assignee_email is not None:
         entity["AssigneeEmail"] = issue.assignee_email
         entity["AssigneeUserId"] = issue.assignee_user_id or ""
+    if issue.url is not None:
+        entity["Url"] = issue.url
     return entity
 
 
@@ -58,10 +60,25 @@ def _issue_from(entity: dict[str, Any]) -> TrackedIssue:
         status=entity.get("Status", UNRESOLVED),
         assignee_email=entity.get("AssigneeEmail") or None,
         assignee_user_id=entity.get("AssigneeUserId") or None,
+        url=entity.get("Url") or None,
         links=tuple(Link(i, int(w)) for i, w in json.loads(entity.get("Links") or "[]")),
         activity=tuple(json.loads(entity.get("Activity") or "[]")),
         watermarks=json.loads(entity.get("Watermarks") or "{}"),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
+    )
+
+
+def _installation_from(e: dict[str, Any]) -> Installation:
+    return Installation(
+        integration_id=e["PartitionKey"],
+        org_id=e["RowKey"],
+        sync_reverse_assignment=bool(e.get("SyncReverseAssignment")),
+        sync_status_reverse=bool(e.get("SyncStatusReverse")),
+        resolve_states=tuple(json.loads(e.get("ResolveStates") or "[]")),
+        sync_status_forward=bool(e.get("SyncStatusForward")),
+        sync_forward_assignment=bool(e.get("SyncForwardAssignment")),
+        sync_comments=bool(e.get("SyncComments")),
+        state_rules=tuple(StateRule(**rule) for rule in json.loads(e.get("StateRules") or "[]")),
     )
 
 
@@ -78,22 +95,21 @@ class TrackerStore:
             "SyncReverseAssignment": installation.sync_reverse_assignment,
             "SyncStatusReverse": installation.sync_status_reverse,
             "ResolveStates": json.dumps(list(installation.resolve_states)),
+            "SyncStatusForward": installation.sync_status_forward,
+            "SyncForwardAssignment": installation.sync_forward_assignment,
+            "SyncComments": installation.sync_comments,
+            "StateRules": json.dumps([rule.public() for rule in installation.state_rules]),
         }
         return self._put(INSTALLATIONS, entity, "saving an installation")
+
+    def get_installation(self, integration_id: str, org_id: str) -> Installation | None:
+        entity = base.read_entity(INSTALLATIONS, integration_id, org_id, "reading an installation")
+        return _installation_from(entity) if entity is not None else None
 
     def installations_of(self, integration_id: str) -> list[Installation]:
         """Every organization's installation of an integration: one single-partition query."""
         entities = base.query(INSTALLATIONS, "PartitionKey eq @pk", {"pk": integration_id}, "reading installations")
-        return [
-            Installation(
-                integration_id=e["PartitionKey"],
-                org_id=e["RowKey"],
-                sync_reverse_assignment=bool(e.get("SyncReverseAssignment")),
-                sync_status_reverse=bool(e.get("SyncStatusReverse")),
-                resolve_states=tuple(json.loads(e.get("ResolveStates") or "[]")),
-            )
-            for e in entities
-        ]
+        return [_installation_from(e) for e in entities]
 
     # -- members ---------------------------------------------------------------------------------------
 

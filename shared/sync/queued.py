@@ -1,4 +1,5 @@
-"""One message of `vsts-workitem-updates`, applied with the queue's own back-off (contract §5.2).
+"""Queue messages applied with the queue's own back-off (contract §5.2, §12.2): `vsts-workitem-updates` and
+`vsts-outbound`.
 
 A failure that may pass (`RetryLater`: Azure DevOps throttled or down, storage busy) puts a copy of the message
 back on the queue, invisible for the delay `shared.sync.retry` gives (never less than the Retry-After the
@@ -15,7 +16,9 @@ then retries the original, which is still there. Nothing is ever dropped.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from shared.deliveries import read_message, to_message
 from shared.errors import RetryLater
@@ -26,15 +29,18 @@ from shared.sync.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
+R = TypeVar("R")
+
 
 @dataclass(frozen=True)
-class Outcome:
+class Outcome(Generic[R]):
     """What became of one message: `applied` (with its report), `retried` in `delay` seconds, or `poisoned`."""
 
     result: str
     attempt: int  # failed attempts, this one included when it failed
+    subject: str  # what the message is about, for the log: "work item 42 rev 3"
     delay: int | None = None
-    report: ApplyReport | None = None
+    report: R | None = None
 
 
 def policy() -> RetryPolicy:
@@ -44,31 +50,36 @@ def policy() -> RetryPolicy:
     )
 
 
-def process_update_message(text: str, queue: str = queues.QUEUE_NAME) -> Outcome:
-    """Apply one queued update; InvalidDelivery for a message the webhook did not write."""
-    update, attempt = read_message(text)
+def with_backoff(
+    queue: str,
+    attempt: int,
+    apply: Callable[[], R],
+    again: Callable[[int], str],
+    what: str,
+) -> Outcome[R]:
+    """Run `apply` for a message that failed `attempt` times so far. On RetryLater, put `again(failures)` back on
+    `queue` after the policy's delay, or `again(0)` on its poison queue once the budget is spent."""
     try:
-        return Outcome("applied", attempt, report=apply_workitem_update(update))
+        return Outcome("applied", attempt, what, report=apply())
     except RetryLater as exc:
         failures = attempt + 1
         delay = policy().delay(failures, exc.retry_after)
         if delay is None:
-            queues.enqueue(to_message(update), queue + queues.POISON_SUFFIX)
-            log.error(
-                "Work item %s rev %s: moved to the poison queue after %d failed attempts: %s",
-                update.work_item_id,
-                update.rev,
-                failures,
-                exc,
-            )
-            return Outcome("poisoned", failures)
-        queues.enqueue(to_message(update, attempt=failures), queue, delay_seconds=delay)
-        log.warning(
-            "Work item %s rev %s: attempt %d failed (%s); queued again, due in %d s",
-            update.work_item_id,
-            update.rev,
-            failures,
-            exc,
-            delay,
-        )
-        return Outcome("retried", failures, delay)
+            queues.enqueue(again(0), queue + queues.POISON_SUFFIX)
+            log.error("%s: moved to the poison queue after %d failed attempts: %s", what, failures, exc)
+            return Outcome("poisoned", failures, what)
+        queues.enqueue(again(failures), queue, delay_seconds=delay)
+        log.warning("%s: attempt %d failed (%s); queued again, due in %d s", what, failures, exc, delay)
+        return Outcome("retried", failures, what, delay)
+
+
+def process_update_message(text: str, queue: str = queues.QUEUE_NAME) -> Outcome[ApplyReport]:
+    """Apply one queued update; InvalidDelivery for a message the webhook did not write."""
+    update, attempt = read_message(text)
+    return with_backoff(
+        queue,
+        attempt,
+        lambda: apply_workitem_update(update),
+        lambda failures: to_message(update, attempt=failures),
+        f"work item {update.work_item_id} rev {update.rev}",
+    )

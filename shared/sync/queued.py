@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from shared.deliveries import read_message, to_message
+from shared.deliveries.outbound import read_outbound_message, to_outbound_message
 from shared.errors import RetryLater
 from shared.settings import get_settings
 from shared.store import queues
 from shared.sync.inbound import ApplyReport, apply_workitem_update
+from shared.sync.outbound import OutboundReport, apply_outbound
 from shared.sync.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -82,4 +84,25 @@ def process_update_message(text: str, queue: str = queues.QUEUE_NAME) -> Outcome
         lambda: apply_workitem_update(update),
         lambda failures: to_message(update, attempt=failures),
         f"work item {update.work_item_id} rev {update.rev}",
+    )
+
+
+def process_outbound_message(text: str, queue: str = queues.OUTBOUND_QUEUE_NAME) -> Outcome[OutboundReport]:
+    """Apply one outbound change; the links that failed in a way that may pass are queued again, alone."""
+    change, attempt = read_outbound_message(text)
+    again = [change]
+
+    def apply() -> OutboundReport:
+        report = apply_outbound(change)
+        if report.retry:
+            again[0] = replace(change, only=tuple(report.retry), after=())
+            raise RetryLater(f"{len(report.retry)} linked work item(s) to try again", report.retry_after)
+        return report
+
+    return with_backoff(
+        queue,
+        attempt,
+        apply,
+        lambda failures: to_outbound_message(again[0], attempt=failures),
+        f"outbound {change.org_id}/{change.issue_id} {','.join(change.fields)}",
     )

@@ -91,32 +91,37 @@ def counts(fake) -> dict[str, int]:
 
 
 def put_ratio(fake, samples: int) -> dict[str, float]:
-    """The tracker PUT of a linked issue (saved, then queued) against an unlinked one (saved only), interleaved."""
+    """The tracker PUT of a linked issue whose installation syncs forward, of one whose installation does not, and
+    of an unlinked issue, interleaved. Whether to send is the worker's decision (it reads the installation), so
+    a linked issue's PUT costs the same with outbound on or off: it saves, then queues."""
     from functions.admin_tracker import put_issue
+    from shared.admin import tracker as tracker_admin
 
-    org, _ = _world(fake)
+    org_on, _ = _world(fake)
+    org_off, integration_off = _world(fake)
+    tracker_admin.put_installation(
+        org_off, integration_off, {"sync_reverse_assignment": True, "sync_status_reverse": True}
+    )
 
-    def put(issue_id: str, status: str) -> float:
+    def put(org: str, issue_id: str, status: str) -> float:
         body = json.dumps({"status": status}).encode()
         request = func.HttpRequest("PUT", "http://x", route_params={"org_id": org, "issue_id": issue_id}, body=body)
         started = time.perf_counter()
         assert put_issue(request).status_code == 200
         return (time.perf_counter() - started) * 1000
 
-    for n in range(20):  # warm connections and clients
-        put("I77", "resolved" if n % 2 else "unresolved")
-        put("I0", "resolved" if n % 2 else "unresolved")
-    linked, unlinked = [], []
-    for n in range(samples):
+    cases = {"on": (org_on, "I77"), "off": (org_off, "I77"), "unlinked": (org_on, "I0")}
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for n in range(20 + samples):  # the first 20 warm connections and clients
         status = "resolved" if n % 2 else "unresolved"
-        linked.append(put("I77", status))
-        unlinked.append(put("I0", status))
+        for name, (org, issue_id) in cases.items():
+            elapsed = put(org, issue_id, status)
+            if n >= 20:
+                times[name].append(elapsed)
+        if n % 50 == 0:
+            _take_outbound()
     _take_outbound()
-    return {
-        "put_linked_p50_ms": statistics.median(linked),
-        "put_unlinked_p50_ms": statistics.median(unlinked),
-        "samples": samples,
-    }
+    return {**{f"put_{name}_p50_ms": statistics.median(values) for name, values in times.items()}, "samples": samples}
 
 
 def measure(fake, samples: int) -> dict:

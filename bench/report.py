@@ -12,7 +12,8 @@ def _verdict(ok: bool) -> str:
 def render(r: dict) -> str:
     m, w, c, d, i = r["machine"], r["webhook"], r["counts"], r["domain_check"], r["import"]
     o = r["outbound"]
-    put_ratio = o["put_linked_p50_ms"] / o["put_unlinked_p50_ms"]
+    put_ratio = o["put_on_p50_ms"] / o["put_off_p50_ms"]
+    queue_ratio = o["put_on_p50_ms"] / o["put_unlinked_p50_ms"]
     p50_ratio = w["p50_ms"] / w["bare_p50_ms"]
     p99_ratio = w["p99_ms"] / w["bare_p99_ms"]
     rows = [
@@ -84,10 +85,16 @@ def render(r: dict) -> str:
             "",
         ),
         (
-            "Tracker `PUT` of a linked issue (saved and queued) vs an unlinked one (saved only), p50",
-            f"{o['put_linked_p50_ms']:.2f} ms vs {o['put_unlinked_p50_ms']:.2f} ms = **{put_ratio:.2f}x**",
+            "Tracker `PUT` answer, outbound on vs off (a linked issue), p50",
+            f"{o['put_on_p50_ms']:.2f} ms vs {o['put_off_p50_ms']:.2f} ms = **{put_ratio:.2f}x**",
             "<= 1.3x",
             _verdict(put_ratio <= 1.3),
+        ),
+        (
+            "Tracker `PUT` of a linked issue (saved, then queued) vs an unlinked one (saved only), p50",
+            f"{o['put_on_p50_ms']:.2f} ms vs {o['put_unlinked_p50_ms']:.2f} ms = **{queue_ratio:.2f}x**",
+            "",
+            "",
         ),
         (
             "Import `function_app` vs `azure.functions, azure.data.tables, requests`",
@@ -149,9 +156,11 @@ fake of `devtools/fakes/ado/` (it adds no work of its own beyond the stated dela
 - **Outbound**: in this process, `PUT orgs/…/issues/…` through the admin code, then the queued change applied
   with `apply_outbound` while the fake counts Azure DevOps requests and a transport hook counts storage round
   trips: the issue, the installation and the integration read, the type's states from the cache (one read),
-  and the issue's conditional write of the new watermarks and activity. The `PUT` ratio interleaves
-  {o["samples"]} calls on a linked issue (one more write: the `vsts-outbound` message; installations are
-  checked by the worker, so this is the cost with outbound on or off) with as many on an unlinked one.
+  and the issue's conditional write of the new watermarks and activity. The `PUT` figures interleave
+  {o["samples"]} calls each on a linked issue whose installation syncs forward, one whose installation does
+  not, and an unlinked issue. Whether to send is the worker's decision (it reads the installation), so a linked
+  issue's `PUT` costs the same with outbound on or off: it saves, then queues one `vsts-outbound` message, the
+  one write more than an unlinked issue's `PUT`.
 - **Import**: `python -X importtime`, top-level cumulative times summed, median of fresh interpreters,
   alternating the app and the baseline.
 - **domain_check**: integrations written to Azurite first ({d["populate_seconds"]:.0f} s, not counted), then one

@@ -178,7 +178,8 @@ def put_issue(org_id: str, issue_id: str, body: dict[str, Any]) -> tuple[Tracked
                 entries.append(activity_entry("assigned" if member else "unassigned", SOURCE, None, None))
         return issue.with_activity(*entries)
 
-    if tracker.get_issue(org_id, issue_id) is None:
+    saved = tracker.update_issue(org_id, issue_id, change)  # one read when there is no such issue yet
+    if saved is None:
         if title is None:
             raise InvalidInput("A new issue needs a title.")
         fresh = TrackedIssue(org_id, issue_id, title, status or UNRESOLVED, url=url)
@@ -187,7 +188,7 @@ def put_issue(org_id: str, issue_id: str, body: dict[str, Any]) -> tuple[Tracked
         created = tracker.create_issue(fresh)
         if created is not None:
             return created, True
-    saved = tracker.update_issue(org_id, issue_id, change)
+        saved = tracker.update_issue(org_id, issue_id, change)  # created meanwhile by another request
     if saved is None:
         raise NotFound("The issue disappeared during the update; send the request again.")
     _forward(saved, status is not None, assign)

@@ -148,3 +148,27 @@ def test_a_change_from_one_work_item_reaches_the_other_and_never_goes_back(out_h
     assert patches(fake_ado, first, 77) == 0  # never sent back to where it came from
     assert patches(fake_ado, second, 88) == 1  # and W2's echo did not bounce anywhere
     assert other_org  # the second world's own tracker organization is untouched by this
+
+
+@pytest.mark.parametrize(
+    ("process", "kind", "start", "resolved", "reopened"),
+    [
+        ("Agile", "User Story", "Active", "Resolved", "Active"),
+        ("Scrum", "Product Backlog Item", "Committed", "Done", "Committed"),
+        ("CMMI", "Requirement", "Active", "Resolved", "Active"),
+        ("Basic", "Issue", "Doing", "Done", "Doing"),
+    ],
+)
+def test_default_states_for_each_process(out_host, fake_ado, process, kind, start, resolved, reopened) -> None:
+    """Resolve and unresolve pick states from the work item's own type in its own process."""
+    name, integration_id, org = world(out_host, fake_ado, sync_status_forward=True)
+    fake_ado.add_project(name, f"{process.lower()}-id", f"{process} project", process=process)
+    fake_ado.add_work_item(
+        name, 90, {"System.WorkItemType": kind, "System.State": start}, project=f"{process.lower()}-id"
+    )
+    assert out_host.call("PUT", f"/api/orgs/{org}/issues/I90", json={"title": "t"}).status_code == 201
+    assert out_host.call("PUT", f"/api/orgs/{org}/issues/I90/links/{integration_id}/90").status_code == 200
+    put_issue(out_host, org, {"status": "resolved"}, wid=90)
+    wait_for(lambda: fake_ado.work_item(name, 90)["fields"]["System.State"] == resolved, what=f"{kind} resolved")
+    put_issue(out_host, org, {"status": "unresolved"}, wid=90)
+    wait_for(lambda: fake_ado.work_item(name, 90)["fields"]["System.State"] == reopened, what=f"{kind} reopened")

@@ -124,9 +124,10 @@ def test_assign_unassign_and_an_email_azure_devops_refuses(out_host, fake_ado, t
     assert "Assigned To" in failed["reason"]
 
 
-def test_throttling_is_retried_and_ends_applied(out_host, fake_ado) -> None:
+@pytest.mark.parametrize("status", [429, 503])
+def test_throttling_and_unavailability_are_retried_and_end_applied(out_host, fake_ado, status) -> None:
     name, _, org = world(out_host, fake_ado, sync_status_forward=True)
-    fake_ado.fail_next("PATCH", item_path(name), 429, headers={"Retry-After": "1"}, count=4)
+    fake_ado.fail_next("PATCH", item_path(name), status, headers={"Retry-After": "1"}, count=4)
     put_issue(out_host, org, {"status": "resolved"})
     wait_for(lambda: fake_ado.work_item(name, 77)["fields"]["System.State"] == "Resolved", 60, "the retried patch")
     assert "queued again" in out_host.log()

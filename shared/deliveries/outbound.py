@@ -18,7 +18,7 @@ _KEYS = {"v", "kind", "org_id", "issue_id", "fields", "exclude", "after", "only"
 _KIND = "outbound"
 
 
-def _link_key(value: object) -> bool:
+def is_link_key(value: object) -> bool:
     if not isinstance(value, str) or value.count("|") != 1:
         return False
     integration_id, work_item_id = value.split("|")
@@ -60,7 +60,7 @@ def read_outbound_message(text: str) -> tuple[OutboundChange, int]:
     links = {}
     for key in ("exclude", "only"):
         value = data.get(key, [])
-        if not isinstance(value, list) or len(value) > MAX_LINKS or not all(_link_key(v) for v in value):
+        if not isinstance(value, list) or len(value) > MAX_LINKS or not all(is_link_key(v) for v in value):
             raise InvalidDelivery(f"The outbound change has an invalid {key} list.")
         links[key] = tuple(value)
     after = data.get("after", [])
@@ -70,7 +70,7 @@ def read_outbound_message(text: str) -> tuple[OutboundChange, int]:
         if not (
             isinstance(entry, list)
             and len(entry) == 3
-            and _link_key(entry[0])
+            and is_link_key(entry[0])
             and entry[1] in OUTBOUND_FIELDS
             and isinstance(entry[2], int)
             and positive_int(entry[2]) is not None

@@ -4,17 +4,15 @@ ways, so the two kinds share the queue and a message of either kind is never rea
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from shared.deliveries.envelope import InvalidDelivery, loads
-from shared.deliveries.message import MAX_ATTEMPTS, MAX_MESSAGE_CHARS
-from shared.deliveries.outbound import is_link_key
+from shared.deliveries.message import MAX_MESSAGE_CHARS
+from shared.deliveries.outbound import decode_message, encode_message, is_link_key
 from shared.model.comments import CommentChange
 from shared.model.tracker import MAX_LINKS
-from shared.validation import is_valid_id, positive_int
+from shared.validation import is_valid_id
 
-_VERSION = 1
 _KIND = "comment"
 _KEYS = {"v", "kind", "org_id", "issue_id", "comment_id", "only", "attempt"}
 
@@ -30,36 +28,21 @@ def is_comment_message(text: str) -> bool:
 
 
 def to_comment_message(change: CommentChange, *, attempt: int = 0) -> str:
-    message: dict[str, Any] = {
-        "v": _VERSION,
-        "kind": _KIND,
-        "org_id": change.org_id,
-        "issue_id": change.issue_id,
-        "comment_id": change.comment_id,
-    }
+    message: dict[str, Any] = {"org_id": change.org_id, "issue_id": change.issue_id, "comment_id": change.comment_id}
     if change.only:
         message["only"] = list(change.only)
-    if attempt:
-        message["attempt"] = attempt
-    text = json.dumps(message, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    text = encode_message(_KIND, message, attempt)
     read_comment_message(text)  # what is written must read back: a bad change fails here, not in the worker
     return text
 
 
 def read_comment_message(text: str) -> tuple[CommentChange, int]:
     """The change and its attempt count. Raises InvalidDelivery for anything to_comment_message cannot write."""
-    if not isinstance(text, str) or len(text) > MAX_MESSAGE_CHARS:
-        raise InvalidDelivery("The queue message is not a comment change.")
-    data = loads(text)
-    if not isinstance(data, dict) or data.get("v") != _VERSION or data.get("kind") != _KIND or set(data) - _KEYS:
-        raise InvalidDelivery("The queue message is not a version 1 comment change.")
+    data, attempt = decode_message(text, _KIND, _KEYS, "a comment change")
     ids = [data.get(key) for key in ("org_id", "issue_id", "comment_id")]
     if not all(is_valid_id(value) for value in ids):
         raise InvalidDelivery("The comment change names no valid comment.")
     only = data.get("only", [])
     if not isinstance(only, list) or len(only) > MAX_LINKS or not all(is_link_key(v) for v in only):
         raise InvalidDelivery("The comment change has an invalid only list.")
-    attempt = data.get("attempt", 0)
-    if attempt != 0 and (not isinstance(attempt, int) or positive_int(attempt, MAX_ATTEMPTS) is None):
-        raise InvalidDelivery("The queue message has an invalid attempt count.")
     return CommentChange(ids[0], ids[1], ids[2], only=tuple(dict.fromkeys(only))), attempt

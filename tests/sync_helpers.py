@@ -14,7 +14,7 @@ from azure.functions.queue import QueueMessage
 
 from functions.webhook import apply_workitem_update, vsts_webhook
 from shared.admin import tracker as tracker_admin
-from shared.store.queues import updates_queue
+from shared.store.queues import QUEUE_NAME, queue_client
 
 # Copies of ../shared/fixtures (tests/test_delivery.py checks they still match when that folder is there).
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -67,9 +67,9 @@ def post(body: Any, headers: dict[str, str] | None = None, raw: bytes | None = N
     return vsts_webhook(func.HttpRequest("POST", "http://localhost/api/vsts/issue-updated", headers=hdrs, body=data))
 
 
-def queued_messages() -> list[str]:
-    """Take every message off the updates queue (decoded as the host would)."""
-    client = updates_queue()
+def queued_messages(queue: str = QUEUE_NAME) -> list[str]:
+    """Take every message off a queue, the updates queue by default (decoded as the host would)."""
+    client = queue_client(queue)
     taken = []
     while True:
         try:

@@ -13,12 +13,12 @@ from shared.model.changes import OUTBOUND_FIELDS, OutboundChange
 from shared.model.tracker import MAX_LINKS
 from shared.validation import is_valid_id, positive_int
 
-_VERSION = 1
+VERSION = 1
 _KEYS = {"v", "kind", "org_id", "issue_id", "fields", "exclude", "after", "only", "attempt"}
 _KIND = "outbound"
 
 
-def _link_key(value: object) -> bool:
+def is_link_key(value: object) -> bool:
     if not isinstance(value, str) or value.count("|") != 1:
         return False
     integration_id, work_item_id = value.split("|")
@@ -26,32 +26,40 @@ def _link_key(value: object) -> bool:
 
 
 def to_outbound_message(change: OutboundChange, *, attempt: int = 0) -> str:
-    message: dict[str, Any] = {
-        "v": _VERSION,
-        "kind": _KIND,
-        "org_id": change.org_id,
-        "issue_id": change.issue_id,
-        "fields": list(change.fields),
-    }
+    message: dict[str, Any] = {"org_id": change.org_id, "issue_id": change.issue_id, "fields": list(change.fields)}
     for key in ("exclude", "only"):
         if getattr(change, key):
             message[key] = list(getattr(change, key))
     if change.after:
         message["after"] = [list(entry) for entry in change.after]
-    if attempt:
-        message["attempt"] = attempt
-    text = json.dumps(message, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    text = encode_message(_KIND, message, attempt)
     read_outbound_message(text)  # what is written must read back: a bad change fails here, not in the worker
     return text
 
 
+def encode_message(kind: str, content: dict[str, Any], attempt: int) -> str:
+    """A `vsts-outbound` message of `kind` as compact ASCII JSON, with its attempt count when it has one."""
+    message = {"v": VERSION, "kind": kind, **content, **({"attempt": attempt} if attempt else {})}
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def decode_message(text: str, kind: str, keys: set[str], what: str) -> tuple[dict[str, Any], int]:
+    """A `vsts-outbound` message of `kind` (`what` names it in errors) with no key but `keys`, and its attempt
+    count. Raises InvalidDelivery otherwise."""
+    if not isinstance(text, str) or len(text) > MAX_MESSAGE_CHARS:
+        raise InvalidDelivery(f"The queue message is not {what}.")
+    data = loads(text)
+    if not isinstance(data, dict) or data.get("v") != VERSION or data.get("kind") != kind or set(data) - keys:
+        raise InvalidDelivery(f"The queue message is not {what} of version {VERSION}.")
+    attempt = data.get("attempt", 0)
+    if attempt != 0 and (not isinstance(attempt, int) or positive_int(attempt, MAX_ATTEMPTS) is None):
+        raise InvalidDelivery("The queue message has an invalid attempt count.")
+    return data, attempt
+
+
 def read_outbound_message(text: str) -> tuple[OutboundChange, int]:
     """The change and its attempt count. Raises InvalidDelivery for anything to_outbound_message cannot write."""
-    if not isinstance(text, str) or len(text) > MAX_MESSAGE_CHARS:
-        raise InvalidDelivery("The queue message is not an outbound change.")
-    data = loads(text)
-    if not isinstance(data, dict) or data.get("v") != _VERSION or data.get("kind") != _KIND or set(data) - _KEYS:
-        raise InvalidDelivery("The queue message is not a version 1 outbound change.")
+    data, attempt = decode_message(text, _KIND, _KEYS, "an outbound change")
     org_id, issue_id, fields = data.get("org_id"), data.get("issue_id"), data.get("fields")
     if not is_valid_id(org_id) or not is_valid_id(issue_id):
         raise InvalidDelivery("The outbound change names no valid issue.")
@@ -60,7 +68,7 @@ def read_outbound_message(text: str) -> tuple[OutboundChange, int]:
     links = {}
     for key in ("exclude", "only"):
         value = data.get(key, [])
-        if not isinstance(value, list) or len(value) > MAX_LINKS or not all(_link_key(v) for v in value):
+        if not isinstance(value, list) or len(value) > MAX_LINKS or not all(is_link_key(v) for v in value):
             raise InvalidDelivery(f"The outbound change has an invalid {key} list.")
         links[key] = tuple(value)
     after = data.get("after", [])
@@ -70,15 +78,12 @@ def read_outbound_message(text: str) -> tuple[OutboundChange, int]:
         if not (
             isinstance(entry, list)
             and len(entry) == 3
-            and _link_key(entry[0])
+            and is_link_key(entry[0])
             and entry[1] in OUTBOUND_FIELDS
             and isinstance(entry[2], int)
             and positive_int(entry[2]) is not None
         ):
             raise InvalidDelivery("The outbound change has an invalid after list.")
-    attempt = data.get("attempt", 0)
-    if attempt != 0 and (not isinstance(attempt, int) or positive_int(attempt, MAX_ATTEMPTS) is None):
-        raise InvalidDelivery("The queue message has an invalid attempt count.")
     change = OutboundChange(
         org_id,
         issue_id,

@@ -1,5 +1,5 @@
 """Queue messages applied with the queue's own back-off (contract §5.2, §12.2): `vsts-workitem-updates` and
-`vsts-outbound`.
+`vsts-outbound` (field changes and comment changes).
 
 A failure that may pass (`RetryLater`: Azure DevOps throttled or down, storage busy) puts a copy of the message
 back on the queue, invisible for the delay `shared.sync.retry` gives (never less than the Retry-After the
@@ -21,10 +21,12 @@ from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from shared.deliveries import read_message, to_message
+from shared.deliveries.comments import is_comment_message, read_comment_message, to_comment_message
 from shared.deliveries.outbound import read_outbound_message, to_outbound_message
 from shared.errors import RetryLater
 from shared.settings import get_settings
 from shared.store import queues
+from shared.sync.comments import apply_comment
 from shared.sync.inbound import ApplyReport, apply_workitem_update
 from shared.sync.outbound import OutboundReport, apply_outbound
 from shared.sync.retry import RetryPolicy
@@ -32,6 +34,7 @@ from shared.sync.retry import RetryPolicy
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -88,21 +91,48 @@ def process_update_message(text: str, queue: str = queues.QUEUE_NAME) -> Outcome
 
 
 def process_outbound_message(text: str, queue: str = queues.OUTBOUND_QUEUE_NAME) -> Outcome[OutboundReport]:
-    """Apply one outbound change; the links that failed in a way that may pass are queued again, alone."""
+    """Apply one outbound change (a field change, or a comment change: §12.3); the links that failed in a way
+    that may pass are queued again, alone."""
+    if is_comment_message(text):
+        comment, attempt = read_comment_message(text)
+        return _links_with_backoff(
+            queue,
+            attempt,
+            comment,
+            apply_comment,
+            lambda c, keys: replace(c, only=keys),
+            lambda c, failures: to_comment_message(c, attempt=failures),
+            f"comment {comment.org_id}/{comment.issue_id}/{comment.comment_id}",
+        )
     change, attempt = read_outbound_message(text)
+    return _links_with_backoff(
+        queue,
+        attempt,
+        change,
+        apply_outbound,
+        lambda c, keys: replace(c, only=keys, after=()),
+        lambda c, failures: to_outbound_message(c, attempt=failures),
+        f"outbound {change.org_id}/{change.issue_id} {','.join(change.fields)}",
+    )
+
+
+def _links_with_backoff(
+    queue: str,
+    attempt: int,
+    change: C,
+    apply: Callable[[C], OutboundReport],
+    narrow: Callable[[C, tuple[str, ...]], C],
+    write: Callable[[C, int], str],
+    what: str,
+) -> Outcome[OutboundReport]:
+    """`with_backoff` for a change applied link by link: what is queued again is `narrow`ed to the links to retry."""
     again = [change]
 
-    def apply() -> OutboundReport:
-        report = apply_outbound(change)
+    def run() -> OutboundReport:
+        report = apply(change)
         if report.retry:
-            again[0] = replace(change, only=tuple(report.retry), after=())
+            again[0] = narrow(change, tuple(report.retry))
             raise RetryLater(f"{len(report.retry)} linked work item(s) to try again", report.retry_after)
         return report
 
-    return with_backoff(
-        queue,
-        attempt,
-        apply,
-        lambda failures: to_outbound_message(again[0], attempt=failures),
-        f"outbound {change.org_id}/{change.issue_id} {','.join(change.fields)}",
-    )
+    return with_backoff(queue, attempt, run, lambda failures: write(again[0], failures), what)

@@ -421,3 +421,21 @@ def test_of_two_claims_of_one_key_only_one_wins_first_or_on_takeover() -> None:
     assert stale is not None and etag == won.etag
     assert store.claim(fresh, etag) is not None and store.claim(fresh, etag) is None  # the second lost the ETag
     assert store.get(scope, "a" * 64, now=200.0)[0] is None  # expired: read as absent
+
+
+def test_the_link_cap_refuses_a_new_create_first_but_not_the_repeat_of_one_that_filled_it(ado, world) -> None:
+    from dataclasses import replace
+
+    from shared.model.tracker import MAX_LINKS
+
+    integration_id, org = world
+    others = tuple(Link(integration_id, n) for n in range(1000, 1000 + MAX_LINKS - 1))
+    TrackerStore().update_issue(org, "I1", lambda issue: replace(issue, links=others))
+    ado.post(CREATE_URL.format("Bug"), json=work_item(99))
+    body = {"integration_id": integration_id, "project": "proj-1", "type": "Bug"}
+    filled = create(org, body, key="last-one")
+    assert filled.status_code == 201 and len(issue_view(org, "I1")["links"]) == MAX_LINKS
+    assert create(org, body, key="last-one").get_body() == filled.get_body()
+    refused = create(org, body, key="one-more")
+    assert refused.status_code == 409 and str(MAX_LINKS) in error_of(refused)
+    assert creates(ado) == 1

@@ -1,9 +1,9 @@
 """Create a work item for a tracked issue and link it (contract §12.4), at most once per `Idempotency-Key`.
 
 Order: the body is checked completely (400), then the issue, the organization's installation of the integration
-and the active integration must exist (404), and the issue must have room for one more link (409), all before
-anything is written anywhere. Then the work item is created, linked (index first, then the issue, as
-`PUT .../links/...` does), and answered.
+and the active integration must exist (404), and the issue must have room for one more link (409; a repeat of a
+created key is answered before that check), all before anything is written anywhere. Then the work item is
+created, linked (index first, then the issue, as `PUT .../links/...` does), and answered.
 
 Idempotency (a request without the header is not idempotent: each one creates a work item):
 
@@ -109,7 +109,6 @@ def create_work_item(
         raise NotFound("No issue has that id in this organization.")
     if tracker.get_installation(request.integration_id, org_id) is None:
         raise NotFound("This organization has not installed that integration; install it before creating work items.")
-    issue.with_link(Link(request.integration_id, 0))  # raises Conflict when the issue links all it may already
     store = IntegrationStore()
     integration, client = get_client(request.integration_id, store=store)
     work = _Work(tracker, store, integration, client, issue, request, clock)
@@ -168,6 +167,9 @@ class _Work:
         return call_tracking_reauth(self.store, self.integration, lambda: request(self.client))
 
     def prepare(self) -> None:
+        """What a create needs before it is sent: room for one more link (Conflict otherwise; checked here, not
+        earlier, so a repeat of a created key is answered even when that link filled the issue), and the type."""
+        self.issue.with_link(Link(self.integration.id, 0))
         if self.request.description is None or self.body_field is not None:
             return
         cache_key = (self.integration.id, self.request.project.casefold(), self.request.type.casefold())

@@ -12,6 +12,7 @@ from functions import (
     outbound,
     queues,
     webhook,
+    workitems,
 )
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -24,3 +25,4 @@ app.register_functions(maintenance.bp)
 app.register_functions(queues.bp)
 app.register_functions(outbound.bp)
 app.register_functions(comments.bp)
+app.register_functions(workitems.bp)

@@ -65,6 +65,8 @@ def answer(action: Callable[[], func.HttpResponse]) -> func.HttpResponse:
         return error_response(409, str(exc))
     except (StorageUnavailable, ConcurrentUpdate, SettingsError) as exc:
         return unavailable_response(exc)
+    except AdoError as exc:  # a route that also reads Azure DevOps, such as the link check (contract §12.4)
+        return ado_error_response(exc, not_found="Azure DevOps could not find what the request names.")
 
 
 def ado_error_response(exc: Exception, *, not_found: str) -> func.HttpResponse:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import azure.functions as func
+import responses
 from azure.core.exceptions import ResourceNotFoundError
 from azure.functions.queue import QueueMessage
 
@@ -108,9 +112,28 @@ def setup_org(
         tracker_admin.put_member(org_id, email, {"user_id": user_id})
 
 
+@contextmanager
+def readable_work_items() -> Iterator[responses.RequestsMock]:
+    """Linking checks that the work item exists (contract §12.4): inside, Azure DevOps answers every work item
+    GET with a work item. A mock of its own, so the test's `ado` mock neither sees nor counts these reads."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru(re.compile(r"http://127\.0\.0\.1:\d+/"))
+        mock.add_callback(
+            responses.GET,
+            re.compile(r"https://[^?]+/_apis/wit/workitems/\d+"),
+            callback=lambda request: (200, {}, json.dumps({"id": int(request.path_url.split("?")[0].split("/")[-1])})),
+        )
+        yield mock
+
+
+def link(org_id: str, issue_id: str, integration_id: str, work_item_id: int) -> None:
+    with readable_work_items():
+        tracker_admin.put_link(org_id, issue_id, integration_id, str(work_item_id))
+
+
 def tracked_issue(org_id: str, issue_id: str, integration_id: str, work_item_id: int, **fields: Any) -> None:
     tracker_admin.put_issue(org_id, issue_id, {"title": f"Issue {issue_id}", **fields})
-    tracker_admin.put_link(org_id, issue_id, integration_id, str(work_item_id))
+    link(org_id, issue_id, integration_id, work_item_id)
 
 
 def issue_view(org_id: str, issue_id: str) -> dict[str, Any]:

@@ -112,7 +112,8 @@ def test_azure_devops_not_answering_is_504_then_recovers(host, fake_ado) -> None
 
 def test_a_failing_token_refresh_is_502_then_recovers(host, fake_ado) -> None:
     credentials = {"type": "oauth", "access_token": "old", "refresh_token": "rt-faults", "expires_at": 0}
-    name, integration_id, org = world(host, fake_ado, credentials=credentials)
+    name, integration_id, org = world(host, fake_ado)  # linking reads the work item: built with the PAT
+    assert host.call("PUT", f"/api/vsts/integrations/{integration_id}", json={"credentials": credentials}).ok
     fake_ado.add_refresh_token(name, "rt-faults")
     fake_ado.fail_next("POST", r"/oauth2/token$", 500, body={"Error": "server_error"})
     response = host.call("GET", f"/api/vsts/{integration_id}/issues/77")

@@ -23,6 +23,7 @@ from shared.admin import integrations as integration_admin
 from shared.admin import tracker as tracker_admin
 from shared.model.tracker import MAX_LINKS
 from shared.store.integrations import IntegrationStore
+from tests import sync_helpers
 from tests.helpers import make_integration, new_id
 from tests.sync_helpers import SECRET, delivery, issue_view, post, queued_messages, run_queue, setup_org, tracked_issue
 
@@ -39,7 +40,8 @@ def _request(method: str, url: str, route: dict[str, str], body: Any = None) -> 
 
 def _link(org: str, issue: str, integration_id: str, work_item: int) -> func.HttpResponse:
     route = {"org_id": org, "issue_id": issue, "integration_id": integration_id, "work_item_id": str(work_item)}
-    return put_link_route(_request("PUT", "http://localhost/api/orgs/x", route))
+    with sync_helpers.readable_work_items():
+        return put_link_route(_request("PUT", "http://localhost/api/orgs/x", route))
 
 
 @pytest.fixture
@@ -84,7 +86,7 @@ def test_unlink_forgets_the_watermarks_of_that_work_item(ado, empty_queue) -> No
     tracker_admin.delete_link(org, "I1", integration.id, "42")
     assert set(tracker_admin.get_issue(org, "I1").watermarks) == {f"{integration.id}|43"}
     # Linked again later, the work item starts afresh: an older revision than before applies again.
-    tracker_admin.put_link(org, "I1", integration.id, "42")
+    sync_helpers.link(org, "I1", integration.id, 42)
     tracker_admin.put_issue(org, "I1", {"assignee": None})
     post(delivery(integration.id, 42, 2, assigned_to=(None, "Dana <dana@example.com>")))
     run_queue()

@@ -13,6 +13,7 @@ from tests.sync_helpers import (
     SECRET,
     delivery,
     issue_view,
+    link,
     post,
     queued_messages,
     run_queue,
@@ -259,7 +260,7 @@ def test_one_work_item_linked_from_issues_of_several_orgs_and_issues_with_severa
     tracked_issue(org, "I2", integration.id, 43)
     from shared.admin import tracker as tracker_admin
 
-    tracker_admin.put_link(org, "I2", integration.id, "42")  # I2 links 42 and 43
+    link(org, "I2", integration.id, 42)  # I2 links 42 and 43
     deliver(integration.id, 42, 2, assigned_to=(None, "Dana <dana@example.com>"))
     assert issue_view(org, "I1")["assignee"]["user_id"] == "u-dana"
     assert issue_view(org, "I2")["assignee"]["user_id"] == "u-dana"
@@ -278,7 +279,7 @@ def test_an_org_that_did_not_install_the_integration_is_untouched(world) -> None
 
     tracker_admin.put_member(outsider, "dana@example.com", {"user_id": "u-x"})
     tracker_admin.put_issue(outsider, "Z1", {"title": "t"})
-    tracker_admin.put_link(outsider, "Z1", integration.id, "42")
+    link(outsider, "Z1", integration.id, 42)
     deliver(integration.id, 42, 2, assigned_to=(None, "Dana <dana@example.com>"))
     assert issue_view(outsider, "Z1")["assignee"] is None
 

@@ -10,6 +10,8 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.ado.client import AdoNotFound
+from shared.connections.ado import call_tracking_reauth, client_for
 from shared.deliveries.outbound import to_outbound_message
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.model.changes import OutboundChange
@@ -243,8 +245,22 @@ def put_link(org_id: str, issue_id: str, integration_id: str, work_item_id: str)
         raise NotFound("No issue has that id in this organization.")
     if existing.with_link(link) is None:
         return existing  # linked already: nothing to write (the cap is checked before anything is written)
-    if IntegrationStore().get(link.integration_id) is None:
+    store = IntegrationStore()
+    integration = store.get(link.integration_id)
+    if integration is None:
         raise NotFound("No integration has that id.")
+    if not integration.active:  # as for lookups: a disabled integration's credentials are not used
+        raise NotFound("No active integration has that id.")
+    _, client = client_for(integration, store=store)  # the work item must exist and be readable (§12.4)
+    try:
+        call_tracking_reauth(store, integration, lambda: client.get_work_item(link.work_item_id))
+    except AdoNotFound:
+        raise NotFound(f"Work item {link.work_item_id} does not exist or cannot be read.") from None
+    return add_link(tracker, org_id, issue_id, link)
+
+
+def add_link(tracker: TrackerStore, org_id: str, issue_id: str, link: Link) -> TrackedIssue:
+    """Link a work item known to exist (already linked: unchanged)."""
     tracker.add_link_index(link, org_id, issue_id)  # index first: a delivery ignores what the issue does not confirm
     try:
         saved = tracker.update_issue(org_id, issue_id, lambda issue: issue.with_link(link))

@@ -74,9 +74,10 @@ class AdoTimeout(AdoError):
 class AdoRequestRejected(AdoError):
     """Another 4xx: Azure DevOps refused the request itself (its message is kept, shortened)."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, response: requests.Response | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.response = response  # for what the message leaves out, e.g. which field a rule error names
 
 
 class OriginNotAllowed(AdoError):
@@ -184,7 +185,9 @@ def send(
         if status == 404:
             raise AdoNotFound(_message(response))
         if 400 <= status < 500:
-            raise AdoRequestRejected(f"Azure DevOps refused the request ({status}): {_message(response)}", status)
+            raise AdoRequestRejected(
+                f"Azure DevOps refused the request ({status}): {_message(response)}", status, response
+            )
         if status >= 500:
             raise AdoError(f"Azure DevOps failed ({status}): {_message(response)}")
         return response

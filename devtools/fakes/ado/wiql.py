@@ -41,6 +41,9 @@ _WIQL_DATE_RE = re.compile(
 _WIQL_EQ_RE = re.compile(
     r"\[(?P<field>[\w.]+)\]\s*(?P<op><>|=)\s*(?:'(?P<value>(?:[^']|'')*)'|(?P<macro>@project))", re.IGNORECASE
 )
+# Tags take CONTAINS / NOT CONTAINS, each matching one whole tag ("Query fields, operators, and macros in Azure
+# Boards": Tags support Contains and Does Not Contain); tags are compared without case.
+_WIQL_TAGS_RE = re.compile(r"\[System\.Tags\]\s+(?P<not>NOT\s+)?CONTAINS\s+'(?P<value>(?:[^']|'')*)'", re.IGNORECASE)
 _WIQL_ORDER_RE = re.compile(r"\[(?P<field>[\w.]+)\]\s*(?P<dir>ASC|DESC)?", re.IGNORECASE)
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "=": lambda a, b: a == b,
@@ -50,6 +53,10 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b,
 }
+
+
+def _tags_of(item: WorkItem) -> set[str]:
+    return {t.strip().lower() for t in str(item.fields.get("System.Tags") or "").split(";") if t.strip()}
 
 
 def strip_parens(text: str) -> str:
@@ -148,6 +155,9 @@ class Wiql(Store):
             return lambda item: compare(item.id, value)
         if m := _WIQL_DATE_RE.fullmatch(condition):
             return self._wiql_date_predicate(m, condition, time_precision)
+        if m := _WIQL_TAGS_RE.fullmatch(condition):
+            wanted, negated = m.group("value").replace("''", "'").strip().lower(), bool(m.group("not"))
+            return lambda item: (wanted in _tags_of(item)) != negated
         if m := _WIQL_EQ_RE.fullmatch(condition):
             field_name = m.group("field")
             if m.group("macro"):

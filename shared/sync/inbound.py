@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass, field
 
 from shared.deliveries.outbound import to_outbound_message
-from shared.errors import RetryLater, StorageUnavailable
+from shared.errors import ConcurrentUpdate, RetryLater, StorageUnavailable
 from shared.model.changes import OutboundChange, WorkItemUpdate
 from shared.model.tracker import Installation, Link, Member, TrackedIssue
 from shared.store import queues
@@ -135,7 +135,7 @@ def apply_workitem_update(
 
             entries = _apply_to_issue(tracker, org, issue_id, update, installation, org_done, member, report.notes)
             report.changes += [(org, issue_id, entry["type"]) for entry in entries]
-    except StorageUnavailable as exc:
+    except (StorageUnavailable, ConcurrentUpdate) as exc:  # both may pass: the queue tries again later
         raise RetryLater(str(exc)) from exc
     return _logged(update, report)
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from shared.ado.client import AdoClient, AdoError, AdoNotFound, AdoRequestRejected, AdoThrottled, AdoTimeout
 from shared.connections.ado import call_tracking_reauth, client_for
 from shared.deliveries.workitem import email_from_identity
-from shared.errors import RetryLater, StorageUnavailable
+from shared.errors import ConcurrentUpdate, RetryLater, StorageUnavailable
 from shared.model.changes import OutboundChange
 from shared.model.tracker import Installation, Link, TrackedIssue, activity_entry
 from shared.store.integrations import IntegrationStore
@@ -83,7 +83,7 @@ def apply_outbound(
             report.retry.append(link.key)
             report.retry_after = max(report.retry_after or 0, exc.retry_after or 0) or None
             report.notes.append(f"{link.key}: {exc}")
-        except StorageUnavailable as exc:
+        except (StorageUnavailable, ConcurrentUpdate) as exc:
             report.retry.append(link.key)
             report.notes.append(f"{link.key}: {exc}")
     for note in report.notes:

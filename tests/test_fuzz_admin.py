@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from functions import admin_integrations, admin_tracker
+from functions import admin_integrations, admin_tracker, comments, workitems
 from tests.fuzzing import fuzz_settings
 from tests.helpers import count_storage_requests, make_integration
 
@@ -87,6 +87,20 @@ BODIES = {
             "url": st.one_of(st.none(), HOSTILE_TEXT, st.just("https://tracker.example.com/i/1")),
         }
     ),
+    "add_comment": _fields({"author": HOSTILE_TEXT, "text": HOSTILE_TEXT}),
+    "create_work_item": _fields(
+        {
+            "integration_id": HOSTILE_TEXT,
+            "project": HOSTILE_TEXT,
+            "type": HOSTILE_TEXT,
+            "title": HOSTILE_TEXT,
+            "description": HOSTILE_TEXT,
+            "area_path": HOSTILE_TEXT,
+            "iteration_path": HOSTILE_TEXT,
+            "tags": st.lists(HOSTILE_TEXT, max_size=4),
+            "fields": st.dictionaries(HOSTILE_TEXT, JSON, max_size=3),
+        }
+    ),
 }
 
 
@@ -125,6 +139,18 @@ CASES = [
         admin_tracker.put_issue,
         lambda d, i: {"org_id": d.draw(HOSTILE_TEXT), "issue_id": d.draw(HOSTILE_TEXT)},
     ),
+    (
+        "add_comment",
+        "POST",
+        comments.add_comment,
+        lambda d, i: {"org_id": d.draw(HOSTILE_TEXT), "issue_id": d.draw(HOSTILE_TEXT)},
+    ),
+    (
+        "create_work_item",
+        "POST",
+        workitems.create_work_item,
+        lambda d, i: {"org_id": d.draw(HOSTILE_TEXT), "issue_id": d.draw(HOSTILE_TEXT)},
+    ),
 ]
 
 
@@ -157,6 +183,7 @@ def test_admin_bodies_never_5xx_and_refusals_write_nothing(known_integration, na
         (admin_tracker.delete_member, "DELETE", ("org_id", "email")),
         (admin_tracker.get_tracked_issue, "GET", ("org_id", "issue_id")),
         (admin_tracker.get_installation, "GET", ("org_id", "integration_id")),
+        (comments.delete_comment, "DELETE", ("org_id", "issue_id", "comment_id")),
         (admin_integrations.get, "GET", ("integration_id",)),
         (admin_integrations.delete, "DELETE", ("integration_id",)),
     ],
@@ -166,6 +193,7 @@ def test_admin_bodies_never_5xx_and_refusals_write_nothing(known_integration, na
         "delete_member",
         "get_issue",
         "get_installation",
+        "delete_comment",
         "get_integration",
         "delete_integration",
     ],

@@ -85,6 +85,7 @@ class Settings:
     queue_retry_base_seconds: float = 10.0
     queue_retry_max_seconds: float = 600.0
     queue_retry_window_seconds: float = 3600.0
+    _sentry: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)  # raw SENTRY_SETTINGS
 
     def __repr__(self) -> str:
         shown = (f"{f.name}={_redacted(getattr(self, f.name))!r}" for f in fields(self) if f.repr)
@@ -133,6 +134,22 @@ class Settings:
     def client_secret(self) -> str:
         """The legacy Azure DevOps OAuth client secret, needed only to refresh `oauth` credentials."""
         return _required("ADO_CLIENT_SECRET", self._client_secret)
+
+    # Sentry (contract §13), validated on first use like the timers' settings: a bad value fails the Sentry
+    # routes only, never the Azure DevOps ones.
+    @cached_property
+    def sentry_url(self) -> str:
+        """The origin of the Sentry the app is installed in (scheme://host[:port])."""
+        return _origin(self._sentry, "SENTRY_URL", DEFAULT_SENTRY_URL)
+
+    @property
+    def sentry_client_id(self) -> str:
+        return _required("SENTRY_CLIENT_ID", _text(self._sentry, "SENTRY_CLIENT_ID"))
+
+    @property
+    def sentry_client_secret(self) -> str:
+        """Verifies Sentry's signatures and exchanges installation grants: never logged or shown."""
+        return _required("SENTRY_CLIENT_SECRET", _text(self._sentry, "SENTRY_CLIENT_SECRET"))
 
 
 def _required(name: str, value: str | None) -> str:
@@ -230,6 +247,19 @@ def _fernet_key(env: Mapping[str, str], name: str) -> str | None:
     return value
 
 
+DEFAULT_SENTRY_URL = "https://sentry.io"
+SENTRY_SETTINGS = ("SENTRY_URL", "SENTRY_CLIENT_ID", "SENTRY_CLIENT_SECRET")
+_ORIGIN_NETLOC = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?")  # a host and port: no user, no password
+
+
+def _origin(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (_text(env, name) or default).rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not _ORIGIN_NETLOC.fullmatch(parts.netloc) or parts[2:] != ("", "", ""):
+        raise SettingsError(f"The app setting {name} must be an origin such as https://sentry.io.")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings of contract §10 that every path needs from `env` (default: the process
     environment); the others are kept as they are and validated on first use."""
@@ -261,6 +291,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         queue_retry_base_seconds=_seconds(env, "QUEUE_RETRY_BASE_SECONDS", 10.0, maximum=3600),
         queue_retry_max_seconds=_seconds(env, "QUEUE_RETRY_MAX_SECONDS", 600.0, maximum=86400),
         queue_retry_window_seconds=_seconds(env, "QUEUE_RETRY_WINDOW_SECONDS", 3600.0, maximum=6 * 86400),
+        _sentry={name: env[name] for name in SENTRY_SETTINGS if name in env},
     )
 
 

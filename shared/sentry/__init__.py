@@ -1,0 +1,1 @@
+"""Sentry: the only code that speaks HTTP to Sentry (contract §13)."""

@@ -354,12 +354,17 @@ def run(stack: ExitStack, log_path: Path) -> None:
     if lookup.get("title") != TITLE or [r.get("value") for r in found] != [str(WORK_ITEM)]:
         raise DemoFailed(f"the lookup or the search did not show work item {WORK_ITEM}")
 
-    step(10, "Turn on two-way sync: tracker-side status changes now reach the work item")
+    step(10, "Turn on two-way sync: tracker-side status changes and comments now reach the work item")
     app.call(
         "PUT",
         f"/api/orgs/{TRACKER_ORG}/integrations/{host_id}",
-        {"sync_reverse_assignment": True, "sync_status_reverse": True, "sync_status_forward": True},
-        show=("sync_status_forward", "sync_forward_assignment", "state_rules"),
+        {
+            "sync_reverse_assignment": True,
+            "sync_status_reverse": True,
+            "sync_status_forward": True,
+            "sync_comments": True,
+        },
+        show=("sync_status_forward", "sync_forward_assignment", "sync_comments", "state_rules"),
     )
 
     step(11, f"Someone reopens {ISSUE} in the tracker: the work item moves back, and the echo changes nothing")
@@ -393,6 +398,15 @@ def run(stack: ExitStack, log_path: Path) -> None:
     for entry in view["activity"][-2:]:
         extra = f", fields {entry['fields']}" if "fields" in entry else ""
         say(f"        {entry['type']:<12} source {entry['source']}, work item {entry['work_item_id']}{extra}")
+
+    step(12, f"Someone comments on {ISSUE} in the tracker: the comment appears on the work item")
+    app.call("POST", f"{issue_path}/comments", {"author": "Dana Scully", "text": "Fixed by **#1234**, please verify."})
+    if not wait_for(lambda: fake.comments(ORG, WORK_ITEM), SYNC_TIMEOUT):
+        raise DemoFailed(f"the comment did not reach work item {WORK_ITEM} within {SYNC_TIMEOUT:.0f} s")
+    [copy] = fake.comments(ORG, WORK_ITEM)
+    say(f"(simulation) work item {WORK_ITEM} now has comment {copy['id']} ({copy['format']}):")
+    for line in str(copy["text"]).splitlines():
+        say(f"  | {line}")
 
     print(f"\nDone: both ways. {ISSUE} follows work item {WORK_ITEM}, and the work item follows {ISSUE}.", flush=True)
 

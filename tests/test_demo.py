@@ -22,3 +22,4 @@ def test_the_demo_runs_to_the_end_both_ways() -> None:
     assert "status   'resolved'" in output and "dana@example.com" in output  # inbound
     assert "work item 42 is now 'Active'" in output and "sent 1 JSON Patch" in output  # outbound
     assert "no change, no activity, nothing sent again" in output  # the echo
+    assert "| **Dana Scully** wrote:" in output  # the comment reached the work item

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 import azure.functions as func
 
@@ -31,9 +32,7 @@ def schedule(setting: str) -> str:
 def domain_check(timer: func.TimerRequest) -> None:
     from shared.jobs.domain_check import run_domain_check
 
-    _late(timer, "domain_check")
-    with background():
-        run_domain_check()
+    _run(timer, "domain_check", run_domain_check)
 
 
 @bp.function_name("subscription_check")
@@ -41,9 +40,7 @@ def domain_check(timer: func.TimerRequest) -> None:
 def subscription_check(timer: func.TimerRequest) -> None:
     from shared.jobs.subscription_check import run_subscription_check
 
-    _late(timer, "subscription_check")
-    with background():
-        run_subscription_check()
+    _run(timer, "subscription_check", run_subscription_check)
 
 
 @bp.function_name("reconcile")
@@ -51,9 +48,14 @@ def subscription_check(timer: func.TimerRequest) -> None:
 def reconcile(timer: func.TimerRequest) -> None:
     from shared.jobs.reconcile import run_reconcile
 
-    _late(timer, "reconcile")
+    _run(timer, "reconcile", run_reconcile)
+
+
+def _run(timer: func.TimerRequest, name: str, run: Callable[[], object]) -> None:
+    """Run a timer's job with storage's longer background timeouts (nobody waits on a timer)."""
+    _late(timer, name)
     with background():
-        run_reconcile()
+        run()
 
 
 def _late(timer: func.TimerRequest, name: str) -> None:

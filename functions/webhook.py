@@ -9,8 +9,6 @@ spent, moved to `vsts-workitem-updates-poison`; anything else raises, so the hos
 
 from __future__ import annotations
 
-import logging
-
 import azure.functions as func
 
 from functions.http import json_response
@@ -19,7 +17,6 @@ from functions.http import json_response
 QUEUE_NAME = "vsts-workitem-updates"
 
 bp = func.Blueprint()
-log = logging.getLogger(__name__)
 
 
 @bp.function_name("vsts_webhook")
@@ -36,22 +33,6 @@ def vsts_webhook(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("apply_workitem_update")
 @bp.queue_trigger(arg_name="msg", queue_name=QUEUE_NAME, connection="AzureWebJobsStorage")
 def apply_workitem_update(msg: func.QueueMessage) -> None:
-    from shared.deliveries import InvalidDelivery
-    from shared.store.deadline import background
-    from shared.sync.queued import process_update_message
+    from shared.sync.worker import run_message
 
-    try:
-        with background():  # nobody waits on the queue: storage keeps its longer timeouts and retries
-            outcome = process_update_message(msg.get_body().decode("utf-8", errors="replace"))
-    except InvalidDelivery as exc:
-        # Not a message the webhook wrote: fail it, so it ends in the poison queue for a human, never dropped.
-        raise ValueError(f"message {msg.id} is not a work item update: {exc}") from None
-    # A failure that may pass was queued again (or poisoned) by process_update_message; StorageUnavailable,
-    # raised when even that failed, propagates so the host retries this message.
-    if outcome.report is not None:
-        log.info(
-            "apply_workitem_update: %s: %d linked issue(s), changes %s",
-            outcome.subject,
-            outcome.report.linked,
-            outcome.report.changes or "none",
-        )
+    run_message(QUEUE_NAME, msg.id, msg.get_body())

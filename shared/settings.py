@@ -18,9 +18,10 @@ import base64
 import binascii
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import cached_property
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 DEFAULT_STORAGE = "UseDevelopmentStorage=true"
@@ -167,32 +168,33 @@ def _renamed(env: Mapping[str, str], name: str, old_name: str) -> str:
     return old_name if _text(env, name) is None and _text(env, old_name) is not None else name
 
 
+N = TypeVar("N", int, float)
+
+
 def _text(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
     return value or None
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+def _number(env: Mapping[str, str], name: str, default: N, parse: Callable[[str], N], what: str) -> N:
     raw = _text(env, name)
     if raw is None:
         return default
     try:
-        value = int(raw)
+        return parse(raw)
     except ValueError:
-        raise SettingsError(f"The app setting {name} must be a whole number, not {raw!r}.") from None
+        raise SettingsError(f"The app setting {name} must be {what}, not {raw!r}.") from None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+    value = _number(env, name, default, int, "a whole number")
     if not minimum <= value <= maximum:
         raise SettingsError(f"The app setting {name} must be between {minimum} and {maximum}, not {value}.")
     return value
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float, *, maximum: float) -> float:
-    raw = _text(env, name)
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"The app setting {name} must be a number of seconds, not {raw!r}.") from None
+    value = _number(env, name, default, float, "a number of seconds")
     if not 0 < value <= maximum:
         raise SettingsError(f"The app setting {name} must be more than 0 and at most {maximum:g} seconds.")
     return value

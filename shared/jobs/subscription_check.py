@@ -17,8 +17,8 @@ from shared.ado.client import AdoNotFound
 from shared.clock import SYSTEM, Clock
 from shared.connections.ado import Deadline, get_client
 from shared.connections.subscriptions import save_new_subscription
-from shared.jobs.sweep import SweepReport, sweep
-from shared.settings import Settings, get_settings
+from shared.jobs.sweep import SweepReport, TimerRun, Wanted, Work, run_timer
+from shared.settings import Settings
 from shared.store.integrations import IntegrationStore, IntegrationSummary
 
 log = logging.getLogger(__name__)
@@ -52,24 +52,12 @@ def check_subscription(
     return True
 
 
-def run_subscription_check(
-    *,
-    settings: Settings | None = None,
-    store: IntegrationStore | None = None,
-    clock: Clock = SYSTEM,
-) -> SweepReport:
-    settings = settings or get_settings()
-    store = store or IntegrationStore()
+def run_subscription_check(clock: Clock = SYSTEM) -> SweepReport:
+    def make(run: TimerRun) -> tuple[Work, Wanted]:
+        def check(summary: IntegrationSummary, timeout: float) -> bool:
+            deadline = Deadline(timeout, run.clock.monotonic)
+            return check_subscription(summary.id, run.settings, run.store, deadline=deadline)
 
-    def check(summary: IntegrationSummary, timeout: float) -> bool:
-        return check_subscription(summary.id, settings, store, deadline=Deadline(timeout, clock.monotonic))
+        return check, lambda summary: bool(summary.subscription_id)
 
-    return sweep(
-        NAME,
-        check,
-        wanted=lambda summary: bool(summary.subscription_id),
-        concurrency=settings.timer_concurrency,
-        budget_seconds=settings.timer_budget_seconds,
-        store=store,
-        clock=clock.monotonic,
-    )
+    return run_timer(NAME, make, clock)

@@ -23,7 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from shared.ado.client import AdoError
+from shared.clock import SYSTEM, Clock
 from shared.errors import RetryLater, StorageUnavailable
+from shared.settings import Settings, get_settings
 from shared.store.cursors import CursorStore
 from shared.store.integrations import IntegrationNotFound, IntegrationStore, IntegrationSummary
 
@@ -160,3 +162,32 @@ def sweep(
         report.seconds,
     )
     return report
+
+
+Work = Callable[[IntegrationSummary, float], bool]
+Wanted = Callable[[IntegrationSummary], bool]
+
+
+@dataclass(frozen=True)
+class TimerRun:
+    """What one timer run's work is made from: the settings, the integrations and the clock."""
+
+    settings: Settings
+    store: IntegrationStore
+    clock: Clock
+
+
+def run_timer(name: str, make: Callable[[TimerRun], tuple[Work, Wanted | None]], clock: Clock = SYSTEM) -> SweepReport:
+    """One run of a timer: `make` builds its work (and which integrations it wants) for this run, and the sweep
+    visits them with the timers' shared concurrency and budget."""
+    run = TimerRun(get_settings(), IntegrationStore(), clock)
+    work, wanted = make(run)
+    return sweep(
+        name,
+        work,
+        wanted=wanted or (lambda summary: True),
+        concurrency=run.settings.timer_concurrency,
+        budget_seconds=run.settings.timer_budget_seconds,
+        store=run.store,
+        clock=clock.monotonic,
+    )

@@ -2,12 +2,13 @@
 
 import azure.functions as func
 
-from functions import admin_integrations, admin_tracker, health, lookups, maintenance, queues, webhook
+from functions import admin_integrations, admin_tracker, forms, health, lookups, maintenance, queues, webhook
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
 app.register_functions(webhook.bp)
 app.register_functions(lookups.bp)
+app.register_functions(forms.bp)
 app.register_functions(admin_integrations.bp)
 app.register_functions(admin_tracker.bp)
 app.register_functions(maintenance.bp)

@@ -17,7 +17,7 @@ from shared.lookups.forms import Forms
 from shared.store import base
 from shared.store.catalog_cache import PART_CHARS, TABLE, CatalogCache
 from shared.store.integrations import IntegrationStore
-from tests.helpers import FakeClock, make_integration, new_id
+from tests.helpers import FakeClock, count_storage_requests, make_integration, new_id
 
 pytestmark = pytest.mark.usefixtures("azurite")
 
@@ -182,6 +182,20 @@ def test_the_second_call_is_answered_from_the_cache_and_refresh_reads_again(ado)
     assert len(ado.calls) == 2 and refreshed[-1]["value"] == "Fabrikam\\Api"
     assert _json(_call(routes.list_areas, integration.id, project="Fabrikam")) == refreshed  # refresh re-cached it
     assert len(ado.calls) == 2
+
+
+def test_a_warm_call_is_two_point_reads_and_no_azure_devops_request(ado) -> None:
+    integration = make_integration()
+    ado.get(ORG + "Fabrikam/_apis/wit/workitemtypes/Bug/states", json={"count": 1, "value": [{"name": "New"}]})
+    with count_storage_requests() as cold:
+        _call(routes.list_states, integration.id, project="Fabrikam", work_item_type="Bug")
+    with count_storage_requests() as warm:
+        response = _call(routes.list_states, integration.id, project="Fabrikam", work_item_type="Bug")
+    assert _json(response) == [{"label": "New", "value": "New", "category": ""}]
+    assert len(ado.calls) == 1
+    assert [c.split()[0] for c in warm] == ["GET", "GET"]  # the integration, the cached list
+    # cold: the integration, a cache miss, the upsert (the first one also creates the table, then upserts again)
+    assert [c.split()[0] for c in cold][:3] == ["GET", "GET", "PUT"]
 
 
 def test_each_list_keeps_its_own_ttl(ado) -> None:

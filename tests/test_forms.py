@@ -4,6 +4,8 @@ the cache on real Azurite."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.parse
 from dataclasses import replace
 
@@ -313,3 +315,10 @@ def test_refresh_must_be_true_or_false(ado) -> None:
     assert response.status_code == 400
     assert _json(response) == {"error": "The query parameter refresh must be true or false."}
     assert len(ado.calls) == 0
+
+
+def test_importing_the_blueprint_leaves_the_lookup_code_for_the_first_call() -> None:
+    lazy = ["shared.lookups.forms", "shared.ado.catalog", "shared.store.catalog_cache", "shared.connections.ado"]
+    code = f"import sys, functions.forms; print([m for m in {lazy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"

@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from functions import admin_integrations, admin_tracker, forms, health, lookups, maintenance, queues, webhook
+from functions import admin_integrations, admin_tracker, forms, health, lookups, maintenance, outbound, queues, webhook
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
@@ -13,3 +13,4 @@ app.register_functions(admin_integrations.bp)
 app.register_functions(admin_tracker.bp)
 app.register_functions(maintenance.bp)
 app.register_functions(queues.bp)
+app.register_functions(outbound.bp)

@@ -69,7 +69,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
 
-    from bench import counts, domain_check, import_time, report, webhook
+    from bench import counts, domain_check, import_time, outbound, report, webhook
     from devhost.azurite import Azurite
     from devtools.fakes import FakeAzureDevOps
 
@@ -85,6 +85,8 @@ def main() -> int:
             results["webhook"] = webhook.measure(fake, samples=200 if args.quick else 1000)
             print("round trips and requests ...", flush=True)
             results["counts"] = counts.measure(fake)
+            print("outbound ...", flush=True)
+            results["outbound"] = outbound.measure(fake, samples=100 if args.quick else 400)
             print("domain_check ...", flush=True)
             results["domain_check"] = domain_check.measure(fake, total=1000 if args.quick else 10_000)
     finally:

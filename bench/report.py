@@ -11,6 +11,9 @@ def _verdict(ok: bool) -> str:
 
 def render(r: dict) -> str:
     m, w, c, d, i = r["machine"], r["webhook"], r["counts"], r["domain_check"], r["import"]
+    o = r["outbound"]
+    put_ratio = o["put_on_p50_ms"] / o["put_off_p50_ms"]
+    queue_ratio = o["put_on_p50_ms"] / o["put_unlinked_p50_ms"]
     p50_ratio = w["p50_ms"] / w["bare_p50_ms"]
     p99_ratio = w["p99_ms"] / w["bare_p99_ms"]
     rows = [
@@ -56,6 +59,42 @@ def render(r: dict) -> str:
             f"**{c['get_issue_ado_requests']}** (and {c['get_issue_storage_requests']} storage round trip)",
             "1",
             _verdict(c["get_issue_ado_requests"] == 1),
+        ),
+        (
+            "Azure DevOps requests per outbound status change to one linked work item (warm / cold)",
+            f"**{o['status_ado']}** / {o['status_cold_ado']} (cold: the type's states read once, then cached)",
+            "2",
+            _verdict(o["status_ado"] == 2),
+        ),
+        (
+            "Azure DevOps requests per outbound change when nothing differs",
+            f"**{o['unchanged_ado']}**",
+            "1",
+            _verdict(o["unchanged_ado"] == 1),
+        ),
+        (
+            "Azure DevOps requests per outbound assignment",
+            f"**{o['assignment_ado']}**",
+            "2",
+            _verdict(o["assignment_ado"] == 2),
+        ),
+        (
+            "Storage round trips per outbound change (status / nothing differs / assignment)",
+            f"**{o['status_storage']}** / {o['unchanged_storage']} / {o['assignment_storage']}",
+            "",
+            "",
+        ),
+        (
+            "Tracker `PUT` answer, outbound on vs off (a linked issue), p50",
+            f"{o['put_on_p50_ms']:.2f} ms vs {o['put_off_p50_ms']:.2f} ms = **{put_ratio:.2f}x**",
+            "<= 1.3x",
+            _verdict(put_ratio <= 1.3),
+        ),
+        (
+            "Tracker `PUT` of a linked issue (saved, then queued) vs an unlinked one (saved only), p50",
+            f"{o['put_on_p50_ms']:.2f} ms vs {o['put_unlinked_p50_ms']:.2f} ms = **{queue_ratio:.2f}x**",
+            "",
+            "",
         ),
         (
             "Import `function_app` vs `azure.functions, azure.data.tables, requests`",
@@ -114,6 +153,14 @@ fake of `devtools/fakes/ado/` (it adds no work of its own beyond the stated dela
   query, the member read, and a read and a conditional write per linked issue.
 - **Azure DevOps requests per warm get_issue**: requests the fake received for the second `get_issue` of an
   integration with a PAT and a well-formed domain (the first one opens connections).
+- **Outbound**: in this process, `PUT orgs/…/issues/…` through the admin code, then the queued change applied
+  with `apply_outbound` while the fake counts Azure DevOps requests and a transport hook counts storage round
+  trips: the issue, the installation and the integration read, the type's states from the cache (one read),
+  and the issue's conditional write of the new watermarks and activity. The `PUT` figures interleave
+  {o["samples"]} calls each on a linked issue whose installation syncs forward, one whose installation does
+  not, and an unlinked issue. Whether to send is the worker's decision (it reads the installation), so a linked
+  issue's `PUT` costs the same with outbound on or off: it saves, then queues one `vsts-outbound` message, the
+  one write more than an unlinked issue's `PUT`.
 - **Import**: `python -X importtime`, top-level cumulative times summed, median of fresh interpreters,
   alternating the app and the baseline.
 - **domain_check**: integrations written to Azurite first ({d["populate_seconds"]:.0f} s, not counted), then one

@@ -354,7 +354,47 @@ def run(stack: ExitStack, log_path: Path) -> None:
     if lookup.get("title") != TITLE or [r.get("value") for r in found] != [str(WORK_ITEM)]:
         raise DemoFailed(f"the lookup or the search did not show work item {WORK_ITEM}")
 
-    print(f"\nDone: the tracked issue is assigned to {EMAIL} and {view['status']}.", flush=True)
+    step(10, "Turn on two-way sync: tracker-side status changes now reach the work item")
+    app.call(
+        "PUT",
+        f"/api/orgs/{TRACKER_ORG}/integrations/{host_id}",
+        {"sync_reverse_assignment": True, "sync_status_reverse": True, "sync_status_forward": True},
+        show=("sync_status_forward", "sync_forward_assignment", "state_rules"),
+    )
+
+    step(11, f"Someone reopens {ISSUE} in the tracker: the work item moves back, and the echo changes nothing")
+    before = len(fake.deliveries)
+    app.call("PUT", issue_path, {"status": "unresolved"}, show=("status",))
+    if not wait_for(lambda: fake.work_item(ORG, WORK_ITEM)["fields"].get("System.State") == "Active", SYNC_TIMEOUT):
+        raise DemoFailed(f"work item {WORK_ITEM} did not move back to Active within {SYNC_TIMEOUT:.0f} s")
+    item = fake.work_item(ORG, WORK_ITEM)
+    say(f"(simulation) work item {WORK_ITEM} is now {item['fields']['System.State']!r} at rev {item['rev']}:")
+    patches = fake.count("PATCH", rf"/_apis/wit/workitems/{WORK_ITEM}$")
+    say(f"  the app read it and sent {patches} JSON Patch: test /rev, then System.State -> the first InProgress state")
+    if patches != 1:
+        raise DemoFailed(f"the app sent {patches} patches to work item {WORK_ITEM}, not 1")
+    if not wait_for(lambda: len(fake.deliveries) > before, SYNC_TIMEOUT):
+        raise DemoFailed("Azure DevOps did not deliver the service hook for the app's own change")
+    echo = fake.deliveries[before]
+    echo_rev = echo.payload["resource"]["rev"]
+    say(f"Azure DevOps delivered that change back to the webhook too (rev {echo_rev}): {echo.status}")
+
+    def echo_applied() -> bool:
+        needle = f"work item {WORK_ITEM} rev {echo_rev}: 1 linked issue(s), changes none"
+        return any(needle in line for line in app.log_lines("apply_workitem_update:"))
+
+    if not wait_for(echo_applied, SYNC_TIMEOUT):
+        raise DemoFailed("the echo of the app's own change was not recognised as stale")
+    view = app.request("GET", issue_path).json()
+    if fake.count("PATCH", rf"/_apis/wit/workitems/{WORK_ITEM}$") != 1:
+        raise DemoFailed("the echo of the app's own change was sent back to Azure DevOps")
+    say("The queue function saw it was the app's own revision: no change, no activity, nothing sent again.")
+    say("      activity (newest last):")
+    for entry in view["activity"][-2:]:
+        extra = f", fields {entry['fields']}" if "fields" in entry else ""
+        say(f"        {entry['type']:<12} source {entry['source']}, work item {entry['work_item_id']}{extra}")
+
+    print(f"\nDone: both ways. {ISSUE} follows work item {WORK_ITEM}, and the work item follows {ISSUE}.", flush=True)
 
 
 def main() -> int:

@@ -50,8 +50,8 @@ def apply_workitem_update(msg: func.QueueMessage) -> None:
     # raised when even that failed, propagates so the host retries this message.
     if outcome.report is not None:
         log.info(
-            "apply_workitem_update: message %s: %d linked issue(s), changes %s",
-            msg.id,
+            "apply_workitem_update: %s: %d linked issue(s), changes %s",
+            outcome.subject,
             outcome.report.linked,
             outcome.report.changes or "none",
         )

@@ -11,12 +11,14 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_demo_runs_to_the_end_and_the_issue_is_assigned_and_resolved() -> None:
+def test_the_demo_runs_to_the_end_both_ways() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "SIMULATION" in output
-    assert "Done: the tracked issue is assigned to dana@example.com and resolved." in output
-    assert "resolved" in output and "dana@example.com" in output
+    assert "Done: both ways. ISSUE-1 follows work item 42, and the work item follows ISSUE-1." in output
+    assert "status   'resolved'" in output and "dana@example.com" in output  # inbound
+    assert "work item 42 is now 'Active'" in output and "sent 1 JSON Patch" in output  # outbound
+    assert "no change, no activity, nothing sent again" in output  # the echo

@@ -48,7 +48,7 @@ def deliver_resolved(host: HostProcess, fake: FakeAzureDevOps, name: str) -> Non
 
 def requeued(host: HostProcess, wid: int = 77) -> list[tuple[int, int]]:
     """(attempt, delay) of every failed attempt the worker queued again, in order."""
-    pattern = rf"Work item {wid} rev \d+: attempt (\d+) failed .*; queued again, due in (\d+) s"
+    pattern = rf"work item {wid} rev \d+: attempt (\d+) failed .*; queued again, due in (\d+) s"
     return [(int(a), int(d)) for a, d in re.findall(pattern, host.log())]
 
 
@@ -86,7 +86,7 @@ def test_a_delivery_that_keeps_failing_is_poisoned_after_its_budget_and_redrive_
     finally:
         fake_ado.clear_faults()
     assert requeued(retry_host, 78) == [(1, 1), (2, 2), (3, 2)]
-    assert "Work item 78 rev 2: moved to the poison queue after 4 failed attempts" in retry_host.log()
+    assert "work item 78 rev 2: moved to the poison queue after 4 failed attempts" in retry_host.log()
     assert tracked_issue(retry_host, org, 78)["status"] == "unresolved"
 
     # Azure DevOps is back: redrive puts the message back and it is applied, with a whole new budget.
@@ -105,7 +105,7 @@ def test_a_delivery_that_keeps_failing_is_poisoned_after_its_budget_and_redrive_
 
 @pytest.mark.parametrize(
     ("queue", "status"),
-    [("Not_A_Queue", 400), ("ab", 400), ("double--hyphen", 400), ("someone-elses-queue", 404), ("vsts-outbound", 404)],
+    [("Not_A_Queue", 400), ("ab", 400), ("double--hyphen", 400), ("someone-elses-queue", 404), ("vsts-outbounds", 404)],
 )
 def test_redrive_refuses_malformed_names_and_queues_that_are_not_the_apps(retry_host, queue, status) -> None:
     response = retry_host.call("POST", f"/api/queues/{queue}/redrive")

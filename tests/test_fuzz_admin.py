@@ -67,6 +67,15 @@ BODIES = {
             "sync_reverse_assignment": st.booleans(),
             "sync_status_reverse": st.booleans(),
             "resolve_states": st.lists(HOSTILE_TEXT, max_size=4),
+            "sync_status_forward": st.booleans(),
+            "sync_forward_assignment": st.booleans(),
+            "sync_comments": st.booleans(),
+            "state_rules": st.lists(
+                st.fixed_dictionaries(
+                    {}, optional={k: HOSTILE_TEXT for k in ("project", "type", "resolved", "unresolved", "x")}
+                ),
+                max_size=3,
+            ),
         }
     ),
     "put_member": _fields({"user_id": HOSTILE_TEXT, "name": HOSTILE_TEXT}),
@@ -75,6 +84,7 @@ BODIES = {
             "title": HOSTILE_TEXT,
             "status": st.sampled_from(["resolved", "unresolved", "open", ""]),
             "assignee": st.one_of(st.none(), EMAILS),
+            "url": st.one_of(st.none(), HOSTILE_TEXT, st.just("https://tracker.example.com/i/1")),
         }
     ),
 }
@@ -146,10 +156,19 @@ def test_admin_bodies_never_5xx_and_refusals_write_nothing(known_integration, na
         (admin_tracker.delete_link, "DELETE", ("org_id", "issue_id", "integration_id", "work_item_id")),
         (admin_tracker.delete_member, "DELETE", ("org_id", "email")),
         (admin_tracker.get_tracked_issue, "GET", ("org_id", "issue_id")),
+        (admin_tracker.get_installation, "GET", ("org_id", "integration_id")),
         (admin_integrations.get, "GET", ("integration_id",)),
         (admin_integrations.delete, "DELETE", ("integration_id",)),
     ],
-    ids=["put_link", "delete_link", "delete_member", "get_issue", "get_integration", "delete_integration"],
+    ids=[
+        "put_link",
+        "delete_link",
+        "delete_member",
+        "get_issue",
+        "get_installation",
+        "get_integration",
+        "delete_integration",
+    ],
 )
 def test_hostile_route_values_never_5xx(handler, method, keys) -> None:
     @fuzz_settings(150)

@@ -97,6 +97,7 @@ def test_the_timers_shared_settings_have_new_names_and_the_old_ones_still_work()
         _ = load_settings({"DOMAIN_CHECK_CONCURRENCY": "4", "TIMER_CONCURRENCY": "many"}).timer_concurrency
 
 
+@pytest.mark.usefixtures("azurite")
 def test_a_bad_timer_setting_leaves_the_webhook_and_admin_routes_working_and_fails_the_timer(env) -> None:
     import azure.functions as func
 

@@ -10,7 +10,9 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.deliveries.outbound import to_outbound_message
 from shared.errors import Conflict, InvalidInput, NotFound
+from shared.model.changes import OutboundChange
 from shared.model.tracker import (
     ANY,
     RESOLVED,
@@ -23,6 +25,7 @@ from shared.model.tracker import (
     TrackedIssue,
     activity_entry,
 )
+from shared.store import queues
 from shared.store.integrations import IntegrationStore, normalize_id
 from shared.store.tracker import TrackerStore
 from shared.validation import (
@@ -175,7 +178,8 @@ def put_issue(org_id: str, issue_id: str, body: dict[str, Any]) -> tuple[Tracked
                 entries.append(activity_entry("assigned" if member else "unassigned", SOURCE, None, None))
         return issue.with_activity(*entries)
 
-    if tracker.get_issue(org_id, issue_id) is None:
+    saved = tracker.update_issue(org_id, issue_id, change)  # one read when there is no such issue yet
+    if saved is None:
         if title is None:
             raise InvalidInput("A new issue needs a title.")
         fresh = TrackedIssue(org_id, issue_id, title, status or UNRESOLVED, url=url)
@@ -184,10 +188,21 @@ def put_issue(org_id: str, issue_id: str, body: dict[str, Any]) -> tuple[Tracked
         created = tracker.create_issue(fresh)
         if created is not None:
             return created, True
-    saved = tracker.update_issue(org_id, issue_id, change)
+        saved = tracker.update_issue(org_id, issue_id, change)  # created meanwhile by another request
     if saved is None:
         raise NotFound("The issue disappeared during the update; send the request again.")
+    _forward(saved, status is not None, assign)
     return saved, False
+
+
+def _forward(issue: TrackedIssue, status: bool, assignee: bool) -> None:
+    """Queue the change for the linked work items (§12.2); the worker reads the issue as it is then and checks each
+    installation. Queued after the save, whether or not the values changed, so a request sent again after a 503
+    here (the save done, the queueing not) still reaches Azure DevOps."""
+    fields = tuple(name for name, given in (("status", status), ("assignee", assignee)) if given)
+    if fields and issue.links:
+        message = to_outbound_message(OutboundChange(issue.org_id, issue.issue_id, fields))
+        queues.enqueue(message, queues.OUTBOUND_QUEUE_NAME)
 
 
 def _url(body: dict[str, Any]) -> str | None:

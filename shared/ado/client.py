@@ -232,6 +232,11 @@ class AdoClient:
     def get_work_item(self, work_item_id: int) -> dict:
         return self._call("GET", WORK_ITEM_URL.format(base=self.base_url, id=int(work_item_id)))
 
+    def update_work_item(self, work_item_id: int, operations: list[dict]) -> dict:
+        """One JSON Patch; Azure DevOps answers the work item with its new revision."""
+        url = WORK_ITEM_URL.format(base=self.base_url, id=int(work_item_id))
+        return self._call("PATCH", url, json=operations, headers={"Content-Type": "application/json-patch+json"})
+
     def search_work_items(self, text: str, top: int) -> dict:
         body = {"searchText": text, "$top": top, "$skip": 0}
         return self._call("POST", WORK_ITEM_SEARCH_URL.format(base=self.search_base_url), json=body)

@@ -38,3 +38,24 @@ class WorkItemUpdate:
     changed_date: str | None
     event_id: str | None
     snapshot: bool = False
+
+
+OUTBOUND_FIELDS = ("status", "assignee")
+
+
+@dataclass(frozen=True)
+class OutboundChange:
+    """A tracked issue changed on the tracker side: bring its linked work items in line (contract §12.2).
+
+    It names the issue, not the new values: the worker reads the issue as it is then, so messages applied late or
+    twice still send the newest state. `exclude` lists the links (`<integration>|<id>`) never to write: the work
+    item a change came from. `after` holds, per source link and field, the revision the issue must have recorded
+    before this may run (a change from Azure DevOps is queued here before it is saved on the issue).
+    """
+
+    org_id: str
+    issue_id: str
+    fields: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    after: tuple[tuple[str, str, int], ...] = ()  # (link key, field, revision)
+    only: tuple[str, ...] = ()  # when not empty, just these links (what is left after some failed)

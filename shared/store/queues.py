@@ -25,7 +25,8 @@ QUEUE_NAME = "vsts-workitem-updates"
 POISON_SUFFIX = "-poison"
 POISON_QUEUE_NAME = f"{QUEUE_NAME}{POISON_SUFFIX}"
 # The app's own queues, the only ones redrive may touch.
-APP_QUEUES = (QUEUE_NAME,)
+OUTBOUND_QUEUE_NAME = "vsts-outbound"  # tracker-side changes on their way to Azure DevOps (contract §12.2)
+APP_QUEUES = (QUEUE_NAME, OUTBOUND_QUEUE_NAME)
 
 CONNECT_SECONDS = 5
 READ_SECONDS = 10

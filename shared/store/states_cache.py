@@ -1,5 +1,5 @@
-"""The done states of each work item type, cached per integration (`statescache`): a type's states change
-rarely, and reading them on every delivery would double the Azure DevOps requests."""
+"""The states of each work item type with their categories, cached per integration (`statescache`): a type's
+states change rarely, and reading them on every delivery or outbound change would double the requests."""
 
 from __future__ import annotations
 
@@ -21,19 +21,22 @@ def _row(project: str, work_item_type: str) -> str:
     return f"{quote(project, safe='')}|{quote(work_item_type, safe='')}"
 
 
-class StatesCache:
-    def get(self, integration_id: str, project: str, work_item_type: str) -> frozenset[str] | None:
-        """The cached done states, or None when there are none younger than TTL_SECONDS."""
-        entity = base.read_entity(TABLE, integration_id, _row(project, work_item_type), "reading cached states")
-        if entity is None or time.time() - float(entity.get("FetchedAt", 0)) > TTL_SECONDS:
-            return None
-        return frozenset(json.loads(entity.get("Done") or "[]"))
+States = tuple[tuple[str, str], ...]  # (state name, category), in Azure DevOps' order
 
-    def put(self, integration_id: str, project: str, work_item_type: str, done: frozenset[str]) -> None:
+
+class StatesCache:
+    def get(self, integration_id: str, project: str, work_item_type: str) -> States | None:
+        """The cached states, or None when there are none younger than TTL_SECONDS."""
+        entity = base.read_entity(TABLE, integration_id, _row(project, work_item_type), "reading cached states")
+        if entity is None or "States" not in entity or time.time() - float(entity.get("FetchedAt", 0)) > TTL_SECONDS:
+            return None
+        return tuple((str(name), str(category)) for name, category in json.loads(entity["States"]))
+
+    def put(self, integration_id: str, project: str, work_item_type: str, states: States) -> None:
         entity = {
             "PartitionKey": integration_id,
             "RowKey": _row(project, work_item_type),
-            "Done": json.dumps(sorted(done)),
+            "States": json.dumps([list(state) for state in states]),
             "FetchedAt": time.time(),
         }
         try:

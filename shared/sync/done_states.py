@@ -12,7 +12,7 @@ from shared.connections.ado import Deadline, call_tracking_reauth, client_for
 from shared.errors import RetryLater, StorageUnavailable
 from shared.model.changes import WorkItemUpdate
 from shared.store.integrations import Integration, IntegrationStore
-from shared.store.states_cache import StatesCache
+from shared.store.states_cache import States, StatesCache
 from shared.sync.rules import done_states_from_categories
 
 T = TypeVar("T")
@@ -46,18 +46,10 @@ class DoneStates:
             project, kind = update.project_id, update.work_item_type
             if not project or not kind:
                 project, kind = self._type_of(update, call(lambda client: client.get_work_item(update.work_item_id)))
-            cached = self.cache.get(update.integration_id, project, kind)
-            if cached is not None:
-                return cached
-            answer = call(lambda client: client.get_work_item_type_states(project, kind))
-            values = answer.get("value") if isinstance(answer, dict) else None
-            if not isinstance(values, list) or not values:
-                raise RetryLater(f"Azure DevOps listed no states for {kind!r}")
-            done = done_states_from_categories(values)
-            self.cache.put(update.integration_id, project, kind, done)
-            return done
+            states = type_states(self.cache, update.integration_id, project, kind, call)
         except (AdoError, StorageUnavailable) as exc:
             raise RetryLater(f"the done states could not be read: {exc}", getattr(exc, "retry_after", None)) from exc
+        return done_states_from_categories({"name": name, "category": category} for name, category in states)
 
     @staticmethod
     def _type_of(update: WorkItemUpdate, item: object) -> tuple[str, str]:
@@ -69,3 +61,24 @@ class DoneStates:
         if not isinstance(project, str) or not isinstance(kind, str) or not project or not kind:
             raise RetryLater("the work item's type or project could not be read")
         return project, kind
+
+
+def type_states(
+    cache: StatesCache, integration_id: str, project: str, kind: str, call: Callable[[Callable[[AdoClient], T]], T]
+) -> States:
+    """A work item type's states with their categories: from the cache, else from Azure DevOps (then cached).
+    Raises RetryLater when Azure DevOps lists none."""
+    cached = cache.get(integration_id, project, kind)
+    if cached is not None:
+        return cached
+    answer = call(lambda client: client.get_work_item_type_states(project, kind))
+    values = answer.get("value") if isinstance(answer, dict) else None
+    states = tuple(
+        (entry["name"], entry["category"])
+        for entry in values or []
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("category"), str)
+    )
+    if not states:
+        raise RetryLater(f"Azure DevOps listed no states for {kind!r}")
+    cache.put(integration_id, project, kind, states)
+    return states

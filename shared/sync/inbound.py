@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from shared.deliveries.outbound import to_outbound_message
 from shared.errors import RetryLater, StorageUnavailable
-from shared.model.changes import WorkItemUpdate
+from shared.model.changes import OutboundChange, WorkItemUpdate
 from shared.model.tracker import Installation, Link, Member, TrackedIssue
+from shared.store import queues
 from shared.store.integrations import IntegrationStore
 from shared.store.tracker import TrackerStore
 from shared.sync.done_states import DoneStates
@@ -28,6 +30,9 @@ log = logging.getLogger(__name__)
 # How stale this process's view of the integration may be here: a disable made on another instance stops the
 # updates it has not applied yet within this many seconds (the webhook refuses new deliveries as fast).
 RECENT_SECONDS = 5.0
+# Which outbound field each applied change is, and how long a forwarded change waits for the save it follows.
+FORWARDED = {"assigned": "assignee", "unassigned": "assignee", "resolved": "status", "unresolved": "status"}
+FORWARD_DELAY_SECONDS = 1
 
 
 @dataclass
@@ -53,9 +58,33 @@ def _apply_to_issue(
     def change(issue: TrackedIssue) -> TrackedIssue | None:
         new, entries = decide(issue, update, installation, done, member, notes)
         applied[:] = entries  # a lost ETag race re-applies: the last attempt's entries are the ones written
+        if new is not None and entries:
+            _forward_to_other_links(new, update, entries)
         return new
 
     return applied if tracker.update_issue(org, issue_id, change) is not None else []
+
+
+def _forward_to_other_links(issue: TrackedIssue, update: WorkItemUpdate, entries: list[dict]) -> None:
+    """A change that came from one work item goes to the issue's other linked work items, never back (§12.2).
+
+    Queued before the issue is saved, with the revision the save must record (`after`), so it can neither be
+    lost between the save and the queueing nor run ahead of the save: the worker waits for that revision. A lost
+    ETag race queues it again: harmless, the worker reads the issue as it is then.
+    """
+    source = Link(update.integration_id, update.work_item_id).key
+    if update.rev is None or not any(link.key != source for link in issue.links):
+        return
+    fields = tuple(dict.fromkeys(FORWARDED[entry["type"]] for entry in entries if entry["type"] in FORWARDED))
+    if fields:
+        change = OutboundChange(
+            issue.org_id,
+            issue.issue_id,
+            fields,
+            exclude=(source,),
+            after=tuple((source, name, update.rev) for name in fields),
+        )
+        queues.enqueue(to_outbound_message(change), queues.OUTBOUND_QUEUE_NAME, delay_seconds=FORWARD_DELAY_SECONDS)
 
 
 def apply_workitem_update(

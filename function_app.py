@@ -6,6 +6,7 @@ from functions import (
     admin_integrations,
     admin_tracker,
     comments,
+    forms,
     health,
     lookups,
     maintenance,
@@ -19,6 +20,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
 app.register_functions(webhook.bp)
 app.register_functions(lookups.bp)
+app.register_functions(forms.bp)
 app.register_functions(admin_integrations.bp)
 app.register_functions(admin_tracker.bp)
 app.register_functions(maintenance.bp)

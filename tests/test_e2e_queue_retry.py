@@ -85,8 +85,10 @@ def test_a_delivery_that_keeps_failing_is_poisoned_after_its_budget_and_redrive_
         wait_for(lambda: queue_length(retry_host, POISON) == 1, 90, "the message to reach the poison queue")
     finally:
         fake_ado.clear_faults()
+    # The worker logs the move just after it: wait for the line rather than read the log at once.
+    moved = "work item 78 rev 2: moved to the poison queue after 4 failed attempts"
+    wait_for(lambda: moved in retry_host.log(), 30, "the worker to log the move")
     assert requeued(retry_host, 78) == [(1, 1), (2, 2), (3, 2)]
-    assert "work item 78 rev 2: moved to the poison queue after 4 failed attempts" in retry_host.log()
     assert tracked_issue(retry_host, org, 78)["status"] == "unresolved"
 
     # Azure DevOps is back: redrive puts the message back and it is applied, with a whole new budget.

@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests as http
 
 from devtools.fakes.ado.data import DEFAULT_REVISED_BY, FAR_FUTURE, Org, Store, WorkItem
 from devtools.fakes.ado.protocol import iso_7
+from devtools.fakes.http import is_loopback
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 TRANSIENT_DELIVERY_STATUSES = frozenset({408, 502, 503, 504})  # Azure DevOps retries these, no probation
@@ -37,11 +37,6 @@ class Delivery:
     headers: dict[str, str]
     payload: dict[str, Any]
     time: float
-
-
-def is_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
 
 
 def parse_http_headers(text: str) -> dict[str, str]:

@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
-from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from devtools.fakes import FakeSentry
-from devtools.fakes.http import QuietHandler
+from devtools.fakes.http import LoopbackServer
 from tests.helpers import FakeClock, wait_for
 
 ORG = "acme"
@@ -32,48 +31,39 @@ def signature(body: bytes, secret: str = SECRET) -> str:
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class Receiver:
-    """The app on loopback: records each request (method, path, query, headers, raw body); webhook POSTs get
-    `status`, other paths the JSON set in `answers`."""
+class Receiver(LoopbackServer):
+    """The app on loopback, a loopback server like the fakes (its `requests` are what it received): webhook
+    POSTs get `status`, other paths the JSON set in `answers`."""
 
     def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.RLock()
         self.status = 202
         self.answers: dict[str, Any] = {}
         self.hold: threading.Event | None = None  # when set, requests wait for it (to make Sentry time out)
-        self.received: list[tuple[str, str, dict[str, str], CaseInsensitiveDict[str], bytes]] = []
-        self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", 0, self._app, threaded=True, request_handler=QuietHandler
-        )
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        self.url = f"http://127.0.0.1:{self._server.server_port}/api/sentry/webhook"
 
-    def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/api/sentry/webhook"
+
+    def _dispatch(self, request: Request) -> Response:
         if self.hold is not None:
             self.hold.wait(timeout=5)
-        headers, args = CaseInsensitiveDict(dict(request.headers.items())), dict(request.args.items())
-        self.received.append((request.method, request.path, args, headers, request.get_data()))
         if request.path in self.answers:
-            response = Response(json.dumps(self.answers[request.path]), content_type="application/json")
-        else:
-            response = Response(b"{}", status=self.status, content_type="application/json")
-        return response(environ, start_response)
+            return Response(json.dumps(self.answers[request.path]), content_type="application/json")
+        return Response(b"{}", status=self.status, content_type="application/json")
+
+    def _internal_error(self, exc: Exception) -> Response:
+        return Response(repr(exc), status=500)
 
     def webhooks(self) -> list[tuple[CaseInsensitiveDict[str], bytes]]:
-        return [(headers, body) for _, path, _, headers, body in self.received if path == "/api/sentry/webhook"]
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        return [(r.headers, r.body) for r in self.requests if r.path == "/api/sentry/webhook"]
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.stop()
+    with Receiver() as server:
+        yield server
 
 
 @pytest.fixture
@@ -93,10 +83,9 @@ def fake(receiver: Receiver, clock: FakeClock) -> Iterator[FakeSentry]:
 
 @pytest.fixture
 def http() -> Iterator[requests.Session]:
-    session = requests.Session()
-    session.trust_env = False  # loopback only: never through a proxy from the environment
-    yield session
-    session.close()
+    with requests.Session() as session:
+        session.trust_env = False  # loopback only: never through a proxy from the environment
+        yield session
 
 
 def exchange(fake: FakeSentry, http: requests.Session, uuid: str, **body: str) -> requests.Response:
@@ -279,8 +268,8 @@ def test_an_api_change_echoes_with_the_application_actor(
     }
     assert resolved["actor"] == assigned["actor"] == {"type": "application", "id": app_uuid, "name": "Boards"}
 
-    api(http, "PUT", issue_url(fake), pair["token"], json={"assignedTo": ""})
-    assert fake.issue(ORG, ISSUE)["assignedTo"] is None
+    unassigned = api(http, "PUT", issue_url(fake), pair["token"], json={"assignedTo": ""})
+    assert (unassigned.status_code, unassigned.json()["assignedTo"]) == (200, None)
     api(http, "PUT", issue_url(fake), pair["token"], json={"status": "unresolved"})
     wait_for(lambda: len(fake.webhooks) == before + 3, 10, "issue.unresolved")
     assert fake.webhooks[-1].action == "unresolved"  # the unassign before it sent nothing, as in Sentry
@@ -398,10 +387,10 @@ def test_issue_link_and_select_requests_are_signed_as_sentry_signs_them(
 
     answer = fake.link_issue(uuid, ISSUE, "/api/sentry/issue-link/create", {"title": "Boom"}, by_user=USER)
     assert answer.status_code == 200
-    method, path, _, headers, body = receiver.received[-1]
-    assert (method, path) == ("POST", "/api/sentry/issue-link/create")
-    assert headers["Sentry-App-Signature"] == signature(body)
-    assert json.loads(body) == {
+    link = receiver.requests[-1]
+    assert (link.method, link.path) == ("POST", "/api/sentry/issue-link/create")
+    assert link.headers["Sentry-App-Signature"] == signature(link.body)
+    assert link.json() == {
         "fields": {"title": "Boom"},
         "issueId": int(ISSUE),
         "installationId": uuid,
@@ -413,9 +402,9 @@ def test_issue_link_and_select_requests_are_signed_as_sentry_signs_them(
 
     options = fake.select_options(uuid, "/api/sentry/options/projects", query="we", dependent_data={"a": 1})
     assert options.json() == [{"label": "Web", "value": "web-id"}]
-    method, path, args, headers, body = receiver.received[-1]
-    assert (method, body, headers["Sentry-App-Signature"]) == ("GET", b"", signature(b""))
-    assert args == {"installationId": uuid, "query": "we", "dependentData": '{"a": 1}'}
+    select = receiver.requests[-1]
+    assert (select.method, select.body, select.headers["Sentry-App-Signature"]) == ("GET", b"", signature(b""))
+    assert select.args == {"installationId": uuid, "query": "we", "dependentData": '{"a": 1}'}
 
     raw = fake.call_app("/api/sentry/options/projects", "GET", query={"installationId": uuid})
     assert raw.json() == [{"label": "Web", "value": "web-id"}]
@@ -456,7 +445,7 @@ def test_webhooks_stay_on_loopback_and_time_out_after_one_second(
     fake.install("remote", ORG)
     [refused] = fake.webhooks
     assert (refused.status, refused.error) == (None, "refused: the fake delivers only to loopback addresses")
-    assert receiver.received == []
+    assert receiver.requests == []
 
     receiver.hold = threading.Event()
     fake.webhook_timeout = 0.2  # Sentry waits 1 s; a held receiver shows the same outcome sooner

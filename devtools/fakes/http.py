@@ -1,6 +1,6 @@
 """What every loopback fake shares: the threaded WSGI server on 127.0.0.1 (a free port) started and stopped as a
 context manager, the log of the requests it received, fault injection (`fail_next`, `set_delay`), and the
-loopback-only rule for what a fake sends out.
+loopback-only POST of what a fake sends out.
 
 A fake subclasses `LoopbackServer`, provides `_lock` (an RLock guarding its model, made by its store),
 `_dispatch(request)` (the real answer) and `_internal_error(exc)` (its service's 500 body), and may override
@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
+import requests as http
 from requests.structures import CaseInsensitiveDict
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
@@ -67,6 +68,22 @@ def request_matches(method: str, path_regex: str | re.Pattern[str], actual_metho
 def is_loopback(url: str) -> bool:
     host = (urlsplit(url).hostname or "").lower()
     return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+def post_loopback(
+    session: http.Session, url: str, body: bytes, headers: Mapping[str, str], timeout: float
+) -> tuple[int | None, str | None]:
+    """POST as a service sends its webhooks, to loopback only: (status, None), or (None, why no answer came)."""
+    if not is_loopback(url):
+        return None, "refused: the fake delivers only to loopback addresses"
+    try:
+        answer = session.post(url, data=body, headers=dict(headers), timeout=timeout, allow_redirects=False)
+    except http.Timeout:
+        return None, "timeout"
+    except http.RequestException as exc:
+        return None, type(exc).__name__
+    answer.close()
+    return answer.status_code, None
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 import requests as http
 
-from devtools.fakes.http import is_loopback
+from devtools.fakes.http import post_loopback
 from devtools.fakes.sentry.data import App, Installation, Org, Store
 from devtools.fakes.sentry.protocol import dumps, sign
 
@@ -120,21 +120,7 @@ class Webhooks(Store):
             sender.join(timeout=5)
 
     def _post(self, app: App, url: str, headers: dict[str, str], body: bytes) -> Webhook:
-        status: int | None = None
-        error: str | None = None
-        if not is_loopback(url):
-            error = "refused: the fake delivers only to loopback addresses"
-        else:
-            try:
-                answer = self._http.post(
-                    url, data=body, headers=headers, timeout=self.webhook_timeout, allow_redirects=False
-                )
-                status = answer.status_code
-                answer.close()
-            except http.Timeout:
-                error = "timeout"
-            except http.RequestException as exc:
-                error = type(exc).__name__
+        status, error = post_loopback(self._http, url, body, headers, self.webhook_timeout)
         payload = json.loads(body)
         webhook = Webhook(
             headers["Sentry-Hook-Resource"],

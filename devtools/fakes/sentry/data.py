@@ -152,7 +152,9 @@ class Store:
         events: Iterable[str] = ("issue", "comment"),
         verify_install: bool = False,
     ) -> str:
-        """A Sentry App (public or internal integration); returns its uuid (the `actor.id` of its own writes)."""
+        """A Sentry App (public or internal integration); returns its uuid (the `actor.id` of its own writes).
+        `events` are resources or event names as Sentry stores them. Adding a slug again replaces the app for
+        installations made afterwards."""
         app = App(
             slug,
             str(uuid.uuid4()),

@@ -3,9 +3,10 @@
 One package per service, each reached by the app only through its settings:
 
 - `ado/`: Azure DevOps (organizations, credentials, work items, states, WIQL, search, service hooks).
-- `sentry/`: room for a fake of Sentry when a test or the demo needs one; none exists yet.
+- `sentry/`: Sentry for a Sentry App (installations, tokens, issues, comments, members, external issues, webhooks).
 """
 
 from devtools.fakes.ado import Delivery, FakeAzureDevOps, RecordedRequest
+from devtools.fakes.sentry import FakeSentry
 
-__all__ = ["Delivery", "FakeAzureDevOps", "RecordedRequest"]
+__all__ = ["Delivery", "FakeAzureDevOps", "FakeSentry", "RecordedRequest"]

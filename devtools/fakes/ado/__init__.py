@@ -17,7 +17,7 @@ Safety: deliveries go only to loopback hosts; any other URL is recorded as a fai
 
 One module per concern; `FakeAzureDevOps` (server.py) combines the mixins of the others:
 
-- `server.py`: the WSGI server, start/stop, routing and dispatch, the request log.
+- `server.py`: routing and dispatch (the WSGI server, start/stop and the request log are `../http.py`'s).
 - `data.py`: the model (organizations, projects, identities, work items, states), its lock, and the set-up methods.
 - `auth.py`: credentials (PATs, OAuth and Entra tokens, each acting as an identity) and the anonymous account
   lookup and token endpoints.
@@ -29,7 +29,7 @@ One module per concern; `FakeAzureDevOps` (server.py) combines the mixins of the
 - `wiql.py`: WIQL parsing and evaluation.
 - `hooks.py`: service hook subscriptions and their endpoints.
 - `deliveries.py`: work item events (updated, created, commented), their payloads, POSTing them, probation.
-- `faults.py`: fault injection (`fail_next`, `set_delay`).
+- `faults.py`: fault injection (`fail_next`, `set_delay`, from `../http.py`).
 - `protocol.py`: Azure DevOps' HTTP conventions shared by all: error bodies, query parameters, api-version.
 """
 

@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests as http
 
 from devtools.fakes.ado.data import DEFAULT_REVISED_BY, FAR_FUTURE, Org, Store, WorkItem
 from devtools.fakes.ado.protocol import iso_7
+from devtools.fakes.http import post_loopback
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 TRANSIENT_DELIVERY_STATUSES = frozenset({408, 502, 503, 504})  # Azure DevOps retries these, no probation
@@ -37,11 +37,6 @@ class Delivery:
     headers: dict[str, str]
     payload: dict[str, Any]
     time: float
-
-
-def is_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
 
 
 def parse_http_headers(text: str) -> dict[str, str]:
@@ -244,25 +239,7 @@ class Deliveries(Store):
         if user or password:
             token = base64.b64encode(f"{user or ''}:{password or ''}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
-        status: int | None = None
-        error: str | None = None
-        if not is_loopback(url):
-            error = "refused: the fake delivers only to loopback addresses"
-        else:
-            try:
-                answer = self._http.post(
-                    url,
-                    data=json.dumps(payload).encode(),
-                    headers=headers,
-                    timeout=self.delivery_timeout,
-                    allow_redirects=False,
-                )
-                status = answer.status_code
-                answer.close()
-            except http.Timeout:
-                error = "timeout"
-            except http.RequestException as exc:
-                error = type(exc).__name__
+        status, error = post_loopback(self._http, url, json.dumps(payload).encode(), headers, self.delivery_timeout)
         delivery = Delivery(str(sub["id"]), url, status, error, headers, payload, time.time())
         with self._lock:
             self._deliveries.append(delivery)

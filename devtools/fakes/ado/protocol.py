@@ -12,20 +12,9 @@ from typing import Any
 from werkzeug.http import parse_options_header
 from werkzeug.wrappers import Request, Response
 
+from devtools.fakes.http import Reject
+
 LATEST_API_VERSION = (7, 2)
-
-
-class Reject(Exception):
-    """Raised by a handler to answer with `response` instead (bad input, missing things)."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.status)
-        self.response = response
-
-
-def request_matches(method: str, path_regex: str | re.Pattern[str], actual_method: str, path: str) -> bool:
-    """Whether a request's method matches `method` (`*` for any) and its path matches `path_regex` (re.search)."""
-    return method in ("*", actual_method.upper()) and re.search(path_regex, path) is not None
 
 
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:

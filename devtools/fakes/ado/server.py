@@ -1,23 +1,15 @@
-"""The fake's HTTP server: `FakeAzureDevOps` (started on 127.0.0.1, a free port), its routes, the dispatch
-from a request to an endpoint of one of the mixins, and the log of every request received."""
+"""The fake's HTTP server: `FakeAzureDevOps` (started on 127.0.0.1, a free port), its routes and the dispatch
+from a request to an endpoint of one of the mixins; the server itself and the request log are the shared
+`devtools/fakes/http.py`'s."""
 
 from __future__ import annotations
 
-import json
-import math
 import re
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
-from urllib.parse import parse_qs
+from typing import Any
 
-from requests.structures import CaseInsensitiveDict
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from devtools.fakes.ado.auth import Auth
@@ -28,87 +20,29 @@ from devtools.fakes.ado.deliveries import Deliveries
 from devtools.fakes.ado.faults import Faults
 from devtools.fakes.ado.hooks import Hooks
 from devtools.fakes.ado.patch import Patching
-from devtools.fakes.ado.protocol import Reject, api_major, api_version, error, request_matches
+from devtools.fakes.ado.protocol import api_major, api_version, error
 from devtools.fakes.ado.wiql import Wiql
 from devtools.fakes.ado.workitems import WorkItemsApi
+from devtools.fakes.http import LoopbackServer
+from devtools.fakes.http import QuietHandler as QuietHandler  # re-exported: tests import it from here
+from devtools.fakes.http import RecordedRequest as RecordedRequest  # re-exported, as before
 
 
-@dataclass
-class RecordedRequest:
-    """One request the fake received. `started`/`ended` are monotonic; `time` is the wall clock at arrival."""
-
-    method: str
-    path: str
-    query_string: str
-    headers: CaseInsensitiveDict[str]
-    body: bytes
-    time: float
-    started: float
-    ended: float | None = None
-    status: int | None = None
-
-    @property
-    def args(self) -> dict[str, str]:
-        return {k: v[0] for k, v in parse_qs(self.query_string, keep_blank_values=True).items()}
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class QuietHandler(WSGIRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Keep test output free of one access-log line per request."""
-
-
-class FakeAzureDevOps(Auth, WorkItemsApi, Patching, Comments, Catalog, Wiql, Hooks, Deliveries, Faults):
+class FakeAzureDevOps(LoopbackServer, Auth, WorkItemsApi, Patching, Comments, Catalog, Wiql, Hooks, Deliveries, Faults):
     """Azure DevOps on 127.0.0.1: organizations, credentials, work items (read and written), comments,
     projects and processes, service hooks, WIQL."""
+
+    thread_name = "fake-ado"
 
     def __init__(self, *, client_secret: str = "fake-client-secret", redirect_uri: str | None = None) -> None:
         super().__init__()
         self.client_secret = client_secret
         # When set, token requests must carry exactly this redirect_uri (Azure DevOps checks the registration).
         self.redirect_uri = redirect_uri
-        self._log: list[RecordedRequest] = []
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
         self._map = Map(self._rules(), strict_slashes=False, merge_slashes=False)
 
-    # ----------------------------------------------------------------------------------------- lifecycle
-
-    def start(self) -> Self:
-        if self._server is not None:
-            raise RuntimeError("the fake is already running")
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=QuietHandler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-ado", daemon=True
-        )  # a short poll interval makes stop() quick
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
+    def _closed(self) -> None:
         self._http.close()
-
-    def __enter__(self) -> Self:
-        return self.start() if self._server is None else self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the fake is not running; call start()")
-        return f"http://127.0.0.1:{self._server.server_port}"
 
     def org_url(self, org: str) -> str:
         """The organization URL, with its trailing slash: what the app stores as `domain_name`."""
@@ -126,37 +60,6 @@ class FakeAzureDevOps(Auth, WorkItemsApi, Patching, Comments, Catalog, Wiql, Hoo
             "ADO_ALLOWED_ORIGINS": base,
             "ADO_CLIENT_SECRET": self.client_secret,
         }
-
-    # ------------------------------------------------------------------------------------------ request log
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._log)
-
-    def count(self, method: str, path_regex: str) -> int:
-        """Requests received whose method matches (`*` for any) and whose path matches (re.search)."""
-        with self._lock:
-            return sum(1 for r in self._log if request_matches(method, path_regex, r.method, r.path))
-
-    def max_concurrent(self, path_regex: str, method: str = "*") -> int:
-        """The highest number of matching requests that were in flight at the same time.
-
-        A request counts from its arrival until its response was ready; the client sees the response only
-        after that, so a client-side bound of N in flight can never show up here as more than N.
-        """
-        with self._lock:
-            spans = [
-                (r.started, r.ended if r.ended is not None else math.inf)
-                for r in self._log
-                if request_matches(method, path_regex, r.method, r.path)
-            ]
-        events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
-        current = highest = 0
-        for _, step in events:  # at equal times the end (-1) sorts first: touching spans do not overlap
-            current += step
-            highest = max(highest, current)
-        return highest
 
     def reset_log(self) -> None:
         """Forget recorded requests and deliveries."""
@@ -217,33 +120,8 @@ class FakeAzureDevOps(Auth, WorkItemsApi, Patching, Comments, Catalog, Wiql, Hoo
             rules.append(Rule(f"/<org>/<project>/{path}", endpoint=endpoint, methods=[method]))
         return rules
 
-    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        request = Request(environ)
-        body = request.get_data(cache=True)
-        record = RecordedRequest(
-            method=request.method,
-            path=request.path,
-            query_string=request.query_string.decode("latin-1"),
-            headers=CaseInsensitiveDict(dict(request.headers.items())),
-            body=body,
-            time=time.time(),
-            started=time.monotonic(),
-        )
-        with self._lock:
-            self._log.append(record)
-            delay = self._delay_for(record.method, record.path)
-        if delay > 0:
-            time.sleep(delay)  # outside the lock, on this request's own thread
-        try:
-            response = self._fault_response(record.method, record.path) or self._dispatch(request)
-        except Reject as reject:
-            response = reject.response
-        except Exception as exc:  # a bug in the fake must show up as a clear 500, not a hung test
-            response = error(500, f"fake Azure DevOps failed: {type(exc).__name__}: {exc}", "FakeServerError")
-        with self._lock:
-            record.status = response.status_code
-            record.ended = time.monotonic()
-        return response(environ, start_response)
+    def _internal_error(self, exc: Exception) -> Response:
+        return error(500, f"fake Azure DevOps failed: {type(exc).__name__}: {exc}", "FakeServerError")
 
     def _dispatch(self, request: Request) -> Response:
         segments = request.path.split("/")

@@ -1,0 +1,456 @@
+"""The Sentry fake itself, exercised over HTTP with plain `requests`, as the app will reach it, with a tiny
+loopback receiver standing in for the app's webhook and UI component endpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from requests.structures import CaseInsensitiveDict
+from werkzeug.wrappers import Request, Response
+
+from devtools.fakes import FakeSentry
+from devtools.fakes.http import LoopbackServer
+from tests.helpers import FakeClock, wait_for
+
+ORG = "acme"
+APP = "boards-sync"
+CLIENT_ID = "client-id-1"
+SECRET = "client-secret-1"
+USER = 7  # a member of ORG
+ISSUE = "1001"
+
+
+def signature(body: bytes, secret: str = SECRET) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class Receiver(LoopbackServer):
+    """The app on loopback, a loopback server like the fakes (its `requests` are what it received): webhook
+    POSTs get `status`, other paths the JSON set in `answers`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.RLock()
+        self.status = 202
+        self.answers: dict[str, Any] = {}
+        self.hold: threading.Event | None = None  # when set, requests wait for it (to make Sentry time out)
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/api/sentry/webhook"
+
+    def _dispatch(self, request: Request) -> Response:
+        if self.hold is not None:
+            self.hold.wait(timeout=5)
+        if request.path in self.answers:
+            return Response(json.dumps(self.answers[request.path]), content_type="application/json")
+        return Response(b"{}", status=self.status, content_type="application/json")
+
+    def _internal_error(self, exc: Exception) -> Response:
+        return Response(repr(exc), status=500)
+
+    def webhooks(self) -> list[tuple[CaseInsensitiveDict[str], bytes]]:
+        return [(r.headers, r.body) for r in self.requests if r.path == "/api/sentry/webhook"]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as server:
+        yield server
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def fake(receiver: Receiver, clock: FakeClock) -> Iterator[FakeSentry]:
+    with FakeSentry(clock=clock) as server:
+        server.add_app(APP, CLIENT_ID, SECRET, receiver.url, ["event:write", "member:read"])
+        server.add_member(ORG, USER, "Dana.Lee@acme.example", "Dana Lee")
+        server.add_member(ORG, 8, "sam@acme.example", "Sam Roe")
+        server.add_issue(ORG, ISSUE, "ZeroDivisionError: division by zero", "backend")
+        yield server
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    with requests.Session() as session:
+        session.trust_env = False  # loopback only: never through a proxy from the environment
+        yield session
+
+
+def exchange(fake: FakeSentry, http: requests.Session, uuid: str, **body: str) -> requests.Response:
+    url = f"{fake.base_url}/api/0/sentry-app-installations/{uuid}/authorizations/"
+    payload = {"grant_type": "authorization_code", "client_id": CLIENT_ID, "client_secret": SECRET, **body}
+    return http.post(url, json=payload, timeout=5)
+
+
+def installed(fake: FakeSentry, http: requests.Session, receiver: Receiver) -> tuple[str, dict[str, Any]]:
+    """Install the app, exchange the code from installation.created; the uuid and the token pair."""
+    uuid = fake.install(APP, ORG, by_user=USER)
+    code = json.loads(receiver.webhooks()[-1][1])["data"]["installation"]["code"]
+    answer = exchange(fake, http, uuid, code=code)
+    assert answer.status_code == 201, answer.text
+    return uuid, answer.json()
+
+
+def api(http: requests.Session, method: str, url: str, token: str, **kwargs: Any) -> requests.Response:
+    return http.request(method, url, headers={"Authorization": f"Bearer {token}"}, timeout=5, **kwargs)
+
+
+def issue_url(fake: FakeSentry, org: str = ORG, issue: str = ISSUE) -> str:
+    return f"{fake.base_url}/api/0/organizations/{org}/issues/{issue}/"
+
+
+# ----------------------------------------------------------------------------------- install and tokens
+
+
+def test_installation_created_is_signed_over_the_raw_body_and_its_code_works_once(
+    fake: FakeSentry, http: requests.Session, receiver: Receiver
+) -> None:
+    uuid = fake.install(APP, ORG, by_user=USER)
+    [(headers, body)] = receiver.webhooks()
+    assert headers["Sentry-Hook-Resource"] == "installation"
+    assert headers["Sentry-Hook-Signature"] == signature(body)
+    assert headers["Sentry-Hook-Signature"] != signature(json.dumps(json.loads(body)).encode())  # re-serialized
+    assert headers["Sentry-Hook-Timestamp"] == str(int(fake.clock.now()))
+    assert headers["Request-ID"]
+    payload = json.loads(body)
+    assert payload["action"] == "created"
+    assert payload["installation"] == {"uuid": uuid}
+    installation = payload["data"]["installation"]
+    assert installation["uuid"] == uuid and installation["organization"]["slug"] == ORG
+    assert installation["app"]["slug"] == APP and installation["status"] == "installed"
+    assert payload["actor"] == {"type": "user", "id": USER, "name": "Dana Lee"}
+    [webhook] = fake.webhooks
+    assert (webhook.status, webhook.resource, webhook.action, webhook.body) == (202, "installation", "created", body)
+
+    wrong = exchange(fake, http, uuid, code=installation["code"], client_secret="guess")
+    assert (wrong.status_code, wrong.json()) == (401, {"detail": "Invalid Client ID / Secret pair"})
+    first = exchange(fake, http, uuid, code=installation["code"])
+    assert first.status_code == 201
+    pair = first.json()
+    assert pair["token"] and pair["refreshToken"] and pair["expiresAt"].endswith("Z")
+    again = exchange(fake, http, uuid, code=installation["code"])
+    assert (again.status_code, again.json()) == (401, {"detail": "Could not find grant for given code"})
+    assert api(http, "GET", issue_url(fake), pair["token"]).status_code == 200
+
+
+def test_refresh_rotates_the_pair_and_spends_the_old_one(
+    fake: FakeSentry, http: requests.Session, receiver: Receiver
+) -> None:
+    uuid, old = installed(fake, http, receiver)
+    camel = exchange(fake, http, uuid, grant_type="refresh_token", refreshToken=old["refreshToken"])
+    assert (camel.status_code, camel.json()) == (400, {"refresh_token": ["This field is required."]})
+
+    new = exchange(fake, http, uuid, grant_type="refresh_token", refresh_token=old["refreshToken"])
+    assert new.status_code == 201
+    pair = new.json()
+    assert pair["token"] != old["token"] and pair["refreshToken"] != old["refreshToken"]
+    assert fake.tokens(uuid) == [pair["token"]]
+    spent = exchange(fake, http, uuid, grant_type="refresh_token", refresh_token=old["refreshToken"])
+    assert (spent.status_code, spent.json()) == (401, {"detail": "Given refresh token does not exist"})
+    assert api(http, "GET", issue_url(fake), old["token"]).json() == {"detail": "Invalid token"}
+    assert api(http, "GET", issue_url(fake), pair["token"]).status_code == 200
+
+
+def test_tokens_expire_after_eight_hours_static_tokens_never(
+    fake: FakeSentry, http: requests.Session, receiver: Receiver, clock: FakeClock
+) -> None:
+    uuid, pair = installed(fake, http, receiver)
+    fake.add_static_token(ORG, "internal-token", APP)
+    clock.advance(8 * 3600 - 1)
+    assert api(http, "GET", issue_url(fake), pair["token"]).status_code == 200
+    clock.advance(1)
+    expired = api(http, "GET", issue_url(fake), pair["token"])
+    assert (expired.status_code, expired.json()) == (401, {"detail": "Token expired"})
+    assert api(http, "GET", issue_url(fake), "never-issued").json() == {"detail": "Invalid token"}
+    assert http.get(issue_url(fake), timeout=5).status_code == 401  # no credential at all
+
+    renewed = exchange(fake, http, uuid, grant_type="refresh_token", refresh_token=pair["refreshToken"]).json()
+    assert api(http, "GET", issue_url(fake), renewed["token"]).status_code == 200
+    fake.expire_token(renewed["token"])
+    assert api(http, "GET", issue_url(fake), renewed["token"]).status_code == 401
+    clock.advance(365 * 24 * 3600)
+    assert api(http, "GET", issue_url(fake), "internal-token").status_code == 200
+
+
+def test_uninstall_sends_installation_deleted_and_kills_the_tokens(
+    fake: FakeSentry, http: requests.Session, receiver: Receiver
+) -> None:
+    uuid, pair = installed(fake, http, receiver)
+    fake.uninstall(uuid, by_user=USER)
+    headers, body = receiver.webhooks()[-1]
+    assert json.loads(body)["action"] == "deleted" and headers["Sentry-Hook-Signature"] == signature(body)
+    assert api(http, "GET", issue_url(fake), pair["token"]).json() == {"detail": "Invalid token"}
+
+
+# ---------------------------------------------------------------------------------------------- issues
+
+
+def test_issue_get_and_put_check_organization_scope_and_input(
+    fake: FakeSentry, http: requests.Session, receiver: Receiver
+) -> None:
+    _, pair = installed(fake, http, receiver)
+    token = pair["token"]
+    issue = api(http, "GET", issue_url(fake), token).json()
+    assert issue["id"] == ISSUE and issue["shortId"] == "BACKEND-1" and issue["status"] == "unresolved"
+    assert issue["assignedTo"] is None and issue["project"]["slug"] == "backend"
+    assert issue["permalink"] == f"{fake.base_url}/organizations/{ORG}/issues/{ISSUE}/"
+
+    done = api(http, "PUT", issue_url(fake), token, json={"status": "resolved", "assignedTo": "dana.lee@ACME.example"})
+    assert done.status_code == 200
+    assert done.json()["status"] == "resolved"
+    assert done.json()["assignedTo"] == {
+        "type": "user",
+        "id": "7",
+        "name": "Dana Lee",
+        "email": "Dana.Lee@acme.example",
+    }
+
+    for body, errors in (
+        ({"status": "closed"}, {"status": ['"closed" is not a valid choice.']}),
+        ({"assignedTo": "user:99"}, {"assignedTo": ["Cannot assign to non-team member"]}),
+        ({"status": "unresolved", "assignedTo": "nobody@acme.example"}, {"assignedTo": ["Unknown actor input"]}),
+    ):
+        refused = api(http, "PUT", issue_url(fake), token, json=body)
+        assert (refused.status_code, refused.json()) == (400, errors)
+    assert fake.issue(ORG, ISSUE)["status"] == "resolved"  # the refused PUTs changed nothing
+    assert fake.issue(ORG, ISSUE)["assignedTo"]["id"] == "7"
+    assert api(http, "GET", issue_url(fake, issue="404"), token).status_code == 404
+    assert api(http, "PUT", issue_url(fake), token, data="status=resolved").status_code == 415
+
+    fake.add_issue("globex", "2002", "Elsewhere", "web")
+    other = api(http, "GET", issue_url(fake, org="globex", issue="2002"), token)
+    assert (other.status_code, other.json()) == (403, {"detail": "You do not have permission to perform this action."})
+    assert api(http, "GET", issue_url(fake, org="nowhere"), token).status_code == 404
+    assert api(http, "GET", issue_url(fake).rstrip("/"), token).status_code == 404  # Sentry's paths end with /
+
+
+def test_put_needs_event_write(fake: FakeSentry, http: requests.Session, receiver: Receiver) -> None:
+    fake.add_app("reader", "client-2", "secret-2", receiver.url, ["event:read"])
+    fake.add_static_token(ORG, "read-only", "reader")
+    assert api(http, "GET", issue_url(fake), "read-only").status_code == 200
+    assert api(http, "PUT", issue_url(fake), "read-only", json={"status": "resolved"}).status_code == 403
+    assert api(http, "GET", f"{fake.base_url}/api/0/organizations/{ORG}/members/", "read-only").status_code == 403
+    assert fake.issue(ORG, ISSUE)["status"] == "unresolved"
+
+
+def test_an_api_change_echoes_with_the_application_actor(
+    fake: FakeSentry, http: requests.Session, receiver: Receiver
+) -> None:
+    app_uuid = fake.add_app(APP, CLIENT_ID, SECRET, receiver.url, ["event:write", "member:read"], name="Boards")
+    _, pair = installed(fake, http, receiver)
+    before = len(fake.webhooks)
+    api(http, "PUT", issue_url(fake), pair["token"], json={"status": "resolvedInNextRelease", "assignedTo": "user:7"})
+    wait_for(lambda: len(fake.webhooks) == before + 2, 10, "the issue webhooks")
+    resolved, assigned = (w.payload for w in fake.webhooks[before:])
+    assert [w.headers["Sentry-Hook-Resource"] for w in fake.webhooks[before:]] == ["issue", "issue"]
+    assert all(w.headers["Sentry-Hook-Signature"] == signature(w.body) for w in fake.webhooks[before:])
+    assert resolved["action"] == "resolved" and resolved["data"]["resolution_type"] == "in_next_release"
+    assert resolved["data"]["issue"]["statusDetails"] == {"inNextRelease": True}
+    assert resolved["data"]["issue"]["web_url"] == f"{fake.base_url}/organizations/{ORG}/issues/{ISSUE}/"
+    assert assigned["action"] == "assigned"
+    assert assigned["data"]["assignee"] == {
+        "type": "user",
+        "name": "Dana Lee",
+        "id": 7,
+        "email": "Dana.Lee@acme.example",
+    }
+    assert resolved["actor"] == assigned["actor"] == {"type": "application", "id": app_uuid, "name": "Boards"}
+
+    unassigned = api(http, "PUT", issue_url(fake), pair["token"], json={"assignedTo": ""})
+    assert (unassigned.status_code, unassigned.json()["assignedTo"]) == (200, None)
+    api(http, "PUT", issue_url(fake), pair["token"], json={"status": "unresolved"})
+    wait_for(lambda: len(fake.webhooks) == before + 3, 10, "issue.unresolved")
+    assert fake.webhooks[-1].action == "unresolved"  # the unassign before it sent nothing, as in Sentry
+
+
+def test_a_change_in_sentrys_ui_has_the_user_actor(
+    fake: FakeSentry, http: requests.Session, receiver: Receiver
+) -> None:
+    installed(fake, http, receiver)
+    fake.add_app("modern", "client-3", "secret-3", receiver.url, events=["issue.archived", "issue.resolved"])
+    fake.install("modern", ORG, by_user=USER)
+    before = len(fake.webhooks)
+    fake.change_issue(ORG, ISSUE, status="ignored", assigned_to=8, by_user=USER)
+    hooks = fake.webhooks[before:]
+    assert [(w.installation != hooks[0].installation, w.action) for w in hooks] == [
+        (False, "ignored"),
+        (True, "archived"),  # the app that subscribed to the new name
+        (False, "assigned"),
+        (True, "assigned"),
+    ]
+    assert {json.dumps(w.payload["actor"]) for w in hooks} == {
+        json.dumps({"type": "user", "id": 7, "name": "Dana Lee"})
+    }
+    fake.change_issue(ORG, ISSUE, status="resolved", by_user=None)  # Sentry's own automation
+    assert fake.webhooks[-1].payload["actor"] == {"type": "application", "id": "sentry", "name": "Sentry"}
+
+
+def test_comments_send_comment_webhooks_to_subscribed_apps(
+    fake: FakeSentry, http: requests.Session, receiver: Receiver
+) -> None:
+    uuid, _ = installed(fake, http, receiver)
+    fake.add_app("issues-only", "client-4", "secret-4", receiver.url, events=["issue"])
+    fake.install("issues-only", ORG)
+    before = len(fake.webhooks)
+    comment_id = fake.add_comment(ORG, ISSUE, "Looks like a regression", by_user=8)
+    fake.edit_comment(ORG, ISSUE, comment_id, "Looks like a regression in 2.3")
+    fake.delete_comment(ORG, ISSUE, comment_id)
+    hooks = fake.webhooks[before:]
+    assert [(w.installation, w.resource, w.action) for w in hooks] == [
+        (uuid, "comment", "created"),
+        (uuid, "comment", "updated"),
+        (uuid, "comment", "deleted"),
+    ]
+    data = hooks[1].payload["data"]
+    assert data["comment"] == "Looks like a regression in 2.3" and data["comment_id"] == int(comment_id)
+    assert (data["issue_id"], data["project_slug"]) == (int(ISSUE), "backend") and data["timestamp"].endswith("Z")
+    assert hooks[0].payload["actor"] == {"type": "user", "id": 8, "name": "Sam Roe"}
+
+
+def test_app_waiting_for_install_verification_gets_no_issue_webhooks(
+    fake: FakeSentry, http: requests.Session, receiver: Receiver
+) -> None:
+    fake.add_app(APP, CLIENT_ID, SECRET, receiver.url, ["event:write"], verify_install=True)
+    uuid, pair = installed(fake, http, receiver)
+    assert fake.installation(uuid)["status"] == "pending"
+    fake.change_issue(ORG, ISSUE, status="resolved", by_user=USER)
+    assert len(fake.webhooks) == 1  # installation.created only
+    url = f"{fake.base_url}/api/0/sentry-app-installations/{uuid}/"
+    assert api(http, "PUT", url, pair["token"], json={"status": "installed"}).json()["status"] == "installed"
+    fake.change_issue(ORG, ISSUE, status="unresolved", by_user=USER)
+    assert fake.webhooks[-1].action == "unresolved"
+
+
+# ------------------------------------------------------------------------- members, external issues, UI
+
+
+def test_member_search_by_email(fake: FakeSentry, http: requests.Session, receiver: Receiver) -> None:
+    _, pair = installed(fake, http, receiver)
+    url = f"{fake.base_url}/api/0/organizations/{ORG}/members/"
+
+    def search(query: str) -> list[dict[str, Any]]:
+        answer = api(http, "GET", url, pair["token"], params={"query": query})
+        assert answer.status_code == 200
+        return answer.json()
+
+    [dana] = search("email:dana.lee@acme.example")
+    assert dana["user"] == {"id": "7", "name": "Dana Lee", "username": "Dana.Lee@acme.example",
+                            "email": "Dana.Lee@acme.example", "isActive": True}  # fmt: skip
+    assert search("email:nobody@acme.example") == []
+    assert [m["user"]["id"] for m in search('email:"sam@acme.example" email:dana.lee@acme.example')] == ["7", "8"]
+    assert [m["user"]["id"] for m in search("roe")] == ["8"]
+    assert search("team:backend") == []  # a key Sentry does not know matches nothing
+    assert len(api(http, "GET", url, pair["token"]).json()) == 2
+
+
+def test_external_issues_link_update_and_delete(fake: FakeSentry, http: requests.Session, receiver: Receiver) -> None:
+    uuid, pair = installed(fake, http, receiver)
+    url = f"{fake.base_url}/api/0/sentry-app-installations/{uuid}/external-issues/"
+    body = {"issueId": int(ISSUE), "webUrl": "https://dev.azure.com/f/p/_workitems/edit/42", "project": "Web",
+            "identifier": "42"}  # fmt: skip
+    created = api(http, "POST", url, pair["token"], json=body).json()
+    assert created == {"id": created["id"], "issueId": ISSUE, "serviceType": APP, "displayName": "Web#42",
+                       "webUrl": body["webUrl"]}  # fmt: skip
+    moved = api(http, "POST", url, pair["token"], json={**body, "identifier": "43"}).json()
+    assert moved["id"] == created["id"] and fake.external_issues(uuid) == [moved]  # one link per issue and app
+
+    assert api(http, "POST", url, pair["token"], json={**body, "issueId": 404}).status_code == 404
+    missing = api(http, "POST", url, pair["token"], json={"issueId": int(ISSUE), "webUrl": body["webUrl"]})
+    assert missing.json() == {"project": ["This field is required."], "identifier": ["This field is required."]}
+    fake.add_app("other", "client-5", "secret-5", receiver.url)
+    fake.add_static_token(ORG, "other-token", "other")
+    assert api(http, "POST", url, "other-token", json=body).status_code == 403
+    assert api(http, "DELETE", f"{url}{created['id']}/", pair["token"]).status_code == 204
+    assert api(http, "DELETE", f"{url}{created['id']}/", pair["token"]).status_code == 404
+    assert fake.external_issues(uuid) == []
+
+
+def test_issue_link_and_select_requests_are_signed_as_sentry_signs_them(
+    fake: FakeSentry, http: requests.Session, receiver: Receiver
+) -> None:
+    uuid, _ = installed(fake, http, receiver)
+    receiver.answers["/api/sentry/issue-link/create"] = {"webUrl": "https://ado.example/42", "project": "Web",
+                                                         "identifier": "42"}  # fmt: skip
+    receiver.answers["/api/sentry/options/projects"] = [{"label": "Web", "value": "web-id"}]
+
+    answer = fake.link_issue(uuid, ISSUE, "/api/sentry/issue-link/create", {"title": "Boom"}, by_user=USER)
+    assert answer.status_code == 200
+    link = receiver.requests[-1]
+    assert (link.method, link.path) == ("POST", "/api/sentry/issue-link/create")
+    assert link.headers["Sentry-App-Signature"] == signature(link.body)
+    assert link.json() == {
+        "fields": {"title": "Boom"},
+        "issueId": int(ISSUE),
+        "installationId": uuid,
+        "webUrl": f"{fake.base_url}/organizations/{ORG}/issues/{ISSUE}/",
+        "project": {"slug": "backend", "id": int(fake.issue(ORG, ISSUE)["project"]["id"])},
+        "actor": {"type": "user", "id": USER, "name": "Dana Lee"},
+    }
+    assert [e["displayName"] for e in fake.external_issues(uuid)] == ["Web#42"]
+
+    options = fake.select_options(uuid, "/api/sentry/options/projects", query="we", dependent_data={"a": 1})
+    assert options.json() == [{"label": "Web", "value": "web-id"}]
+    select = receiver.requests[-1]
+    assert (select.method, select.body, select.headers["Sentry-App-Signature"]) == ("GET", b"", signature(b""))
+    assert select.args == {"installationId": uuid, "query": "we", "dependentData": '{"a": 1}'}
+
+    raw = fake.call_app("/api/sentry/options/projects", "GET", query={"installationId": uuid})
+    assert raw.json() == [{"label": "Web", "value": "web-id"}]
+
+
+# ---------------------------------------------------------------------------------------------- faults
+
+
+def test_rate_limits_down_and_fail_next(fake: FakeSentry, http: requests.Session, receiver: Receiver) -> None:
+    _, pair = installed(fake, http, receiver)
+    fake.fail_next("PUT", r"/issues/", 429, headers={"Retry-After": "30"}, body={"detail": "slow down"})
+    limited = api(http, "PUT", issue_url(fake), pair["token"], json={"status": "resolved"})
+    assert (limited.status_code, limited.headers["Retry-After"]) == (429, "30")
+    assert fake.issue(ORG, ISSUE)["status"] == "unresolved"
+    assert api(http, "PUT", issue_url(fake), pair["token"], json={"status": "resolved"}).status_code == 200
+
+    fake.rate_limit_next("*", r"/members/", reset_in=5)
+    sentry_429 = api(http, "GET", f"{fake.base_url}/api/0/organizations/{ORG}/members/", pair["token"])
+    assert sentry_429.status_code == 429
+    assert sentry_429.headers["X-Sentry-Rate-Limit-Reset"] == str(int(fake.clock.now()) + 5)
+    assert sentry_429.json()["detail"].startswith("You are attempting to use this endpoint too frequently.")
+
+    fake.fail_next("*", r"/authorizations/", 503, count=2)
+    assert [exchange(fake, http, "x").status_code for _ in range(3)] == [503, 503, 404]  # then: no such install
+
+    fake.set_down(True)
+    assert api(http, "GET", issue_url(fake), pair["token"]).status_code == 503
+    assert exchange(fake, http, "x").status_code == 503
+    fake.set_down(False)
+    assert api(http, "GET", issue_url(fake), pair["token"]).status_code == 200
+    assert fake.count("PUT", r"/issues/1001/$") == 2
+
+
+def test_webhooks_stay_on_loopback_and_time_out_after_one_second(
+    fake: FakeSentry, http: requests.Session, receiver: Receiver
+) -> None:
+    fake.add_app("remote", "client-6", "secret-6", "https://hooks.example.com/sentry")
+    fake.install("remote", ORG)
+    [refused] = fake.webhooks
+    assert (refused.status, refused.error) == (None, "refused: the fake delivers only to loopback addresses")
+    assert receiver.requests == []
+
+    receiver.hold = threading.Event()
+    fake.webhook_timeout = 0.2  # Sentry waits 1 s; a held receiver shows the same outcome sooner
+    try:
+        fake.install(APP, ORG)
+    finally:
+        receiver.hold.set()
+    assert (fake.webhooks[-1].status, fake.webhooks[-1].error) == (None, "timeout")

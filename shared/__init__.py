@@ -3,9 +3,11 @@
     errors, clock, caching            what everything may use
     settings, validation              typed settings; checks of untrusted input
     model/                            plain data: integrations, tracked issues, work item changes
-    ado/  store/  deliveries/         Azure DevOps over HTTP; Table Storage and queues; parsing what arrives
+    ado/  sentry/  store/             Azure DevOps and Sentry over HTTP; Table Storage and queues
+    deliveries/                       parsing and verifying what arrives (service hooks, queue messages, Sentry)
     connections/                      a stored integration as a ready Azure DevOps client
-    lookups/  sync/  intake/          get_issue/search; the sync rules and their application; the webhook
+    lookups/  sync/  intake/          get_issue/search, form lists; the sync rules, inbound and outbound, and
+                                      their application behind the queues; the webhook
     jobs/  admin/                     the timers' sweeps; the admin routes' validation and effect
 
 No module here imports azure.functions: `functions/` adapts triggers to these.

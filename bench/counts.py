@@ -4,7 +4,9 @@ the fake."""
 
 from __future__ import annotations
 
+import os
 import uuid
+from dataclasses import replace
 
 import azure.functions as func
 
@@ -12,10 +14,20 @@ import azure.functions as func
 def _apply_assignment(fake, linked: int) -> int:
     from shared.admin import tracker as tracker_admin
     from shared.deliveries import AssigneeChange, WorkItemUpdate
+    from shared.settings import reset_settings
+    from shared.store.integrations import IntegrationStore
     from shared.sync.inbound import apply_workitem_update
     from tests.helpers import count_storage_requests, make_integration
 
-    integration = make_integration()
+    # Linking reads the work item, so the integration points at an organization of the fake that has it.
+    os.environ.update(fake.settings_env())
+    reset_settings()
+    name = f"b{uuid.uuid4().hex[:8]}"
+    integration = make_integration(name=name, credentials={"type": "pat", "token": "bench-pat"})
+    fake.add_org(name, integration.id)
+    fake.add_pat(name, "bench-pat")
+    fake.add_work_item(name, 42, {"System.Title": "t"})
+    IntegrationStore().update(integration.id, lambda cur: replace(cur, domain_name=fake.org_url(name)))
     org = f"bench-{uuid.uuid4().hex[:8]}"
     tracker_admin.put_installation(org, integration.id, {"sync_reverse_assignment": True, "sync_status_reverse": True})
     tracker_admin.put_member(org, "dana@example.com", {"user_id": "u-dana"})

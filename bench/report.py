@@ -86,7 +86,8 @@ def render(r: dict) -> str:
         ),
         (
             "Tracker `PUT` answer, outbound on vs off (a linked issue), p50",
-            f"{o['put_on_p50_ms']:.2f} ms vs {o['put_off_p50_ms']:.2f} ms = **{put_ratio:.2f}x**",
+            f"{o['put_on_p50_ms']:.2f} ms vs {o['put_off_p50_ms']:.2f} ms = **{put_ratio:.2f}x** "
+            f"({o['put_503s']} of {3 * o['samples']} answered 503 and were sent again)",
             "<= 1.3x",
             _verdict(put_ratio <= 1.3),
         ),

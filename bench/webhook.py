@@ -101,7 +101,7 @@ def _measure(fake, samples: int, apply: bool) -> dict:
             elapsed = time.perf_counter() - started
         assert set(statuses) == {202}
     finally:
-        stop_host(host)
+        stop_host(host, drain=apply)  # with the queue function off, nothing drains it
         if not apply:  # what this host queued must not load the next one
             from shared.store.queues import updates_queue
 

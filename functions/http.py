@@ -15,7 +15,15 @@ from typing import Any
 import azure.functions as func
 
 from shared.ado.client import AdoError, AdoNotFound, AdoThrottled, AdoTimeout, AdoUnauthorized
-from shared.errors import BodyTooLarge, ConcurrentUpdate, Conflict, InvalidInput, NotFound, StorageUnavailable
+from shared.errors import (
+    BodyTooLarge,
+    ConcurrentUpdate,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    NotQueued,
+    StorageUnavailable,
+)
 from shared.model.integration import IntegrationNotFound
 from shared.settings import SettingsError
 from shared.validation import parse_json
@@ -101,6 +109,13 @@ def unavailable_response(exc: StorageUnavailable | ConcurrentUpdate | SettingsEr
     if isinstance(exc, SettingsError):
         log.error("The app is misconfigured: %s", exc)
         return error_response(503, f"The app is misconfigured: {exc}", {"Retry-After": "60"})
+    log.warning("Answering 503: %s", exc)
+    if isinstance(exc, NotQueued):
+        return error_response(
+            503,
+            "The change was saved but not yet queued for Azure DevOps; send the same request again.",
+            {"Retry-After": "5"},
+        )
     return error_response(503, "Storage is unavailable or busy; nothing was changed, try again.", {"Retry-After": "5"})
 
 

@@ -6,6 +6,11 @@ class StorageUnavailable(Exception):
     """Table or queue storage did not answer or failed: answer 503, or let the trigger retry."""
 
 
+class NotQueued(StorageUnavailable):
+    """The change was saved, but queueing it for Azure DevOps failed: answered 503, and sending the same request
+    again queues it (the worker reads the saved state, so nothing is applied twice)."""
+
+
 class InvalidInput(ValueError):
     """The request is wrong: answered 400 with this message; nothing was written."""
 

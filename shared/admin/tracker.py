@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from shared.ado.client import AdoNotFound
 from shared.connections.ado import call_tracking_reauth, client_for
 from shared.deliveries.outbound import to_outbound_message
-from shared.errors import Conflict, InvalidInput, NotFound
+from shared.errors import Conflict, InvalidInput, NotFound, NotQueued, StorageUnavailable
 from shared.model.changes import OutboundChange
 from shared.model.tracker import (
     ANY,
@@ -204,7 +204,10 @@ def _forward(issue: TrackedIssue, status: bool, assignee: bool) -> None:
     fields = tuple(name for name, given in (("status", status), ("assignee", assignee)) if given)
     if fields and issue.links:
         message = to_outbound_message(OutboundChange(issue.org_id, issue.issue_id, fields))
-        queues.enqueue(message, queues.OUTBOUND_QUEUE_NAME)
+        try:
+            queues.enqueue(message, queues.OUTBOUND_QUEUE_NAME)
+        except StorageUnavailable as exc:
+            raise NotQueued(str(exc)) from exc
 
 
 def _url(body: dict[str, Any]) -> str | None:

@@ -79,7 +79,7 @@ def stop_host(host: HostProcess, *, drain: bool = True) -> None:
             wait_for(lambda: all(queue_length(host, name) <= 0 for name in APP_QUEUES), 60, "the queues to drain")
         except Exception as exc:  # storage stopped on purpose, or a test that meant to leave messages
             print(f"stop_host: the queues were not drained ({type(exc).__name__}: {exc})", file=sys.stderr)
-        _terminate(host)
+    _terminate(host)
 
 
 def _terminate(host: HostProcess) -> None:

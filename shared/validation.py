@@ -36,6 +36,16 @@ def is_valid_id(value: object) -> bool:
     return isinstance(value, str) and bool(_ID.fullmatch(value))
 
 
+def require_id(value: object, what: str) -> str:
+    """An integration, organization or issue id from a route, or InvalidInput naming `what`."""
+    if not is_valid_id(value):
+        raise InvalidInput(
+            f"The {what} must be 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit."
+        )
+    assert isinstance(value, str)
+    return value
+
+
 def positive_int(value: object, maximum: int = MAX_INT32) -> int | None:
     """An int in 1..maximum from an int (not a bool) or a string of ASCII digits; else None."""
     if isinstance(value, str):

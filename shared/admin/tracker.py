@@ -36,6 +36,7 @@ from shared.validation import (
     normalize_email,
     positive_int,
     require_bool,
+    require_id,
     require_text,
 )
 
@@ -56,14 +57,6 @@ RULE_FIELDS = {"project", "type", "resolved", "unresolved"}
 SOURCE = "api"
 
 
-def _id(value: str, what: str) -> str:
-    if not is_valid_id(value):
-        raise InvalidInput(
-            f"The {what} must be 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit."
-        )
-    return value
-
-
 def _email(value: str) -> str:
     email = normalize_email(value)
     if email is None:
@@ -72,9 +65,9 @@ def _email(value: str) -> str:
 
 
 def put_installation(org_id: str, integration_id: str, body: dict[str, Any]) -> tuple[Installation, bool]:
-    org_id = _id(org_id, "organization id")
+    org_id = require_id(org_id, "organization id")
     integration_id = normalize_id(integration_id)
-    _id(integration_id, "integration id")
+    require_id(integration_id, "integration id")
     check_fields(body, INSTALLATION_FIELDS)
     states = body.get("resolve_states", [])
     if (
@@ -130,7 +123,7 @@ def get_installation(org_id: str, integration_id: str) -> Installation:
 
 
 def put_member(org_id: str, email: str, body: dict[str, Any]) -> tuple[Member, bool]:
-    org_id = _id(org_id, "organization id")
+    org_id = require_id(org_id, "organization id")
     email = _email(email)
     check_fields(body, {"user_id", "name"})
     user_id = require_text(body, "user_id", 256)
@@ -140,14 +133,14 @@ def put_member(org_id: str, email: str, body: dict[str, Any]) -> tuple[Member, b
 
 
 def delete_member(org_id: str, email: str) -> None:
-    org_id = _id(org_id, "organization id")
+    org_id = require_id(org_id, "organization id")
     if not TrackerStore().delete_member(org_id, _email(email)):
         raise NotFound("No member has that email in this organization.")
 
 
 def put_issue(org_id: str, issue_id: str, body: dict[str, Any]) -> tuple[TrackedIssue, bool]:
-    org_id = _id(org_id, "organization id")
-    issue_id = _id(issue_id, "issue id")
+    org_id = require_id(org_id, "organization id")
+    issue_id = require_id(issue_id, "issue id")
     check_fields(body, {"title", "status", "assignee", "url"})
     title = require_text(body, "title", MAX_TITLE) if "title" in body else None
     url = _url(body)
@@ -231,9 +224,9 @@ def get_issue(org_id: str, issue_id: str) -> TrackedIssue:
 
 
 def _link_args(org_id: str, issue_id: str, integration_id: str, work_item_id: str) -> tuple[str, str, Link]:
-    org_id = _id(org_id, "organization id")
-    issue_id = _id(issue_id, "issue id")
-    integration_id = _id(normalize_id(integration_id), "integration id")
+    org_id = require_id(org_id, "organization id")
+    issue_id = require_id(issue_id, "issue id")
+    integration_id = require_id(normalize_id(integration_id), "integration id")
     work_item = positive_int(work_item_id)
     if work_item is None:
         raise InvalidInput("The work item id must be a positive whole number.")

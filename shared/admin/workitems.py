@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from shared.admin.tracker import _id, add_link
+from shared.admin.tracker import add_link
 from shared.admin.workitem_request import CreateRequest, default_title, parse_request, patch_document
 from shared.ado import workitems as ado
 from shared.ado.client import (
@@ -62,6 +62,7 @@ from shared.settings import get_settings
 from shared.store.idempotency import CREATED, CREATING, IdempotencyRecord, IdempotencyStore
 from shared.store.integrations import Integration, IntegrationStore
 from shared.store.tracker import TrackerStore
+from shared.validation import require_id
 
 T = TypeVar("T")
 TTL_SECONDS = 24 * 3600
@@ -102,7 +103,7 @@ def create_work_item(
     """The answer `{"integration_id", "work_item_id", "url", "display_name"}` of a created and linked work item."""
     request = parse_request(body)
     key = check_key(idempotency_key)
-    org_id, issue_id = _id(org_id, "organization id"), _id(issue_id, "issue id")
+    org_id, issue_id = require_id(org_id, "organization id"), require_id(issue_id, "issue id")
     tracker = TrackerStore()
     issue = tracker.get_issue(org_id, issue_id)
     if issue is None:

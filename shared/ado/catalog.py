@@ -2,7 +2,7 @@
 item types (hidden and disabled ones left out), a type's states, and the area and iteration paths.
 
 Functions taking an `AdoClient`, kept out of `client.py` so the create route's client methods and these do not
-meet in one module; they use the client's `_call` (same package), so they share its retries, origin checks and
+meet in one module; they use `AdoClient.call`, so they share its retries, origin checks and
 error types. Every name from the caller is URL-quoted as one path segment. Each answer is the form's options,
 `[{"label", "value"}]`, at most MAX_OPTIONS of them.
 """
@@ -55,7 +55,7 @@ def list_projects(client: AdoClient) -> list[Option]:
     for page_number in range(MAX_OPTIONS // PROJECTS_PAGE):
         skip = str(page_number * PROJECTS_PAGE)
         params = {"stateFilter": "WellFormed", "$top": str(PROJECTS_PAGE), "$skip": skip}
-        page = _values(client._call("GET", PROJECTS_URL.format(base=client.base_url), params=params))
+        page = _values(client.call("GET", PROJECTS_URL.format(base=client.base_url), params=params))
         names += [name for name in map(_named, page) if name is not None]
         if len(page) < PROJECTS_PAGE:
             break
@@ -69,8 +69,8 @@ def list_work_item_types(client: AdoClient, project: str) -> list[Option]:
     """The types a person may create in `project`: not in `Microsoft.HiddenCategory`, not `isDisabled`; in
     Azure DevOps' order. Two requests: the types, and their categories."""
     base, segment = client.base_url, _segment(project)
-    types = _values(client._call("GET", WORK_ITEM_TYPES_URL.format(base=base, project=segment)))
-    categories = _values(client._call("GET", TYPE_CATEGORIES_URL.format(base=base, project=segment)))
+    types = _values(client.call("GET", WORK_ITEM_TYPES_URL.format(base=base, project=segment)))
+    categories = _values(client.call("GET", TYPE_CATEGORIES_URL.format(base=base, project=segment)))
     hidden = {
         name.casefold()
         for category in categories
@@ -107,7 +107,7 @@ def list_paths(client: AdoClient, project: str, structure: str) -> list[Option]:
     if structure not in STRUCTURES:
         raise ValueError(f"structure must be one of {STRUCTURES}")
     url = CLASSIFICATION_URL.format(base=client.base_url, project=_segment(project), structure=structure)
-    root = client._call("GET", url, params={"$depth": str(CLASSIFICATION_DEPTH)})
+    root = client.call("GET", url, params={"$depth": str(CLASSIFICATION_DEPTH)})
     if not isinstance(root, dict) or _named(root) is None:
         raise AdoError("Azure DevOps answered a classification node request without a node")
     paths: list[str] = []

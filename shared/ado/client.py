@@ -221,7 +221,8 @@ class AdoClient:
         self._allowed_origins = allowed_origins
         self._timeout = timeout
 
-    def _call(self, method: str, url: str, **kwargs: Any) -> Any:
+    def call(self, method: str, url: str, **kwargs: Any) -> Any:
+        """One request on this organization, with its credential; the JSON answer (`{}` when empty)."""
         response = send(
             method,
             url,
@@ -233,29 +234,29 @@ class AdoClient:
         return _json(response)
 
     def get_work_item(self, work_item_id: int) -> dict:
-        return self._call("GET", WORK_ITEM_URL.format(base=self.base_url, id=int(work_item_id)))
+        return self.call("GET", WORK_ITEM_URL.format(base=self.base_url, id=int(work_item_id)))
 
     def update_work_item(self, work_item_id: int, operations: list[dict]) -> dict:
         """One JSON Patch; Azure DevOps answers the work item with its new revision."""
         url = WORK_ITEM_URL.format(base=self.base_url, id=int(work_item_id))
-        return self._call("PATCH", url, json=operations, headers={"Content-Type": "application/json-patch+json"})
+        return self.call("PATCH", url, json=operations, headers={"Content-Type": "application/json-patch+json"})
 
     def search_work_items(self, text: str, top: int) -> dict:
         body = {"searchText": text, "$top": top, "$skip": 0}
-        return self._call("POST", WORK_ITEM_SEARCH_URL.format(base=self.search_base_url), json=body)
+        return self.call("POST", WORK_ITEM_SEARCH_URL.format(base=self.search_base_url), json=body)
 
     def create_subscription(self, body: dict) -> dict:
-        return self._call("POST", SUBSCRIPTIONS_URL.format(base=self.base_url), json=body)
+        return self.call("POST", SUBSCRIPTIONS_URL.format(base=self.base_url), json=body)
 
     def get_subscription(self, subscription_id: str) -> dict:
-        return self._call("GET", SUBSCRIPTION_URL.format(base=self.base_url, id=quote(subscription_id, safe="")))
+        return self.call("GET", SUBSCRIPTION_URL.format(base=self.base_url, id=quote(subscription_id, safe="")))
 
     def delete_subscription(self, subscription_id: str) -> None:
-        self._call("DELETE", SUBSCRIPTION_URL.format(base=self.base_url, id=quote(subscription_id, safe="")))
+        self.call("DELETE", SUBSCRIPTION_URL.format(base=self.base_url, id=quote(subscription_id, safe="")))
 
     def query_work_item_ids(self, wiql: str) -> list[int]:
         """The ids a flat WIQL query selects (`timePrecision`, so dates compare to the second)."""
-        answer = self._call(
+        answer = self.call(
             "POST", WIQL_URL.format(base=self.base_url), json={"query": wiql}, params={"timePrecision": "true"}
         )
         items = answer.get("workItems") if isinstance(answer, dict) else None
@@ -266,7 +267,7 @@ class AdoClient:
         if len(ids) > MAX_BATCH_IDS:
             raise ValueError(f"at most {MAX_BATCH_IDS} ids per batch")
         body = {"ids": ids, "fields": fields, "errorPolicy": "omit"}
-        answer = self._call("POST", WORK_ITEMS_BATCH_URL.format(base=self.base_url), json=body)
+        answer = self.call("POST", WORK_ITEMS_BATCH_URL.format(base=self.base_url), json=body)
         values = answer.get("value") if isinstance(answer, dict) else None
         return [item for item in values or [] if isinstance(item, dict)]
 
@@ -274,7 +275,7 @@ class AdoClient:
         url = WORK_ITEM_TYPE_STATES_URL.format(
             base=self.base_url, project=quote(project, safe=""), type=quote(work_item_type, safe="")
         )
-        return self._call("GET", url)
+        return self.call("GET", url)
 
 
 def get_base_url(lookup_url: str, integration_id: str, *, allowed_origins: Collection[str], timeout: float) -> Any:

@@ -29,16 +29,16 @@ def _params(**extra: str) -> dict[str, str]:
 def add_comment(client: AdoClient, project: str, work_item_id: int, text: str) -> Any:
     """Azure DevOps answers the comment, with its `id`."""
     url = _url(client, project, work_item_id)
-    return client._call("POST", url, json={"text": text}, params=_params(format="markdown"), headers=_HEADERS)
+    return client.call("POST", url, json={"text": text}, params=_params(format="markdown"), headers=_HEADERS)
 
 
 def update_comment(client: AdoClient, project: str, work_item_id: int, comment_id: int, text: str) -> Any:
     url = _url(client, project, work_item_id, comment_id)
-    return client._call("PATCH", url, json={"text": text}, params=_params(format="markdown"), headers=_HEADERS)
+    return client.call("PATCH", url, json={"text": text}, params=_params(format="markdown"), headers=_HEADERS)
 
 
 def delete_comment(client: AdoClient, project: str, work_item_id: int, comment_id: int) -> None:
-    client._call("DELETE", _url(client, project, work_item_id, comment_id), params=_params(), headers=_HEADERS)
+    client.call("DELETE", _url(client, project, work_item_id, comment_id), params=_params(), headers=_HEADERS)
 
 
 def find_comment(
@@ -51,7 +51,7 @@ def find_comment(
         params = _params(**{"$top": str(PAGE_SIZE), "order": "desc", "includeDeleted": "true"})
         if token:
             params["continuationToken"] = token
-        answer = client._call("GET", _url(client, project, work_item_id), params=params, headers=_HEADERS)
+        answer = client.call("GET", _url(client, project, work_item_id), params=params, headers=_HEADERS)
         comments = answer.get("comments") if isinstance(answer, dict) else None
         for comment in comments if isinstance(comments, list) else []:
             if isinstance(comment, dict) and matches(comment):

@@ -42,7 +42,7 @@ def body_field(client: AdoClient, project: str, work_item_type: str) -> str:
     """Where the type's form shows the description: Repro Steps where the type has that field (Bug in Agile,
     Scrum and CMMI), else System.Description."""
     url = TYPE_URL.format(base=client.base_url, project=_segment(project), type=_segment(work_item_type))
-    answer = client._call("GET", url)
+    answer = client.call("GET", url)
     fields = answer.get("fields") if isinstance(answer, dict) else None
     names = {str(f.get("referenceName", "")).lower() for f in fields or [] if isinstance(f, dict)}
     return REPRO_STEPS if REPRO_STEPS.lower() in names else DESCRIPTION
@@ -51,7 +51,7 @@ def body_field(client: AdoClient, project: str, work_item_type: str) -> str:
 def create_work_item(client: AdoClient, project: str, work_item_type: str, ops: list[dict[str, Any]]) -> dict:
     """POST the JSON Patch document; Azure DevOps answers the new work item (with `_links`)."""
     url = CREATE_URL.format(base=client.base_url, project=_segment(project), type=_segment(work_item_type))
-    return client._call("POST", url, json=ops, headers=PATCH_HEADERS)
+    return client.call("POST", url, json=ops, headers=PATCH_HEADERS)
 
 
 def find_by_tag(client: AdoClient, project: str, tag: str) -> list[int]:
@@ -61,7 +61,7 @@ def find_by_tag(client: AdoClient, project: str, tag: str) -> list[int]:
         f"AND [System.Tags] CONTAINS '{tag.replace(chr(39), chr(39) * 2)}'"
     )
     url = PROJECT_WIQL_URL.format(base=client.base_url, project=_segment(project))
-    answer = client._call("POST", url, json={"query": wiql})
+    answer = client.call("POST", url, json={"query": wiql})
     items = answer.get("workItems") if isinstance(answer, dict) else None
     return sorted(i["id"] for i in items or [] if isinstance(i, dict) and isinstance(i.get("id"), int))
 

@@ -237,7 +237,7 @@ class SentryClient:
         )
 
     def get_issue(self, organization: str, issue_id: str) -> dict:
-        answer = self._call("GET", ISSUE_PATH.format(org=segment(organization), id=segment(issue_id)))
+        answer = self.call("GET", ISSUE_PATH.format(org=segment(organization), id=segment(issue_id)))
         if not isinstance(answer, dict):
             raise SentryError("Sentry answered an issue that is not a JSON object")
         return answer
@@ -255,13 +255,13 @@ class SentryClient:
             body["assignedTo"] = assigned_to
         if not body:
             raise ValueError("nothing to update")
-        answer = self._call("PUT", ISSUE_PATH.format(org=segment(organization), id=segment(issue_id)), json=body)
+        answer = self.call("PUT", ISSUE_PATH.format(org=segment(organization), id=segment(issue_id)), json=body)
         return answer if isinstance(answer, dict) else {}
 
     def find_member(self, organization: str, email: str) -> Member | None:
         """The member with this email who has joined (so can be assigned), matched case-insensitively."""
         path = MEMBERS_PATH.format(org=segment(organization))
-        answer = self._call("GET", path, params={"query": f"email:{email}"})
+        answer = self.call("GET", path, params={"query": f"email:{email}"})
         wanted = email.strip().lower()
         for item in answer if isinstance(answer, list) else []:
             user = item.get("user") if isinstance(item, dict) else None
@@ -284,7 +284,7 @@ class SentryClient:
     ) -> str:
         """Show a work item on the Sentry issue; returns the link's id, which `unlink_external_issue` takes."""
         body = {"issueId": int(issue_id), "webUrl": web_url, "project": project, "identifier": identifier}
-        answer = self._call("POST", EXTERNAL_ISSUES_PATH.format(uuid=segment(installation_uuid)), json=body)
+        answer = self.call("POST", EXTERNAL_ISSUES_PATH.format(uuid=segment(installation_uuid)), json=body)
         link_id = answer.get("id") if isinstance(answer, dict) else None
         if not isinstance(link_id, (str, int)) or isinstance(link_id, bool) or link_id == "":
             raise SentryError("Sentry answered the external issue without an id")
@@ -292,8 +292,8 @@ class SentryClient:
 
     def unlink_external_issue(self, installation_uuid: str, external_issue_id: str) -> None:
         path = EXTERNAL_ISSUE_PATH.format(uuid=segment(installation_uuid), id=segment(external_issue_id))
-        self._call("DELETE", path)
+        self.call("DELETE", path)
 
     def confirm_installation(self, installation_uuid: str) -> None:
         """Tell Sentry the installation is set up (`status: installed`), optional in the platform's flow."""
-        self._call("PUT", INSTALLATION_PATH.format(uuid=segment(installation_uuid)), json={"status": "installed"})
+        self.call("PUT", INSTALLATION_PATH.format(uuid=segment(installation_uuid)), json={"status": "installed"})

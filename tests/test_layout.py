@@ -16,6 +16,7 @@ RANKS = {
     "errors": 0,
     "clock": 0,
     "caching": 0,
+    "waits": 0,
     "settings": 1,
     "validation": 1,
     "model": 2,

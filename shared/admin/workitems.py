@@ -46,8 +46,6 @@ from shared.admin.tracker import add_link
 from shared.admin.workitem_request import CreateRequest, default_title, parse_request, patch_document
 from shared.ado import workitems as ado
 from shared.ado.client import (
-    MAX_ATTEMPTS,
-    MAX_TOTAL_WAIT_SECONDS,
     AdoClient,
     AdoError,
     AdoNotFound,
@@ -63,6 +61,7 @@ from shared.store.idempotency import CREATED, CREATING, IdempotencyRecord, Idemp
 from shared.store.integrations import Integration, IntegrationStore
 from shared.store.tracker import TrackerStore
 from shared.validation import require_id
+from shared.waits import MAX_ATTEMPTS, MAX_TOTAL_WAIT_SECONDS
 
 T = TypeVar("T")
 TTL_SECONDS = 24 * 3600

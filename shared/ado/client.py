@@ -10,7 +10,6 @@ other 4xx are never retried. Failures become the typed exceptions below.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -21,6 +20,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from shared.ado.domains import is_allowed_origin, origin_of
+from shared.waits import MAX_ATTEMPTS, asked_wait, next_wait
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,6 @@ SUBSCRIPTIONS_URL = "{base}_apis/hooks/subscriptions"
 SUBSCRIPTION_URL = "{base}_apis/hooks/subscriptions/{id}"
 
 MAX_BATCH_IDS = 200  # Azure DevOps' limit per workitemsbatch call (VS403474 beyond it)
-MAX_ATTEMPTS = 3
-MAX_TOTAL_WAIT_SECONDS = 10.0  # beyond this, answer 503 with Retry-After instead of holding the request
-DEFAULT_BACKOFF_SECONDS = 1.0
 MAX_ERROR_MESSAGE = 300
 
 
@@ -98,18 +95,7 @@ SESSION = _new_session()
 
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header: a number of seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    return asked_wait(value, time.time())
 
 
 def _message(response: requests.Response) -> str:
@@ -167,8 +153,8 @@ def send(
         status = response.status_code
         if status in (429, 503):
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            wait = retry_after if retry_after is not None else DEFAULT_BACKOFF_SECONDS * 2 ** (attempt - 1)
-            if attempt < MAX_ATTEMPTS and waited + wait <= MAX_TOTAL_WAIT_SECONDS:
+            wait = next_wait(attempt, retry_after, waited)
+            if wait is not None:
                 log.info("Azure DevOps answered %d; retrying in %.1f s", status, wait)
                 response.close()
                 sleep(wait)

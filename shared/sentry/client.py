@@ -9,9 +9,7 @@ beyond it the caller gets `SentryThrottled.retry_after` to back off behind its q
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from shared.clock import SYSTEM, Clock
+from shared.waits import MAX_ATTEMPTS, asked_wait, next_wait
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +31,6 @@ ISSUE_PATH = "/api/0/organizations/{org}/issues/{id}/"
 MEMBERS_PATH = "/api/0/organizations/{org}/members/"
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
-MAX_ATTEMPTS = 3
-MAX_TOTAL_WAIT_SECONDS = 10.0  # longer waits are the queue's job, not a held invocation's
-FIRST_BACKOFF_SECONDS = 1.0
 MAX_MESSAGE = 300
 ISSUE_STATUSES = frozenset({"resolved", "resolvedInNextRelease", "unresolved", "ignored"})
 
@@ -100,21 +96,14 @@ def is_origin(value: str) -> bool:
     return isinstance(value, str) and bool(_ORIGIN.fullmatch(value))
 
 
-def _seconds(value: float) -> float | None:
-    return min(max(0.0, value), 86400.0) if math.isfinite(value) else None  # "inf" or "nan" is no answer
-
-
 def _wait_asked(response: requests.Response, now: float) -> float | None:
     """Seconds Sentry asked to wait: Retry-After (seconds or an HTTP date), else its rate-limit reset time."""
     value = (response.headers.get("Retry-After") or "").strip()
-    reset = response.headers.get("X-Sentry-Rate-Limit-Reset", "")
-    try:
-        return _seconds(float(value) if value else float(reset) - now)
+    if value:
+        return asked_wait(value, now)
+    try:  # the reset is an epoch time in seconds: the wait is what is left until then
+        return asked_wait(str(float(response.headers.get("X-Sentry-Rate-Limit-Reset", "")) - now), now)
     except ValueError:
-        pass
-    try:
-        return _seconds(email.utils.parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError):
         return None
 
 
@@ -176,8 +165,8 @@ def send(
         if response.status_code not in (429, 503):
             break
         asked = _wait_asked(response, clock.now())
-        wait = FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1) if asked is None else asked
-        if attempt == MAX_ATTEMPTS or waited + wait > MAX_TOTAL_WAIT_SECONDS:
+        wait = next_wait(attempt, asked, waited)
+        if wait is None:
             kind = SentryThrottled if response.status_code == 429 else SentryUnavailable
             raise kind(f"Sentry answered {response.status_code}: {_message(response)}", retry_after=asked)
         log.info("Sentry answered %d; retrying in %.1f s", response.status_code, wait)
@@ -224,7 +213,7 @@ class SentryClient:
         self._timeout = timeout
         self._clock = clock
 
-    def _call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, str] | None = None) -> Any:
+    def call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, str] | None = None) -> Any:
         return send(
             method,
             self.origin + path,

@@ -117,3 +117,26 @@ def ado() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add_passthru(re.compile(r"http://127\.0\.0\.1:\d+/"))
         yield mock
+
+
+@pytest.fixture
+def sentry_http() -> Iterator[responses.RequestsMock]:
+    """Sentry faked at the HTTP boundary with `responses` (SENTRY_URL https://sentry.example, the client id and
+    secret set); loopback (Azurite, local fakes) passes through."""
+    saved = {name: os.environ.get(name) for name in ("SENTRY_URL", "SENTRY_CLIENT_ID", "SENTRY_CLIENT_SECRET")}
+    os.environ.update(
+        {
+            "SENTRY_URL": "https://sentry.example",
+            "SENTRY_CLIENT_ID": "client-id",
+            "SENTRY_CLIENT_SECRET": "client-secret",
+        }
+    )
+    reset_settings()
+    try:
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+            mock.add_passthru(re.compile(r"http://127\.0\.0\.1:\d+/"))
+            yield mock
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+        reset_settings()

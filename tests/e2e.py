@@ -67,7 +67,7 @@ def start_host(tmp: Path, extra_env: dict[str, str], port: int | None = None) ->
     return HostProcess(f"http://127.0.0.1:{port}", process, log_path, env)
 
 
-APP_QUEUES = ("vsts-workitem-updates", "vsts-outbound")
+APP_QUEUES = ("vsts-workitem-updates", "vsts-outbound", "vsts-sentry-hooks", "vsts-sentry-updates")
 
 
 def stop_host(host: HostProcess, *, drain: bool = True) -> None:

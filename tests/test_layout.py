@@ -30,6 +30,7 @@ RANKS = {
     "intake": 5,
     "jobs": 6,
     "admin": 6,
+    "sentryapp": 7,
 }
 # Which parts may import which outside libraries: storage SDKs only in store/, HTTP clients only in the rooms
 # that speak to Azure DevOps or Sentry (store/ too: the storage SDK runs on a requests transport).

@@ -1,5 +1,6 @@
-"""The Storage queues: `vsts-workitem-updates` between the webhook and `apply_workitem_update`, and their
-poison queues.
+"""The Storage queues: `vsts-workitem-updates` between the webhook and `apply_workitem_update`, `vsts-outbound`
+(tracker-side changes to Azure DevOps), `vsts-sentry-hooks` and `vsts-sentry-updates` (from and to Sentry), and
+their poison queues.
 
 Messages are base64 text, the Functions host's default `messageEncoding`, so the real host and the local
 one decode them alike. The queues live in `AzureWebJobsStorage`, the queue trigger's connection.
@@ -26,7 +27,9 @@ POISON_SUFFIX = "-poison"
 POISON_QUEUE_NAME = f"{QUEUE_NAME}{POISON_SUFFIX}"
 # The app's own queues, the only ones redrive may touch.
 OUTBOUND_QUEUE_NAME = "vsts-outbound"  # tracker-side changes on their way to Azure DevOps (contract §12.2)
-APP_QUEUES = (QUEUE_NAME, OUTBOUND_QUEUE_NAME)
+SENTRY_HOOKS_QUEUE_NAME = "vsts-sentry-hooks"  # verified Sentry webhooks, applied to the tracker side (§13.2)
+SENTRY_UPDATES_QUEUE_NAME = "vsts-sentry-updates"  # inbound changes on their way to Sentry issues (§13.2)
+APP_QUEUES = (QUEUE_NAME, OUTBOUND_QUEUE_NAME, SENTRY_HOOKS_QUEUE_NAME, SENTRY_UPDATES_QUEUE_NAME)
 
 CONNECT_SECONDS = 5
 READ_SECONDS = 10

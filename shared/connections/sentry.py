@@ -1,0 +1,130 @@
+"""A Sentry installation's stored tokens as a live client (contract §13.2).
+
+A public integration's token expires after 8 hours. It is refreshed before `expires_at`, once for all
+instances: the refresher first claims the installation entity under its ETag, so a concurrent instance sees the
+claim, waits, and uses the winner's token instead of spending the (single-use) refresh token a second time.
+An internal integration's token never expires. A refusal of the tokens marks the installation `needs_reauth`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+
+from shared.caching import PerKey
+from shared.clock import SYSTEM, Clock
+from shared.model.sentry import SentryInstallation
+from shared.sentry.client import DEFAULT_TIMEOUT_SECONDS, SentryClient, SentryUnauthorized, SentryUnavailable
+from shared.sentry.tokens import obtain_tokens, token_expired
+from shared.settings import get_settings
+from shared.store.sentry import SentryStore
+
+log = logging.getLogger(__name__)
+
+REFRESH_CLAIM_SECONDS = 30  # how long a refresher's claim holds other instances off
+REFRESH_WAIT_SECONDS = 20  # how long an instance waits for another's refresh before giving up
+POLL_SECONDS = 0.1
+
+_local_locks: PerKey[threading.Lock] = PerKey()
+
+
+class InstallationUnusable(SentryUnauthorized):
+    """The installation is disabled, has no token, or needs to be installed again: no call can be made."""
+
+
+def client_for(
+    installation: SentryInstallation,
+    *,
+    store: SentryStore | None = None,
+    timeout: float | Callable[[], float] = DEFAULT_TIMEOUT_SECONDS,
+    clock: Clock = SYSTEM,
+) -> SentryClient:
+    """A client on the installation's behalf whose token is refreshed (once, for all instances) when due, and
+    whose refused token marks the installation `needs_reauth`."""
+    store = store or SentryStore()
+    if not installation.active or not installation.token:
+        raise InstallationUnusable("the Sentry installation is disabled or has no token")
+    state = {"installation": installation}
+
+    def token() -> str:
+        current = state["installation"]
+        if token_expired(current.expires_at, clock.now()):
+            current = refresh(store, current.uuid, clock=clock)
+            state["installation"] = current
+        assert current.token is not None
+        return current.token
+
+    return SentryClient(get_settings().sentry_url, token, timeout=timeout, clock=clock)
+
+
+def mark_needs_reauth(store: SentryStore, uuid: str) -> None:
+    """Sentry refused the installation's token: say so (the status page and the admin GET show it)."""
+    store.update(uuid, lambda current: None if current.needs_reauth else replace(current, needs_reauth=True))
+
+
+def refresh(store: SentryStore, uuid: str, *, clock: Clock = SYSTEM) -> SentryInstallation:
+    """The installation with a token that is not due: refreshed here, or by whoever got there first."""
+    with _local_locks.get(uuid, threading.Lock):  # threads of this instance queue here, instances on the claim
+        deadline = clock.monotonic() + REFRESH_WAIT_SECONDS
+        while True:
+            current = store.get(uuid)
+            if current is None or not current.active or not current.token:
+                raise InstallationUnusable("the Sentry installation is gone, disabled or has no token")
+            now = clock.now()
+            if not token_expired(current.expires_at, now):
+                return current  # refreshed meanwhile, here or by another instance
+            if not current.refresh_token:
+                mark_needs_reauth(store, uuid)
+                raise InstallationUnusable("the Sentry token expired and there is no refresh token; install again")
+            if (current.refresh_lock_until or 0) <= now:
+                claimed = store.replace_if_unchanged(
+                    current, replace(current, refresh_lock_until=now + REFRESH_CLAIM_SECONDS)
+                )
+                if claimed is not None:
+                    return _refresh_claimed(store, claimed, clock)
+            if clock.monotonic() > deadline:
+                raise SentryUnavailable(
+                    "another instance is refreshing the Sentry token; try again shortly", retry_after=5.0
+                )
+            clock.sleep(POLL_SECONDS)
+
+
+def _refresh_claimed(store: SentryStore, claimed: SentryInstallation, clock: Clock) -> SentryInstallation:
+    settings = get_settings()
+    try:
+        grant = obtain_tokens(
+            settings.sentry_url,
+            claimed.uuid,
+            client_id=settings.sentry_client_id,
+            client_secret=settings.sentry_client_secret,
+            refresh_token=claimed.refresh_token,
+            clock=clock,
+        )
+    except SentryUnauthorized:
+        store.replace_if_unchanged(claimed, replace(claimed, refresh_lock_until=None, needs_reauth=True))
+        raise
+    except Exception:
+        store.replace_if_unchanged(claimed, replace(claimed, refresh_lock_until=None))
+        raise
+    fresh = {"token": grant.token, "refresh_token": grant.refresh_token or claimed.refresh_token}
+    updated = replace(claimed, **fresh, expires_at=grant.expires_at, refresh_lock_until=None, needs_reauth=False)
+    saved = store.replace_if_unchanged(claimed, updated)
+    if saved is None:
+        # Someone wrote the entity while we held the claim (an uninstall, a new token): keep what they wrote;
+        # the refreshed tokens belong in it only while it still holds the tokens that were refreshed.
+        def keep_theirs(current: SentryInstallation) -> SentryInstallation:
+            if (current.token, current.refresh_token) == (claimed.token, claimed.refresh_token):
+                return replace(current, **fresh, expires_at=grant.expires_at, refresh_lock_until=None)
+            return replace(current, refresh_lock_until=None)
+
+        saved = store.update(claimed.uuid, keep_theirs)
+    log.info("Refreshed the Sentry token of installation %s", claimed.uuid)
+    return saved if saved is not None and saved.token == grant.token else updated
+
+
+def installation_for_org(org_id: str, store: SentryStore | None = None) -> SentryInstallation | None:
+    """The active installation of a tracker organization `sentry-<slug>`, or None."""
+    installation = (store or SentryStore()).for_org(org_id)
+    return installation if installation is not None and installation.active else None

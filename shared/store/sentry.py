@@ -1,0 +1,171 @@
+"""Sentry installations and the webhooks received from Sentry, in Table Storage (contract §13).
+
+| table                 | PartitionKey         | RowKey          | what                                              |
+|-----------------------|----------------------|-----------------|---------------------------------------------------|
+| `sentryinstallations` | installation uuid    | `installation`  | organization, kind, status, tokens (encrypted)    |
+| `sentryorgs`          | org id `sentry-<slug>` | `installation`| the uuid of the organization's current installation |
+| `sentrydeliveries`    | installation uuid    | request id      | one webhook: its event (JSON), state, expiry      |
+
+A delivery is claimed by a conditional insert, so a repeated `Request-ID` is seen as such by every instance,
+and the insert holds the event the queue message points to (a queue message holds 64 KiB, a comment more).
+Installations are updated read-modify-write under their ETag, so a token refresh and an uninstall racing
+never lose either.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from shared.model.sentry import ACTIVE, PUBLIC, SentryInstallation, is_sentry_org
+from shared.store import base, crypto
+
+INSTALLATIONS = "sentryinstallations"
+ORGS = "sentryorgs"
+DELIVERIES = "sentrydeliveries"
+ROW = "installation"
+MAX_UPDATE_ATTEMPTS = 8
+DELIVERY_TTL_SECONDS = 7 * 24 * 3600  # Sentry does not send one webhook again after this long
+RECEIVED = "received"
+APPLIED = "applied"
+
+
+def _entity(installation: SentryInstallation) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": installation.uuid,
+        "RowKey": ROW,
+        "Organization": installation.organization_slug,
+        "Kind": installation.kind,
+        "Status": installation.status,
+        "NeedsReauth": installation.needs_reauth,
+    }
+    tokens = {"token": installation.token, "refresh_token": installation.refresh_token}
+    if any(tokens.values()):
+        entity["Tokens"] = crypto.encrypt_json(tokens)
+    optional = {
+        "AppUuid": installation.app_uuid,
+        "ExpiresAt": installation.expires_at,
+        "RefreshLockUntil": installation.refresh_lock_until,
+        "CreatedAt": installation.created_at,
+        "UpdatedAt": installation.updated_at,
+    }
+    entity.update({key: value for key, value in optional.items() if value is not None})
+    return entity
+
+
+def _from_entity(entity: dict[str, Any]) -> SentryInstallation:
+    tokens = crypto.decrypt_json(entity["Tokens"]) if entity.get("Tokens") else {}
+    return SentryInstallation(
+        uuid=entity["PartitionKey"],
+        organization_slug=entity.get("Organization", ""),
+        kind=entity.get("Kind", PUBLIC),
+        status=entity.get("Status", ACTIVE),
+        app_uuid=entity.get("AppUuid") or None,
+        token=tokens.get("token"),
+        refresh_token=tokens.get("refresh_token"),
+        expires_at=_float(entity.get("ExpiresAt")),
+        refresh_lock_until=_float(entity.get("RefreshLockUntil")),
+        needs_reauth=bool(entity.get("NeedsReauth")),
+        created_at=_float(entity.get("CreatedAt")),
+        updated_at=_float(entity.get("UpdatedAt")),
+        etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
+    )
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+class SentryStore:
+    """Installations and deliveries. Storage failures raise `StorageUnavailable`; a stored token that cannot be
+    decrypted raises `shared.store.crypto.DecryptionError`."""
+
+    # -- installations -------------------------------------------------------------------------------
+
+    def get(self, uuid: str) -> SentryInstallation | None:
+        """One point read; None for an unknown uuid (or one that cannot be a table key)."""
+        if not base.is_valid_key(uuid):
+            return None
+        entity = base.read_entity(INSTALLATIONS, uuid, ROW, "reading a Sentry installation")
+        return _from_entity(entity) if entity is not None else None
+
+    def for_org(self, org_id: str) -> SentryInstallation | None:
+        """The current installation of a tracker organization `sentry-<slug>` (two point reads), or None."""
+        if not is_sentry_org(org_id) or not base.is_valid_key(org_id):
+            return None
+        index = base.read_entity(ORGS, org_id, ROW, "reading a Sentry organization")
+        uuid = index.get("Uuid") if index is not None else None
+        installation = self.get(uuid) if isinstance(uuid, str) else None
+        return installation if installation is not None and installation.org_id == org_id else None
+
+    def put(self, installation: SentryInstallation) -> SentryInstallation:
+        """Create or replace the installation, and make it its organization's current one."""
+        now = time.time()
+        installation = replace(installation, created_at=installation.created_at or now, updated_at=now)
+        base.upsert(INSTALLATIONS, _entity(installation), "saving a Sentry installation")
+        index = {"PartitionKey": installation.org_id, "RowKey": ROW, "Uuid": installation.uuid}
+        base.upsert(ORGS, index, "saving a Sentry organization")
+        return self.get(installation.uuid) or installation
+
+    def update(
+        self, uuid: str, change: Callable[[SentryInstallation], SentryInstallation | None]
+    ) -> SentryInstallation | None:
+        """Apply `change` under the ETag, re-applying it when another writer won; None when there is none."""
+        return base.update_with_etag(
+            lambda: self.get(uuid), change, self.replace_if_unchanged, attempts=MAX_UPDATE_ATTEMPTS, what=f"{uuid}"
+        )
+
+    def replace_if_unchanged(
+        self, expected: SentryInstallation, updated: SentryInstallation
+    ) -> SentryInstallation | None:
+        updated = replace(updated, uuid=expected.uuid, updated_at=time.time())
+        with base.storage_errors("updating a Sentry installation"):
+            etag = base.replace_entity_if_unchanged(base.table(INSTALLATIONS), _entity(updated), expected.etag)
+        return replace(updated, etag=etag) if etag is not None else None
+
+    # -- deliveries ------------------------------------------------------------------------------------
+
+    def claim_delivery(self, uuid: str, request_id: str, event: dict[str, Any], *, now: float) -> bool:
+        """Record a webhook's event under its request id: False when that request id was recorded already."""
+        entity = {
+            "PartitionKey": uuid,
+            "RowKey": request_id,
+            "Event": json.dumps(event, separators=(",", ":")),
+            "State": RECEIVED,
+            "ExpiresAt": float(now + DELIVERY_TTL_SECONDS),
+        }
+        try:
+            with base.storage_errors("recording a Sentry webhook"):
+                base.write(base.table(DELIVERIES), lambda t: t.create_entity(entity))
+        except ResourceExistsError:
+            return False
+        return True
+
+    def release_delivery(self, uuid: str, request_id: str) -> None:
+        """Forget a claimed delivery that could not be queued, so Sentry's next attempt is taken."""
+        try:
+            with base.storage_errors("forgetting a Sentry webhook"):
+                base.table(DELIVERIES).delete_entity(uuid, request_id)
+        except ResourceNotFoundError:
+            pass
+
+    def get_delivery(self, uuid: str, request_id: str) -> tuple[dict[str, Any], str] | None:
+        """The event of a recorded delivery and its state (`received` or `applied`), or None."""
+        if not base.is_valid_key(uuid) or not base.is_valid_key(request_id):
+            return None
+        entity = base.read_entity(DELIVERIES, uuid, request_id, "reading a Sentry webhook")
+        if entity is None:
+            return None
+        return json.loads(entity.get("Event") or "{}"), str(entity.get("State", RECEIVED))
+
+    def mark_applied(self, uuid: str, request_id: str) -> None:
+        """The delivery's event was applied: a queue message delivered twice applies nothing the second time."""
+        entity = {"PartitionKey": uuid, "RowKey": request_id, "State": APPLIED}
+        with base.storage_errors("recording a Sentry webhook"):
+            base.write(base.table(DELIVERIES), lambda t: t.upsert_entity(entity, mode=UpdateMode.MERGE))

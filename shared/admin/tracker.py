@@ -233,7 +233,11 @@ def _link_args(org_id: str, issue_id: str, integration_id: str, work_item_id: st
     return org_id, issue_id, Link(integration_id, work_item)
 
 
-def put_link(org_id: str, issue_id: str, integration_id: str, work_item_id: str) -> TrackedIssue:
+def put_link(
+    org_id: str, issue_id: str, integration_id: str, work_item_id: str, *, announce_to_sentry: bool = True
+) -> TrackedIssue:
+    """Link a work item that exists and is readable. On a Sentry organization's issue the link is shown in Sentry
+    too (`announce_to_sentry`), but for the links made in Sentry's own UI, which Sentry shows itself."""
     org_id, issue_id, link = _link_args(org_id, issue_id, integration_id, work_item_id)
     tracker = TrackerStore()
     existing = tracker.get_issue(org_id, issue_id)

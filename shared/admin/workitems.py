@@ -97,9 +97,17 @@ def _sha(text: str) -> str:
 
 
 def create_work_item(
-    org_id: str, issue_id: str, body: dict[str, Any], idempotency_key: str | None = None, *, clock: Clock = SYSTEM
+    org_id: str,
+    issue_id: str,
+    body: dict[str, Any],
+    idempotency_key: str | None = None,
+    *,
+    clock: Clock = SYSTEM,
+    announce_to_sentry: bool = True,
 ) -> dict[str, Any]:
-    """The answer `{"integration_id", "work_item_id", "url", "display_name"}` of a created and linked work item."""
+    """The answer `{"integration_id", "work_item_id", "url", "display_name"}` of a created and linked work item.
+    On a Sentry organization's issue the link is shown in Sentry too (`announce_to_sentry`), but for the work
+    items created from Sentry's own UI, which Sentry shows itself."""
     request = parse_request(body)
     key = check_key(idempotency_key)
     org_id, issue_id = require_id(org_id, "organization id"), require_id(issue_id, "issue id")

@@ -12,12 +12,13 @@ INDEX_PYTHON ?= $(shell for p in python3.14 python3.13 $(wildcard $(HOME)/.pyenv
 	"$$p" -c 'import sys; sys.exit(sys.version_info < (3, 13))' >/dev/null 2>&1 && { command -v "$$p" || echo "$$p"; break; }; \
 	done)
 
-.PHONY: run demo test fuzz bench lint fmt clean help
+.PHONY: run demo demo-sentry test fuzz bench lint fmt clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make run    serve the app on http://127.0.0.1:7071 with Azurite (Ctrl-C stops both)"
 	@echo "make demo   a guided walkthrough: one Azure DevOps change synced to a tracked issue (simulated ADO)"
+	@echo "make demo-sentry  the Sentry App's loop: a Sentry issue creates a work item, both follow each other"
 	@echo "make test   lint, check indexing and run the whole test suite (Azurite included)"
 	@echo "           inner loop: .venv/bin/python -m pytest -m \"not slow\" (no end-to-end processes)"
 	@echo "make fuzz   the property and fuzz tests with 20x the cases (FUZZ_SCALE)"
@@ -52,6 +53,9 @@ run: $(STAMPS)/venv $(STAMPS)/node local.settings.json
 # In-memory Azurite on free ports and a simulated Azure DevOps: needs no local.settings.json, keeps .azurite/ as is.
 demo: $(STAMPS)/venv $(STAMPS)/node
 	$(PY) -m demo
+
+demo-sentry: $(STAMPS)/venv $(STAMPS)/node
+	$(PY) -m demo.sentry
 
 lint: $(STAMPS)/venv
 	$(PY) -m ruff check .

@@ -69,9 +69,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = parser.parse_args()
 
-    from bench import counts, domain_check, import_time, outbound, report, webhook
+    from bench import counts, domain_check, import_time, outbound, report, sentry, webhook
     from devhost.azurite import Azurite
-    from devtools.fakes import FakeAzureDevOps
+    from devtools.fakes import FakeAzureDevOps, FakeSentry
 
     started = time.monotonic()
     results: dict[str, dict] = {"machine": machine()}
@@ -87,6 +87,9 @@ def main() -> int:
             results["counts"] = counts.measure(fake)
             print("outbound ...", flush=True)
             results["outbound"] = outbound.measure(fake, samples=100 if args.quick else 400)
+            print("Sentry App ...", flush=True)
+            with FakeSentry() as fake_sentry:
+                results["sentry"] = sentry.measure(fake, fake_sentry, samples=200 if args.quick else 1000)
             print("domain_check ...", flush=True)
             results["domain_check"] = domain_check.measure(fake, total=1000 if args.quick else 10_000)
     finally:

@@ -11,7 +11,7 @@ def _verdict(ok: bool) -> str:
 
 def render(r: dict) -> str:
     m, w, c, d, i = r["machine"], r["webhook"], r["counts"], r["domain_check"], r["import"]
-    o = r["outbound"]
+    o, s = r["outbound"], r["sentry"]
     put_ratio = o["put_on_p50_ms"] / o["put_off_p50_ms"]
     queue_ratio = o["put_on_p50_ms"] / o["put_unlinked_p50_ms"]
     p50_ratio = w["p50_ms"] / w["bare_p50_ms"]
@@ -94,6 +94,21 @@ def render(r: dict) -> str:
         (
             "Tracker `PUT` of a linked issue (saved, then queued) vs an unlinked one (saved only), p50",
             f"{o['put_on_p50_ms']:.2f} ms vs {o['put_unlinked_p50_ms']:.2f} ms = **{queue_ratio:.2f}x**",
+            "",
+            "",
+        ),
+        (
+            f"Sentry webhook acknowledge p50 / p99, {s['senders']} concurrent senders",
+            f"{s['p50_ms']:.2f} / {s['p99_ms']:.2f} ms = **{s['p50_ms'] / s['bare_p50_ms']:.1f}x** / "
+            f"{s['p99_ms'] / s['bare_p99_ms']:.1f}x a bare point read ({s['bare_p50_ms']:.2f} / "
+            f"{s['bare_p99_ms']:.2f} ms); {s['throughput_per_s']:.0f} webhooks/s",
+            "p99 < 1000 ms (Sentry's limit)",
+            _verdict(s["p99_ms"] < 1000),
+        ),
+        (
+            "Requests per issue-link create from Sentry's UI, Azure DevOps / Sentry (cold / warm caches)",
+            f"**{s['create_cold_ado']}** / {s['create_cold_sentry']} cold, **{s['create_warm_ado']}** / "
+            f"{s['create_warm_sentry']} warm",
             "",
             "",
         ),

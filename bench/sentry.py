@@ -1,0 +1,122 @@
+"""The Sentry App (contract §13) through the local host beside both fakes, on Azurite.
+
+Timed, as ratios to one bare table point read measured in the same run: the webhook's acknowledgement (verify,
+record the request id, queue: two storage operations) under 20 concurrent senders, with the queue function
+switched off so the host does nothing but acknowledge; and its p99 in milliseconds, against the 1 s Sentry
+allows. Counted (machine-independent): Azure DevOps and Sentry requests per issue-link create from Sentry's UI,
+with cold and with warm caches.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from bench.webhook import _bare_table, _percentile
+from shared.deliveries.sentry import signature
+
+SENDERS = 20
+
+
+def measure(ado, sentry, samples: int) -> dict:
+    return {**_acknowledge(ado, sentry, samples), **_issue_link_counts(ado, sentry)}
+
+
+def _host(ado, sentry, extra: dict[str, str]):
+    from tests.sentry_e2e import start_sentry_host
+
+    return start_sentry_host(Path(tempfile.mkdtemp(prefix="bench-sentry-")), ado, sentry, extra)
+
+
+def _acknowledge(ado, sentry, samples: int) -> dict:
+    from tests.e2e import stop_host
+    from tests.sentry_e2e import CLIENT_SECRET
+
+    world = _host(ado, sentry, {"AzureWebJobs.apply_sentry_webhook.Disabled": "true"})
+    host = world.host
+    installation = str(uuid.uuid4())
+    url = f"{host.url}/api/sentry/webhook"
+
+    def send(session: requests.Session, n: int) -> tuple[float, int]:
+        issue = {"id": str(1 + n), "status": "resolved", "project": {"id": "1", "slug": "backend"}}
+        payload = {"action": "resolved", "installation": {"uuid": installation}, "data": {"issue": issue}}
+        body = json.dumps({**payload, "actor": {"type": "user", "id": 101, "name": "Dana"}}).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Request-ID": uuid.uuid4().hex,
+            "Sentry-Hook-Resource": "issue",
+            "Sentry-Hook-Timestamp": str(int(time.time())),
+            "Sentry-Hook-Signature": signature(body, CLIENT_SECRET),
+        }
+        started = time.perf_counter()
+        response = session.post(url, data=body, headers=headers, timeout=30)
+        return time.perf_counter() - started, response.status_code
+
+    try:
+        table = _bare_table()
+        warm = requests.Session()
+        for n in range(50):
+            send(warm, n)
+        bare = []
+        for _ in range(samples):
+            started = time.perf_counter()
+            table.get_entity("p", "r")
+            bare.append(time.perf_counter() - started)
+        sessions = [requests.Session() for _ in range(SENDERS)]
+        with ThreadPoolExecutor(SENDERS) as pool:
+            started = time.perf_counter()
+            results = list(pool.map(lambda n: send(sessions[n % SENDERS], 1000 + n), range(samples)))
+            elapsed = time.perf_counter() - started
+    finally:
+        stop_host(host, drain=False)  # the queue function is off: nothing drains it
+        from shared.store.queues import SENTRY_HOOKS_QUEUE_NAME, queue_client
+
+        queue_client(SENTRY_HOOKS_QUEUE_NAME).clear_messages()
+    statuses = {status for _, status in results}
+    assert statuses == {202}, statuses
+    latencies = [seconds for seconds, _ in results]
+    return {
+        "samples": samples,
+        "senders": SENDERS,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": _percentile(latencies, 0.99) * 1000,
+        "bare_p50_ms": statistics.median(bare) * 1000,
+        "bare_p99_ms": _percentile(bare, 0.99) * 1000,
+        "throughput_per_s": samples / elapsed,
+    }
+
+
+def _issue_link_counts(ado, sentry) -> dict:
+    """Requests per issue-link create from Sentry's UI: the first for an organization (caches cold), a second."""
+    from devtools.fakes.ado.data import DEFAULT_PROJECT
+    from tests.e2e import stop_host
+    from tests.sentry_e2e import sentry_world
+
+    world = _host(ado, sentry, {})
+    try:
+        place = sentry_world(world, work_item_id=5)
+        counts = {}
+        for label in ("cold", "warm"):
+            issue_id = str(uuid.uuid4().int % 10**9 + 1)
+            sentry.add_issue(place.org_slug, issue_id, f"Bench issue {label}", "backend")
+            ado.reset_log()
+            sentry.reset_log()
+            fields = {"project": f"{place.integration_id}|{DEFAULT_PROJECT}", "type": "Bug"}
+            fields.update(title=f"Bench {label}", description="From the bench")
+            answer = sentry.link_issue(
+                place.installation_uuid, issue_id, "/api/sentry/issue-link/create", fields, by_user=101
+            )
+            assert answer.status_code in (200, 201), answer.text
+            counts[f"create_{label}_ado"] = len(ado.requests)
+            # The fake Sentry logs the app's calls to its API; its own call to the app is not among them.
+            counts[f"create_{label}_sentry"] = len(sentry.requests)
+    finally:
+        stop_host(world.host)
+    return counts

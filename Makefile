@@ -44,6 +44,18 @@ $(STAMPS)/index-venv: requirements.txt requirements-index.txt | $(STAMPS)
 	else echo "No Python 3.13+ found: the indexing check will be skipped."; fi
 	@touch $@
 
+# The browser tests (tests/test_pages_*.py) drive Debian's Chromium with Selenium. Installed through apt when
+# missing and this is root; elsewhere those tests are skipped with a loud message, never silently passed.
+$(STAMPS)/browser: | $(STAMPS)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium and chromium-driver for the browser tests ..."; \
+		{ apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null 2>&1 || \
+		  { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null; }; } \
+		|| echo "WARNING: apt could not install chromium: the browser tests will be SKIPPED."; \
+	else echo "WARNING: chromium/chromedriver missing and apt unavailable (not root): the browser tests will be SKIPPED."; fi
+	@touch $@
+
 local.settings.json:
 	cp local.settings.sample.json $@
 
@@ -65,7 +77,7 @@ fmt: $(STAMPS)/venv
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-test: $(STAMPS)/venv $(STAMPS)/node $(STAMPS)/index-venv lint
+test: $(STAMPS)/venv $(STAMPS)/node $(STAMPS)/index-venv $(STAMPS)/browser lint
 	INDEX_CHECK_PYTHON="$(if $(INDEX_PYTHON),$(CURDIR)/$(INDEX_VENV)/bin/python)" $(PY) -m pytest $(PYTEST_ARGS)
 
 fuzz: $(STAMPS)/venv $(STAMPS)/node

@@ -34,6 +34,13 @@ MAX_ADMIN_BODY_BYTES = 64 * 1024
 DEFAULT_RETRY_AFTER_SECONDS = 30
 
 
+def page_response(page: Any) -> func.HttpResponse:
+    """A rendered page (`shared.pages.render.Page`): HTML with its status and headers (CSP, cookies)."""
+    return func.HttpResponse(
+        page.html, status_code=page.status, headers=page.headers, mimetype="text/html", charset="utf-8"
+    )
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
     return func.HttpResponse(
         json.dumps(body, separators=(",", ":")),

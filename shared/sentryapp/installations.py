@@ -15,13 +15,11 @@ from dataclasses import replace
 from typing import Any
 
 from shared.clock import SYSTEM, Clock
-from shared.connections.sentry import client_for
+from shared.connections.sentry import client_for, tokens_for
 from shared.deliveries.sentry import InstallationEvent, is_slug
 from shared.errors import InvalidInput, NotFound, RetryLater
 from shared.model.sentry import DISABLED, INTERNAL, PUBLIC, SentryInstallation
 from shared.sentry.client import SentryError, SentryThrottled, SentryTimeout, SentryUnauthorized
-from shared.sentry.tokens import obtain_tokens
-from shared.settings import get_settings
 from shared.store.sentry import SentryStore
 from shared.validation import check_fields, is_valid_id
 
@@ -68,16 +66,8 @@ def _installed(event: InstallationEvent, store: SentryStore, clock: Clock) -> st
         log.warning("Sentry installation %s was created without a grant code: nothing recorded", event.uuid)
         return "no grant code"
     else:
-        settings = get_settings()
         try:
-            grant = obtain_tokens(
-                settings.sentry_url,
-                event.uuid,
-                client_id=settings.sentry_client_id,
-                client_secret=settings.sentry_client_secret,
-                code=event.code,
-                clock=clock,
-            )
+            grant = tokens_for(event.uuid, code=event.code, clock=clock)
         except SentryError as exc:
             if may_pass(exc):
                 raise RetryLater(f"the grant code could not be exchanged yet: {exc}", exc.retry_after) from exc

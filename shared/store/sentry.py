@@ -23,6 +23,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared.errors import TooLargeToStore
 from shared.model.sentry import ACTIVE, PUBLIC, SentryInstallation, is_sentry_org
 from shared.store import base, crypto
 
@@ -31,6 +32,7 @@ ORGS = "sentryorgs"
 DELIVERIES = "sentrydeliveries"
 ROW = "installation"
 MAX_UPDATE_ATTEMPTS = 8
+MAX_PROPERTY_BYTES = 64 * 1024  # a string property holds 64 KiB of UTF-16
 DELIVERY_TTL_SECONDS = 7 * 24 * 3600  # Sentry does not send one webhook again after this long
 RECEIVED = "received"
 APPLIED = "applied"
@@ -132,11 +134,15 @@ class SentryStore:
     # -- deliveries ------------------------------------------------------------------------------------
 
     def claim_delivery(self, uuid: str, request_id: str, event: dict[str, Any], *, now: float) -> bool:
-        """Record a webhook's event under its request id: False when that request id was recorded already."""
+        """Record a webhook's event under its request id: False when that request id was recorded already.
+        TooLargeToStore, before anything is written, for an event larger than a property holds."""
+        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)  # escapes would take 6 units a character
+        if len(text.encode("utf-16-le", "surrogatepass")) > MAX_PROPERTY_BYTES:
+            raise TooLargeToStore("recording a Sentry webhook failed: its event is larger than Table Storage holds.")
         entity = {
             "PartitionKey": uuid,
             "RowKey": request_id,
-            "Event": json.dumps(event, separators=(",", ":")),
+            "Event": text,
             "State": RECEIVED,
             "ExpiresAt": float(now + DELIVERY_TTL_SECONDS),
         }

@@ -1,11 +1,15 @@
 """A recorded Sentry webhook applied (contract §13.2): Sentry's issue and comment changes become tracker-side
 changes (§12) of the installation's organization, `sentry-<slug>`, with activity source `sentry`.
 
-Only tracked issues change (an issue never linked is not tracked, and nothing is made for it). A change that
-changes nothing queues nothing, which also stops echoes; the app's own writes (actor: the app) are ignored
-outright. Resolved is `resolved`; unresolved, ignored and archived are `unresolved`. The assignee is matched by
-email: the member is recorded (the Sentry user's id and name) so the outbound worker can assign the work item
-to that email; a team, or a user without an email, leaves the assignee as it is. Comments keep Sentry's id as
+Only tracked issues change (an issue never linked is not tracked, and nothing is made for it). The app's own
+writes (actor: the app) are ignored outright, which stops echoes. Every other change is queued for the linked
+work items even when the tracked issue shows it already: the delivery may be applied a second time because a
+first attempt saved the change and then stopped before queueing it, and the outbound worker sends only what
+differs, so a change that was queued already costs one read per link and nothing more.
+
+Resolved is `resolved`; unresolved, ignored and archived are `unresolved`. The assignee is matched by email:
+the member is recorded (the Sentry user's id and name) so the outbound worker can assign the work item to that
+email; a team, or a user without an email, leaves the assignee as it is. Comments keep Sentry's id as
 `sentry-<id>`, so a repeated or late delivery finds the same comment.
 """
 
@@ -30,9 +34,9 @@ COMMENT_PREFIX = "sentry-"
 UNKNOWN_AUTHOR = "Sentry"
 
 
-def apply_issue_event(event: IssueEvent, installation: SentryInstallation, *, retried: bool = False) -> str:
-    """Apply `issue.<action>` to the tracked issue; what became of it, for the log. `retried`: an earlier attempt
-    may have saved the change but not queued it, so it is queued whether or not it changes the issue now."""
+def apply_issue_event(event: IssueEvent, installation: SentryInstallation) -> str:
+    """Apply `issue.<action>` to the tracked issue and queue it for the linked work items (see above); what
+    became of it, for the log."""
     org_id, tracker = installation.org_id, TrackerStore()
     status, assign, member = STATUS_OF.get(event.action), False, None
     if event.action == "assigned":
@@ -52,7 +56,7 @@ def apply_issue_event(event: IssueEvent, installation: SentryInstallation, *, re
     saved = tracker.update_issue(org_id, event.issue_id, change)
     if saved is None:
         return f"issue {event.issue_id} is not tracked"
-    forward_change(saved, changed[0] or (named if retried else ()))
+    forward_change(saved, named)
     return f"issue {event.issue_id}: changed {', '.join(changed[0]) or 'nothing'}"
 
 

@@ -53,7 +53,7 @@ def process_hook_message(
 
     def apply() -> str:
         try:
-            return apply_delivery(sentry, uuid, request_id, retried=attempt > 0, clock=clock)
+            return apply_delivery(sentry, uuid, request_id, clock=clock)
         except (StorageUnavailable, ConcurrentUpdate) as exc:
             raise RetryLater(f"storage failed: {exc}") from exc
 
@@ -66,7 +66,7 @@ def process_hook_message(
     )
 
 
-def apply_delivery(store: SentryStore, uuid: str, request_id: str, *, retried: bool, clock: Clock = SYSTEM) -> str:
+def apply_delivery(store: SentryStore, uuid: str, request_id: str, *, clock: Clock = SYSTEM) -> str:
     """Apply a recorded webhook unless it was applied already; what became of it, for the log."""
     record = store.get_delivery(uuid, request_id)
     if record is None:  # expired, or released by a webhook answered 503 after its message was queued after all
@@ -76,12 +76,12 @@ def apply_delivery(store: SentryStore, uuid: str, request_id: str, *, retried: b
     if state == APPLIED:
         return "applied already"
     event, actor = delivery_from_json(data)
-    result = _apply(store, uuid, event, actor, retried, clock)
+    result = _apply(store, uuid, event, actor, clock)
     store.mark_applied(uuid, request_id)
     return result
 
 
-def _apply(store: SentryStore, uuid: str, event: Event, actor: Actor, retried: bool, clock: Clock) -> str:
+def _apply(store: SentryStore, uuid: str, event: Event, actor: Actor, clock: Clock) -> str:
     if isinstance(event, InstallationEvent):
         return apply_installation_event(event, store, clock=clock)
     installation = store.get(uuid)
@@ -91,5 +91,5 @@ def _apply(store: SentryStore, uuid: str, event: Event, actor: Actor, retried: b
     if actor.is_app(installation.app_uuid):
         return "the app's own change: ignored"
     if isinstance(event, IssueEvent):
-        return apply_issue_event(event, installation, retried=retried)
+        return apply_issue_event(event, installation)
     return apply_comment_event(event, installation)

@@ -18,12 +18,17 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-from shared.deliveries.envelope import InvalidDelivery, loads
 
 # The webhook parser's checks of Sentry's values (same package; one definition of each).
-from shared.deliveries.sentry import InvalidSentryPayload, _header, _id, _text, _url, verify_ui_request
+from shared.deliveries.sentry import (
+    InvalidSentryPayload,
+    _header,
+    _id,
+    _text,
+    _url,
+    json_object,
+    verify_ui_request,
+)
 from shared.validation import has_control_characters, is_valid_id
 
 # The issue-link forms' fields: name -> most characters. Titles default to the Sentry issue's, which may be
@@ -84,20 +89,6 @@ def parse_choice(value: str, what: str) -> Choice:
     return Choice(integration_id or None, rest)
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidSentryPayload("The body is not UTF-8 text.") from None
-    try:
-        payload = loads(text)
-    except InvalidDelivery:
-        raise InvalidSentryPayload("The body is not valid JSON.") from None
-    if not isinstance(payload, dict):
-        raise InvalidSentryPayload("The body is not a JSON object.")
-    return payload
-
-
 def _installation(value: object) -> str:
     if not is_valid_id(value):
         raise InvalidSentryPayload("The request has no valid installationId.")
@@ -138,7 +129,7 @@ def _fields(value: object, form: str) -> dict[str, str]:
 def issue_link_request(headers: Mapping[str, str], body: bytes, secret: str, form: str) -> IssueLinkRequest:
     """A submitted issue-link form (`form`: create or link), verified, then parsed."""
     verify_ui_request(headers, body, secret)
-    payload = _json_object(bytes(body))
+    payload = json_object(bytes(body))
     uuid = _installation(payload.get("installationId"))
     issue_id = _id(payload.get("issueId"))
     if issue_id is None:
@@ -164,12 +155,7 @@ def _dependent_data(value: str | None) -> dict[str, str]:
         return {}
     if len(value) > MAX_DEPENDENT_DATA:
         raise InvalidSentryPayload(f"dependentData must be at most {MAX_DEPENDENT_DATA} characters.")
-    try:
-        data = loads(value)
-    except InvalidDelivery:
-        raise InvalidSentryPayload("dependentData is not valid JSON.") from None
-    if not isinstance(data, dict):
-        raise InvalidSentryPayload("dependentData is not a JSON object.")
+    data = json_object(value, "dependentData")
     known = {**CREATE_FIELDS, **LINK_FIELDS}
     parsed = {}
     for name, raw in data.items():

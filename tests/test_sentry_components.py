@@ -398,3 +398,13 @@ def test_every_answer_is_json_never_a_500(ado, world) -> None:
         get(routes.sentry_options_projects, {"installationId": world.uuid}),
     ):
         assert response.status_code in (502, 503, 504) and body_of(response)["error"]
+
+
+def test_a_form_the_create_would_refuse_is_400_before_the_issue_is_tracked(ado, world) -> None:
+    fields = {"project": f"{world.integration_id}|{'P' * 65}", "work_item_type": "Bug", "title": "T"}
+    response = post(routes.sentry_issue_link_create, form(world, fields))
+    assert (response.status_code, body_of(response)["error"]) == (
+        400,
+        "project must be a non-empty string of at most 64 characters.",
+    )
+    assert TrackerStore().get_issue(world.org_id, "4242") is None and ado_calls(ado) == []

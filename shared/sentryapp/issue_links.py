@@ -16,7 +16,7 @@ import logging
 from dataclasses import replace
 
 from shared.admin.tracker import MAX_TITLE, add_link
-from shared.admin.workitem_request import default_title
+from shared.admin.workitem_request import default_title, parse_request
 from shared.admin.workitems import create_work_item
 from shared.ado.client import AdoNotFound
 from shared.connections.sentry import client_for
@@ -68,7 +68,7 @@ def _track(connection: Connected, request: IssueLinkRequest, title: str | None) 
     issue = tracker.get_issue(org_id, issue_id)
     if issue is None:
         title = title if title is not None else _sentry_title(connection, issue_id)
-        fresh = TrackedIssue(org_id, issue_id, default_title(title)[:MAX_TITLE], url=request.web_url)
+        fresh = TrackedIssue(org_id, issue_id, " ".join(title.split())[:MAX_TITLE], url=request.web_url)
         if tracker.create_issue(fresh) is not None:
             return
         issue = tracker.get_issue(org_id, issue_id)  # created meanwhile by another request: theirs stays
@@ -83,9 +83,10 @@ def create(request: IssueLinkRequest) -> dict[str, str]:
     choice = parse_choice(fields[PROJECT], "project")
     integration_id = connection.integration_for(choice, "project")
     title = default_title(fields[TITLE])  # a Sentry title may be longer than a work item's holds
-    _track(connection, request, fields[TITLE])
     body = {"integration_id": integration_id, "project": choice.value, "type": fields[WORK_ITEM_TYPE], "title": title}
     body.update({key: fields[key] for key in (DESCRIPTION, AREA_PATH) if key in fields})
+    parse_request(body)  # checked before the issue is tracked: a form the create would refuse changes nothing
+    _track(connection, request, fields[TITLE])
     created = create_work_item(connection.org_id, request.issue_id, body, request.request_id, announce_to_sentry=False)
     return _answer(created["url"], created["display_name"], created["work_item_id"], choice.value)
 

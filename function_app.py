@@ -12,6 +12,7 @@ from functions import (
     maintenance,
     outbound,
     queues,
+    sentry_components,
     sentry_webhook,
     webhook,
     workitems,
@@ -30,3 +31,4 @@ app.register_functions(outbound.bp)
 app.register_functions(comments.bp)
 app.register_functions(workitems.bp)
 app.register_functions(sentry_webhook.bp)
+app.register_functions(sentry_components.bp)

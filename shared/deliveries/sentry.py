@@ -175,22 +175,29 @@ def _object(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def json_object(raw: bytes | str, what: str = "The body") -> dict[str, Any]:
+    """UTF-8 `raw` as a JSON object, or InvalidSentryPayload saying what is wrong with `what`."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidSentryPayload(f"{what} is not UTF-8 text.") from None
+    try:
+        payload = loads(raw)
+    except InvalidDelivery:
+        raise InvalidSentryPayload(f"{what} is not valid JSON.") from None
+    if not isinstance(payload, dict):
+        raise InvalidSentryPayload(f"{what} is not a JSON object.")
+    return payload
+
+
 def from_http(headers: Mapping[str, str], body: bytes, secret: str) -> SentryWebhook:
     """A webhook, verified, then parsed. Raises BodyTooLarge, InvalidSignature or InvalidSentryPayload only."""
     raw = _verify(headers, HOOK_SIGNATURE, body, secret)
     resource = _header(headers, "sentry-hook-resource")
     if resource is None or not _NAME.fullmatch(resource):
         raise InvalidSentryPayload("The Sentry-Hook-Resource header is missing or not a resource name.")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidSentryPayload("The body is not UTF-8 text.") from None
-    try:
-        payload = loads(text)
-    except InvalidDelivery:
-        raise InvalidSentryPayload("The body is not valid JSON.") from None
-    if not isinstance(payload, dict):
-        raise InvalidSentryPayload("The body is not a JSON object.")
+    payload = json_object(raw)
     action = payload.get("action")
     if not isinstance(action, str) or not _NAME.fullmatch(action):
         raise InvalidSentryPayload("The webhook has no action.")

@@ -21,6 +21,7 @@ from shared.errors import InvalidInput, NotFound, StorageUnavailable
 from shared.pages import tokens
 from shared.pages.render import Page, render
 from shared.pages.status_data import gather
+from shared.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,13 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 def status_page(url: str, cookie_header: str | None, *, now: float | None = None) -> Page:
     """The status page; opens a session (cookie) for its forms unless the browser holds a valid one."""
-    now = time.time() if now is None else now
+    try:
+        return _status_page(url, cookie_header, time.time() if now is None else now)
+    except SettingsError as exc:  # SECRETS_KEY missing: the forms cannot be signed
+        return _misconfigured(exc)
+
+
+def _status_page(url: str, cookie_header: str | None, now: float) -> Page:
     nonce, cookie = _session(cookie_header, now), None
     if nonce is None:
         token = tokens.sign(SESSION_PURPOSE, {}, now=now, lifetime=SESSION_SECONDS)
@@ -50,9 +57,15 @@ def status_page(url: str, cookie_header: str | None, *, now: float | None = None
 
 def redrive_from_form(body: bytes, headers: Mapping[str, str], url: str, *, now: float | None = None) -> Page:
     """The redrive form's post: checked, then `shared.admin.queues.redrive`, then the page read again."""
+    try:
+        return _redrive(body, headers, url, time.time() if now is None else now)
+    except SettingsError as exc:
+        return _misconfigured(exc)
+
+
+def _redrive(body: bytes, headers: Mapping[str, str], url: str, now: float) -> Page:
     from shared.admin.queues import redrive  # only a post needs it
 
-    now = time.time() if now is None else now
     lowered = {key.lower(): value for key, value in headers.items()}
     if not _same_origin(lowered, url):
         return _refused(403, "The request did not come from this app's status page, so nothing was moved.")
@@ -91,6 +104,11 @@ def _render(nonce: str, now: float, *, message: str | None) -> Page:
         redrive_action=REDRIVE_ACTION,
         when=lambda at: _when(at, now),
     )
+
+
+def _misconfigured(exc: SettingsError) -> Page:
+    log.error("Status: the app is misconfigured: %s", exc)
+    return _refused(503, f"The app is misconfigured: {exc}")
 
 
 def _refused(status: int, sentence: str) -> Page:

@@ -21,13 +21,16 @@ from shared.store import failures, last_delivery, queues, timer_runs
 from shared.store.integrations import IntegrationStore
 from shared.store.sentry import SentryStore
 from shared.store.tracker import TrackerStore
-from tests.helpers import FakeClock, make_integration, new_id
+from tests.helpers import FakeClock, count_storage_requests, make_integration, new_id
 
 pytestmark = pytest.mark.usefixtures("azurite")
 
 
 def _row(part: status_data.Part, **match: object) -> object:
-    rows = [r for r in part.rows if all(getattr(r, k) == v for k, v in match.items())]
+    def value(row: object, name: str) -> object:
+        return getattr(row.installation, name) if isinstance(row, status_data.SentryStatus) else getattr(row, name)
+
+    rows = [r for r in part.rows if all(value(r, k) == v for k, v in match.items())]
     assert len(rows) == 1, (match, part)
     return rows[0]
 
@@ -80,7 +83,7 @@ def test_tracker_and_sentry_installations_are_checked_against_each_other(own_que
     assert _row(report.installations, integration_id=integration.id, syncs=("sync_comments",)).problems == ()
     assert "does not exist" in _row(report.installations, integration_id=missing).problems[0].what
     shown = _row(report.sentry, uuid=refused.uuid)
-    assert (shown.kind, shown.token, shown.needs_reauth) == ("internal", "set", True)
+    assert (shown.installation.kind, shown.token, shown.installation.needs_reauth) == ("internal", "set", True)
     assert [p.what for p in shown.problems] == [
         "Sentry refused the installation's token (needs re-authorization).",
         "No Azure DevOps integration is connected to it.",
@@ -272,3 +275,24 @@ def test_an_outbound_change_azure_devops_refused_is_a_recent_failure(monkeypatch
     assert [(f.kind, f.subject, f.reason) for f in recorded] == [
         ("ado_failed", f"{org}/I1 → work item 77", "Azure DevOps refused the change: TF401320")
     ]
+
+
+def test_the_webhook_notes_the_last_delivery_after_queueing_at_most_once_per_few_minutes() -> None:
+    from shared.store.base import table_name
+    from tests.sync_helpers import SECRET, delivery, post, queued_messages
+
+    integration = make_integration(webhook_secret=SECRET)
+    last_delivery.forget_this_process()
+    queued_messages()
+    assert post(delivery(integration.id, 1, 2), headers={"Shared-Secret": "wrong"}).status_code == 401
+    assert integration.id not in last_delivery.last_deliveries(100_000)
+    with count_storage_requests() as first:
+        assert post(delivery(integration.id, 1, 3)).status_code == 202
+    with count_storage_requests() as second:
+        assert post(delivery(integration.id, 1, 4)).status_code == 202
+    status_table = f"/{table_name('status')}"
+    assert [c for c in first if status_table in c] != [] and [c for c in second if status_table in c] == []
+    queued_at = next(n for n, call in enumerate(first) if "/messages" in call)
+    assert all(n > queued_at for n, call in enumerate(first) if status_table in call)  # after the queue took it
+    assert integration.id in last_delivery.last_deliveries(100_000)
+    assert len(queued_messages()) == 2

@@ -5,8 +5,8 @@ every forged or malformed post refused with a sentence and nothing moved, and no
 from __future__ import annotations
 
 import re
-from html import unescape
 from dataclasses import replace
+from html import unescape
 from urllib.parse import urlencode
 
 import azure.functions as func

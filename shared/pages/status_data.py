@@ -80,15 +80,17 @@ class InstallationStatus:
 
 @dataclass(frozen=True)
 class SentryStatus:
-    uuid: str
-    organization: str
-    org_id: str
-    kind: str
-    status: str
-    needs_reauth: bool
-    token: str  # "set" or "absent": never the token
-    expires_at: float | None
+    installation: SentryInstallationSummary  # holds no token, only whether one is stored
     problems: tuple[Problem, ...] = ()
+
+    @property
+    def org_id(self) -> str:
+        return org_id_for(self.installation.organization_slug)
+
+    @property
+    def token(self) -> str:
+        """ "set" or "absent": never the token."""
+        return "set" if self.installation.token_set else "absent"
 
 
 @dataclass(frozen=True)
@@ -227,17 +229,7 @@ def _installation_row(installation: Installation, integration: Integration | Non
 def _sentry_rows(orgs: set[str] | None) -> list[SentryStatus]:
     def row(s: SentryInstallationSummary) -> SentryStatus:
         connected = None if orgs is None else org_id_for(s.organization_slug) in orgs
-        return SentryStatus(
-            uuid=s.uuid,
-            organization=s.organization_slug,
-            org_id=org_id_for(s.organization_slug),
-            kind=s.kind,
-            status=s.status,
-            needs_reauth=s.needs_reauth,
-            token="set" if s.token_set else "absent",
-            expires_at=s.expires_at,
-            problems=tuple(sentry_problems(s, connected)),
-        )
+        return SentryStatus(s, tuple(sentry_problems(s, connected)))
 
     return [row(s) for s in SentryStore().list_installations(MAX_LISTED + 1)]
 

@@ -14,6 +14,7 @@ from functions import (
     queues,
     sentry_components,
     sentry_webhook,
+    status,
     webhook,
     workitems,
 )
@@ -32,3 +33,4 @@ app.register_functions(comments.bp)
 app.register_functions(workitems.bp)
 app.register_functions(sentry_webhook.bp)
 app.register_functions(sentry_components.bp)
+app.register_functions(status.bp)

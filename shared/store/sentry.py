@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -84,6 +84,21 @@ def _float(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+@dataclass(frozen=True)
+class SentryInstallationSummary:
+    """What the status page shows of an installation, read without decrypting anything: never a token, only
+    whether one is stored."""
+
+    uuid: str
+    organization_slug: str
+    kind: str
+    status: str
+    needs_reauth: bool
+    token_set: bool
+    expires_at: float | None
+    updated_at: float | None
+
+
 class SentryStore:
     """Installations and deliveries. Storage failures raise `StorageUnavailable`; a stored token that cannot be
     decrypted raises `shared.store.crypto.DecryptionError`."""
@@ -130,6 +145,40 @@ class SentryStore:
         with base.storage_errors("updating a Sentry installation"):
             etag = base.replace_entity_if_unchanged(base.table(INSTALLATIONS), _entity(updated), expected.etag)
         return replace(updated, etag=etag) if etag is not None else None
+
+    def list_installations(self, limit: int) -> list[SentryInstallationSummary]:
+        """Up to `limit` installations, active and disabled, in uuid order (one query; for the status page)."""
+        entities = base.query(
+            INSTALLATIONS,
+            "RowKey eq @row",
+            {"row": ROW},
+            "listing Sentry installations",
+            select=[
+                "PartitionKey",
+                "Organization",
+                "Kind",
+                "Status",
+                "NeedsReauth",
+                "Tokens",
+                "ExpiresAt",
+                "UpdatedAt",
+            ],
+            results_per_page=min(limit, 1000),
+            limit=limit,
+        )
+        return [
+            SentryInstallationSummary(
+                uuid=e["PartitionKey"],
+                organization_slug=e.get("Organization") or "",
+                kind=e.get("Kind") or PUBLIC,
+                status=e.get("Status") or ACTIVE,
+                needs_reauth=bool(e.get("NeedsReauth")),
+                token_set=bool(e.get("Tokens")),
+                expires_at=_float(e.get("ExpiresAt")),
+                updated_at=_float(e.get("UpdatedAt")),
+            )
+            for e in entities
+        ]
 
     # -- deliveries ------------------------------------------------------------------------------------
 

@@ -119,6 +119,18 @@ class TrackerStore:
         entities = base.query(INSTALLATIONS, "RowKey eq @org", {"org": org_id}, "reading installations", limit=limit)
         return sorted((_installation_from(e) for e in entities), key=lambda i: i.integration_id)
 
+    def list_installations(self, limit: int) -> list[Installation]:
+        """Up to `limit` installations of every integration, in key order (one query; for the status page)."""
+        entities = base.query(
+            INSTALLATIONS,
+            "PartitionKey ge @low",
+            {"low": ""},
+            "listing installations",
+            results_per_page=min(limit, 1000),
+            limit=limit,
+        )
+        return [_installation_from(e) for e in entities]
+
     # -- members ---------------------------------------------------------------------------------------
 
     def put_member(self, member: Member) -> bool:

@@ -22,6 +22,7 @@ from shared.sync.inbound import apply_workitem_update
 from shared.sync.reconcile import snapshot_update
 from tests.helpers import make_integration, new_id, wait_for
 from tests.sync_helpers import SECRET, delivery, issue_view, post, queued_messages, run_queue, setup_org, tracked_issue
+from tests.test_to_sentry import clear_updates_queue, queue_count
 
 pytestmark = pytest.mark.usefixtures("azurite")
 
@@ -32,10 +33,10 @@ BUG_STATES = {"value": [{"name": "Active", "category": "InProgress"}, {"name": "
 
 @pytest.fixture(autouse=True)
 def empty_queues(sentry_http: responses.RequestsMock):
-    queued_messages(SENTRY_UPDATES_QUEUE_NAME)
+    clear_updates_queue()
     queued_messages()
     yield
-    queued_messages(SENTRY_UPDATES_QUEUE_NAME)
+    clear_updates_queue()
     queued_messages()
 
 
@@ -91,8 +92,6 @@ def test_another_organization_queues_nothing_for_sentry(ado) -> None:
     assert post(delivery(integration.id, 42, 3, state=("Active", "Resolved"))).status_code == 202
     run_queue()
     assert issue_view(org, "123")["status"] == "resolved"
-    from tests.test_to_sentry import queue_count
-
     assert queue_count() == 0  # delayed messages count too
 
 

@@ -13,6 +13,7 @@ from functions import (
     outbound,
     queues,
     sentry_components,
+    sentry_updates,
     sentry_webhook,
     status,
     webhook,
@@ -34,3 +35,4 @@ app.register_functions(workitems.bp)
 app.register_functions(sentry_webhook.bp)
 app.register_functions(sentry_components.bp)
 app.register_functions(status.bp)
+app.register_functions(sentry_updates.bp)

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.admin.changes import forward_change, with_status_and_assignee
+from shared.admin.sentry_links import announce_link
 from shared.ado.client import AdoNotFound
 from shared.connections.ado import call_tracking_reauth, client_for
 from shared.errors import Conflict, InvalidInput, NotFound
@@ -221,6 +222,8 @@ def put_link(
     if existing is None:
         raise NotFound("No issue has that id in this organization.")
     if existing.with_link(link) is None:
+        if announce_to_sentry:  # queued again: a request repeated after a 503 (saved, not queued) still reaches Sentry
+            announce_link(org_id, issue_id, link)
         return existing  # linked already: nothing to write (the cap is checked before anything is written)
     store = IntegrationStore()
     integration = store.get(link.integration_id)
@@ -233,7 +236,10 @@ def put_link(
         call_tracking_reauth(store, integration, lambda: client.get_work_item(link.work_item_id))
     except AdoNotFound:
         raise NotFound(f"Work item {link.work_item_id} does not exist or cannot be read.") from None
-    return add_link(tracker, org_id, issue_id, link)
+    saved = add_link(tracker, org_id, issue_id, link)
+    if announce_to_sentry:
+        announce_link(org_id, issue_id, link)
+    return saved
 
 
 def add_link(tracker: TrackerStore, org_id: str, issue_id: str, link: Link) -> TrackedIssue:
@@ -257,4 +263,5 @@ def delete_link(org_id: str, issue_id: str, integration_id: str, work_item_id: s
     if saved is None:
         raise NotFound("No issue has that id in this organization.")
     tracker.remove_link_index(link, org_id, issue_id)  # removed last, after the issue stopped confirming it
+    announce_link(org_id, issue_id, link)  # Sentry stops showing it (or shows another link of the issue)
     return saved

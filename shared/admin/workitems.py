@@ -42,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from shared.admin.sentry_links import announce_link
 from shared.admin.tracker import add_link
 from shared.admin.workitem_request import CreateRequest, default_title, parse_request, patch_document
 from shared.ado import workitems as ado
@@ -119,7 +120,7 @@ def create_work_item(
         raise NotFound("This organization has not installed that integration; install it before creating work items.")
     store = IntegrationStore()
     integration, client = get_client(request.integration_id, store=store)
-    work = _Work(tracker, store, integration, client, issue, request, clock)
+    work = _Work(tracker, store, integration, client, issue, request, clock, announce_to_sentry)
     if key is None:
         return work.link(work.create(None))
     return _once(work, key, body, clock)
@@ -169,6 +170,7 @@ class _Work:
     issue: TrackedIssue
     request: CreateRequest
     clock: Clock
+    announce_to_sentry: bool
     body_field: str | None = None
 
     def call(self, request: Callable[[AdoClient], T]) -> T:
@@ -208,7 +210,10 @@ class _Work:
         return self.call(lambda c: c.get_work_item(ids[0])) if ids else None
 
     def link(self, item: dict[str, Any]) -> dict[str, Any]:
-        add_link(self.tracker, self.issue.org_id, self.issue.issue_id, Link(self.integration.id, item["id"]))
+        link = Link(self.integration.id, item["id"])
+        add_link(self.tracker, self.issue.org_id, self.issue.issue_id, link)
+        if self.announce_to_sentry:  # before the key is `created`: a retry after a queue failure links and queues again
+            announce_link(self.issue.org_id, self.issue.issue_id, link)
         fields = item.get("fields") if isinstance(item.get("fields"), dict) else {}
         href = ((item.get("_links") or {}).get("html") or {}).get("href")
         return {

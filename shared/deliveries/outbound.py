@@ -71,25 +71,25 @@ def read_outbound_message(text: str) -> tuple[OutboundChange, int]:
         if not isinstance(value, list) or len(value) > MAX_LINKS or not all(is_link_key(v) for v in value):
             raise InvalidDelivery(f"The outbound change has an invalid {key} list.")
         links[key] = tuple(value)
-    after = data.get("after", [])
-    if not isinstance(after, list) or len(after) > len(OUTBOUND_FIELDS) * MAX_LINKS:
-        raise InvalidDelivery("The outbound change has an invalid after list.")
-    for entry in after:
+    after = read_after(data.get("after", []), OUTBOUND_FIELDS, "The outbound change has an invalid after list.")
+    change = OutboundChange(
+        org_id, issue_id, tuple(dict.fromkeys(fields)), exclude=links["exclude"], after=after, only=links["only"]
+    )
+    return change, attempt
+
+
+def read_after(value: object, fields: tuple[str, ...], error: str) -> tuple[tuple[str, str, int], ...]:
+    """An `after` list as a message holds it: `[[link key, field, revision], ...]`; InvalidDelivery(`error`) else."""
+    if not isinstance(value, list) or len(value) > len(fields) * MAX_LINKS:
+        raise InvalidDelivery(error)
+    for entry in value:
         if not (
             isinstance(entry, list)
             and len(entry) == 3
             and is_link_key(entry[0])
-            and entry[1] in OUTBOUND_FIELDS
+            and entry[1] in fields
             and isinstance(entry[2], int)
             and positive_int(entry[2]) is not None
         ):
-            raise InvalidDelivery("The outbound change has an invalid after list.")
-    change = OutboundChange(
-        org_id,
-        issue_id,
-        tuple(dict.fromkeys(fields)),
-        exclude=links["exclude"],
-        after=tuple((k, f, r) for k, f, r in after),
-        only=links["only"],
-    )
-    return change, attempt
+            raise InvalidDelivery(error)
+    return tuple((key, field, rev) for key, field, rev in value)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from shared.deliveries.envelope import InvalidDelivery
-from shared.deliveries.outbound import decode_message, encode_message, is_link_key
+from shared.deliveries.outbound import decode_message, encode_message, is_link_key, read_after
 from shared.deliveries.sentry import Assignee, CommentEvent, InstallationEvent, IssueEvent, SentryWebhook, is_app_actor
 from shared.model.sentry import SENTRY_FIELDS, SentryUpdate
 from shared.validation import is_valid_id
@@ -23,7 +23,7 @@ from shared.validation import is_valid_id
 _HOOK = "sentry-hook"
 _HOOK_KEYS = {"v", "kind", "installation", "request_id", "attempt"}
 _UPDATE = "sentry-update"
-_UPDATE_KEYS = {"v", "kind", "org_id", "issue_id", "fields", "link", "attempt"}
+_UPDATE_KEYS = {"v", "kind", "org_id", "issue_id", "fields", "link", "after", "attempt"}
 MAX_REQUEST_ID = 200
 
 Event = InstallationEvent | IssueEvent | CommentEvent
@@ -62,6 +62,8 @@ def to_update_message(update: SentryUpdate, *, attempt: int = 0) -> str:
         content["fields"] = list(update.fields)
     if update.link:
         content["link"] = update.link
+    if update.after:
+        content["after"] = [list(entry) for entry in update.after]
     text = encode_message(_UPDATE, content, attempt)
     read_update_message(text)
     return text
@@ -79,7 +81,8 @@ def read_update_message(text: str) -> tuple[SentryUpdate, int]:
         raise InvalidDelivery("The Sentry update has an invalid link.")
     if not fields and link is None:
         raise InvalidDelivery("The Sentry update changes nothing.")
-    return SentryUpdate(org_id, issue_id, tuple(fields), link), attempt
+    after = read_after(data.get("after", []), SENTRY_FIELDS, "The Sentry update has an invalid after list.")
+    return SentryUpdate(org_id, issue_id, tuple(fields), link, after), attempt
 
 
 def event_to_json(event: Event) -> dict[str, Any]:

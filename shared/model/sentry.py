@@ -78,11 +78,14 @@ SENTRY_FIELDS = ("status", "assignee")
 @dataclass(frozen=True)
 class SentryUpdate:
     """A tracked issue of a Sentry organization changed on the Azure DevOps side (inbound sync): bring the
-    Sentry issue in line (`fields`: status, assignee), and/or show a link made outside Sentry's UI on it
-    (`link`: `<integration>|<work item>`). It names the issue, not the values: the worker reads the issue as it
-    is then, so a message applied late or twice sends the newest values."""
+    Sentry issue in line (`fields`: status, assignee), and/or its external issue in line with the issue's links
+    (`link`: the `<integration>|<work item>` that was linked or unlinked outside Sentry's UI). It names the issue,
+    not the values: the worker reads the issue as it is then, so a message applied late or twice sends the newest
+    values. `after` holds, per source link and field, the revision the issue must have recorded before this may
+    run (inbound sync queues it before the issue is saved), as `OutboundChange.after` does."""
 
     org_id: str
     issue_id: str
     fields: tuple[str, ...] = ()
     link: str | None = None
+    after: tuple[tuple[str, str, int], ...] = ()  # (link key, field, revision)

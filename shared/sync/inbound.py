@@ -8,6 +8,10 @@ cannot be read, the update is retried later (`RetryLater`), never guessed.
 Storage round trips for an assignment to one linked issue: installations (query), links (query),
 member (point read), issue (point read + conditional write): five, plus a point read of the integration when
 this process has not read it in the last few seconds (the webhook that queued the update usually has).
+
+On a Sentry organization's issue (`sentry-<slug>`, contract §13.2) the applied change is also queued for Sentry
+(`vsts-sentry-updates`), and an assignee whose email is no member yet is applied all the same: the members are
+Sentry's, found by email when the change reaches Sentry.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import logging
 from dataclasses import dataclass, field
 
 from shared.deliveries.outbound import to_outbound_message
+from shared.deliveries.sentry_messages import to_update_message
 from shared.errors import ConcurrentUpdate, RetryLater, StorageUnavailable
 from shared.model.changes import OutboundChange, WorkItemUpdate
+from shared.model.sentry import SentryUpdate, is_sentry_org
 from shared.model.tracker import Installation, Link, Member, TrackedIssue
 from shared.store import queues
 from shared.store.integrations import IntegrationStore
@@ -60,6 +66,7 @@ def _apply_to_issue(
         applied[:] = entries  # a lost ETag race re-applies: the last attempt's entries are the ones written
         if new is not None and entries:
             _forward_to_other_links(new, update, entries)
+            _queue_for_sentry(new, update, entries)
         return new
 
     return applied if tracker.update_issue(org, issue_id, change) is not None else []
@@ -75,7 +82,7 @@ def _forward_to_other_links(issue: TrackedIssue, update: WorkItemUpdate, entries
     source = Link(update.integration_id, update.work_item_id).key
     if update.rev is None or not any(link.key != source for link in issue.links):
         return
-    fields = tuple(dict.fromkeys(FORWARDED[entry["type"]] for entry in entries if entry["type"] in FORWARDED))
+    fields = _fields(entries)
     if fields:
         change = OutboundChange(
             issue.org_id,
@@ -85,6 +92,23 @@ def _forward_to_other_links(issue: TrackedIssue, update: WorkItemUpdate, entries
             after=tuple((source, name, update.rev) for name in fields),
         )
         queues.enqueue(to_outbound_message(change), queues.OUTBOUND_QUEUE_NAME, delay_seconds=FORWARD_DELAY_SECONDS)
+
+
+def _queue_for_sentry(issue: TrackedIssue, update: WorkItemUpdate, entries: list[dict]) -> None:
+    """A change to a Sentry organization's issue goes to the Sentry issue too (§13.2), queued as the forward above
+    is: before the save, with the revision the save must record (`after`), so it is neither lost nor run early."""
+    fields = _fields(entries)
+    if not is_sentry_org(issue.org_id) or update.rev is None or not fields:
+        return
+    source = Link(update.integration_id, update.work_item_id).key
+    after = tuple((source, name, update.rev) for name in fields)
+    change = SentryUpdate(issue.org_id, issue.issue_id, fields, after=after)
+    queues.enqueue(to_update_message(change), queues.SENTRY_UPDATES_QUEUE_NAME, delay_seconds=FORWARD_DELAY_SECONDS)
+
+
+def _fields(entries: list[dict]) -> tuple[str, ...]:
+    """The fields (status, assignee) that applied activity entries changed."""
+    return tuple(dict.fromkeys(FORWARDED[entry["type"]] for entry in entries if entry["type"] in FORWARDED))
 
 
 def apply_workitem_update(
@@ -131,6 +155,8 @@ def apply_workitem_update(
             assignee = update.assignee
             if assignee and installation.sync_reverse_assignment and not assignee.unassign and assignee.email:
                 member = tracker.get_member(org, assignee.email)
+                if member is None and is_sentry_org(org):
+                    member = Member(org, assignee.email, "")  # no Sentry user id yet: found by email on the way out
             org_done = done | frozenset(installation.resolve_states) if done is not None else None
 
             entries = _apply_to_issue(tracker, org, issue_id, update, installation, org_done, member, report.notes)

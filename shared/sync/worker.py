@@ -6,6 +6,7 @@ the host retries it. Every other failure that may pass was queued again, or pois
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from shared.deliveries import InvalidDelivery
 from shared.store import queues
@@ -20,15 +21,21 @@ FUNCTIONS = {queues.QUEUE_NAME: "apply_workitem_update", queues.OUTBOUND_QUEUE_N
 
 
 def run_message(queue: str, message_id: str, body: bytes) -> Outcome:
-    text = body.decode("utf-8", errors="replace")
     process = process_update_message if queue == queues.QUEUE_NAME else process_outbound_message
+    return run_with(queue, FUNCTIONS[queue], message_id, body, process)
+
+
+def run_with(queue: str, function: str, message_id: str, body: bytes, process: Callable[[str], Outcome]) -> Outcome:
+    """`run_message` for any queue of the app: `process` reads and applies one message's text (InvalidDelivery for
+    one the app did not write); `function` names the queue function in the log line."""
+    text = body.decode("utf-8", errors="replace")
     try:
         with background():
             outcome = process(text)
     except InvalidDelivery as exc:
         raise ValueError(f"message {message_id} on {queue} is not one the app wrote: {exc}") from None
     if outcome.report is not None:
-        log.info("%s: %s: %s", FUNCTIONS[queue], outcome.subject, _summary(outcome.report))
+        log.info("%s: %s: %s", function, outcome.subject, _summary(outcome.report))
     return outcome
 
 

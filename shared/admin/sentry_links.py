@@ -1,0 +1,24 @@
+"""Links made outside Sentry's UI, shown in Sentry (contract §13.2): a link added or removed on a Sentry
+organization's issue through the admin API is queued for `vsts-sentry-updates`, whose worker brings the Sentry
+issue's external issue in line with the issue's links as they are then (`shared.sentryapp.to_sentry_links`)."""
+
+from __future__ import annotations
+
+from shared.deliveries.sentry_messages import to_update_message
+from shared.errors import NotQueued, StorageUnavailable
+from shared.model.sentry import SentryUpdate, is_sentry_org
+from shared.model.tracker import Link
+from shared.store import queues
+
+
+def announce_link(org_id: str, issue_id: str, link: Link) -> None:
+    """Queue the link (or unlink) for Sentry when the issue is a Sentry organization's. Called after the save, so
+    it never runs ahead of it; a queue that did not take it raises NotQueued (503: send the request again, which
+    queues it again: harmless, since the worker sends nothing when Sentry already shows the issue's links)."""
+    if not is_sentry_org(org_id):
+        return
+    message = to_update_message(SentryUpdate(org_id, issue_id, link=link.key))
+    try:
+        queues.enqueue(message, queues.SENTRY_UPDATES_QUEUE_NAME)
+    except StorageUnavailable as exc:
+        raise NotQueued(str(exc)) from exc

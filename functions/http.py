@@ -120,7 +120,7 @@ def unavailable_response(exc: StorageUnavailable | ConcurrentUpdate | SettingsEr
     if isinstance(exc, NotQueued):
         return error_response(
             503,
-            "The change was saved but not yet queued for Azure DevOps; send the same request again.",
+            "The change was saved but not yet queued; send the same request again.",
             {"Retry-After": "5"},
         )
     return error_response(503, "Storage is unavailable or busy; nothing was changed, try again.", {"Retry-After": "5"})

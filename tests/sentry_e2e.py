@@ -18,6 +18,7 @@ import pytest
 from devhost.azurite import Azurite, free_port
 from devtools.fakes import FakeAzureDevOps, FakeSentry
 from tests.e2e import PAT, HostProcess, start_host, stop_host
+from tests.helpers import wait_for
 
 APP = "boards-sync"
 CLIENT_ID = "e2e-sentry-client-id"
@@ -85,6 +86,19 @@ def seed_installation(world: SentryHost, org_slug: str) -> str:
     return installation_uuid
 
 
+def _install(world: SentryHost, org_slug: str) -> str:
+    """Installed through the fake, which sends installation.created: returns once the app holds the tokens."""
+    from shared.store.sentry import SentryStore
+
+    installation_uuid = world.sentry.install(APP, org_slug)
+    wait_for(
+        lambda: (i := SentryStore().get(installation_uuid)) is not None and bool(i.token),
+        30,
+        "the installation's tokens",
+    )
+    return installation_uuid
+
+
 def sentry_world(world: SentryHost, *, work_item_id: int = 77, install: str = "seed") -> SentryWorld:
     """A Sentry organization with the app installed (`install`: "seed" writes it to storage, "webhook" installs it
     through the fake, which sends installation.created), an Azure DevOps integration it installed with every sync
@@ -95,11 +109,13 @@ def sentry_world(world: SentryHost, *, work_item_id: int = 77, install: str = "s
         sentry.add_member(slug, user_id, email, name)
     issue_id = str(int(uuid.uuid4().int % 10**9) + 1)
     sentry.add_issue(slug, issue_id, "ZeroDivisionError: division by zero", "backend")
-    installation_uuid = seed_installation(world, slug) if install == "seed" else sentry.install(APP, slug)
+    installation_uuid = seed_installation(world, slug) if install == "seed" else _install(world, slug)
     org_id = f"sentry-{slug}"
     ado_org, integration_id = f"w{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
     ado.add_org(ado_org, integration_id)
     ado.add_pat(ado_org, PAT)
+    for email, name in PEOPLE.values():
+        ado.add_identity(ado_org, email, name)
     ado.add_work_item(
         ado_org,
         work_item_id,
@@ -124,4 +140,10 @@ def sentry_world(world: SentryHost, *, work_item_id: int = 77, install: str = "s
     for method, path, body in calls:
         response = host.call(method, path, json=body) if body is not None else host.call(method, path)
         assert response.status_code in (200, 201), (path, response.text)
+    # The link made through the admin API is shown in Sentry behind a queue: settled before a test counts requests.
+    wait_for(
+        lambda: any(e["issueId"] == issue_id for e in sentry.external_issues(installation_uuid)),
+        30,
+        "the world's link to appear in Sentry",
+    )
     return SentryWorld(slug, org_id, installation_uuid, ado_org, integration_id, issue_id, work_item_id)

@@ -91,8 +91,8 @@ def test_a_person_creates_a_work_item_from_sentrys_form(sentry_host: SentryHost,
     (cold_ado, cold_sentry), (warm_ado, warm_sentry) = counts
     # Cold: the type's fields (where the description goes), then the create; warm: the create only. Sentry: none
     # (it records the link itself from the answer).
-    assert [r.split(" ")[0] for r in cold_ado] == ["GET", "POST"] and "workitemtypes/Bug" in cold_ado[0]
-    assert [r.split(" ")[0] for r in warm_ado] == ["POST"]
+    assert [r.split(" ")[0] for r in cold_ado] == ["GET", "POST"] and "workitemtypes/Bug" in cold_ado[0], cold_ado
+    assert [r.split(" ")[0] for r in warm_ado] == ["POST"], warm_ado
     assert cold_sentry == [] and warm_sentry == []
 
 

@@ -21,7 +21,7 @@ from shared.store.sentry import INSTALLATIONS, ROW, SentryStore
 from tests import sentry_e2e
 from tests.e2e import queue_length
 from tests.helpers import wait_for
-from tests.sentry_e2e import CLIENT_SECRET, PEOPLE, SentryHost, SentryWorld, sentry_world
+from tests.sentry_e2e import CLIENT_SECRET, SentryHost, SentryWorld, sentry_world
 
 # The module fixtures of the Sentry set-up, used here by name.
 fake_sentry, sentry_host = sentry_e2e.fake_sentry, sentry_e2e.sentry_host
@@ -41,8 +41,6 @@ def _installed(world: SentryWorld) -> SentryInstallation:
 
 def _world(h: SentryHost) -> SentryWorld:
     world = sentry_world(h, install="webhook")
-    for email, name in PEOPLE.values():
-        h.ado.add_identity(world.ado_org, email, name)
     _installed(world)
     return world
 

@@ -175,6 +175,10 @@ def test_an_email_sentry_has_no_member_for_is_sentry_failed_and_not_retried(sent
     [entry] = world.activity()
     assert entry["type"] == "sentry_failed" and "ghost@example.com" in entry["reason"]
     assert queued_messages(SENTRY_UPDATES_QUEUE_NAME) == []
+    from shared.store.failures import recent_failures
+
+    shown = [f for f in recent_failures() if f.kind == "sentry_failed" and world.slug in f.subject]
+    assert shown and "ghost@example.com" in shown[0].reason  # on the status page's recent failures too
 
 
 def test_a_token_that_expires_mid_run_is_refreshed_once_and_the_put_succeeds(sentry) -> None:

@@ -35,7 +35,7 @@ from shared.model.sentry import SentryInstallation, SentryUpdate, slug_of
 from shared.model.tracker import RESOLVED, Member, TrackedIssue, activity_entry
 from shared.sentry.client import SentryClient, SentryError, SentryNotFound, SentryRejected, SentryUnauthorized, actor
 from shared.sentryapp.to_sentry_links import Refused, sync_link
-from shared.store import queues
+from shared.store import failures, queues
 from shared.store.sentry import SentryStore
 from shared.store.tracker import TrackerStore
 from shared.sync.queued import Outcome, with_backoff
@@ -153,6 +153,13 @@ def _send(
     except RetryLater as exc:
         retry = exc
     _record(tracker, issue, entries, found)  # what was sent before a failure stays recorded
+    for reason in report.failed:  # the status page's recent failures: not retried, so a person has to act
+        failures.record_failure(
+            "sentry_failed",
+            f"{issue.org_id}/{issue.issue_id} → Sentry",
+            reason,
+            details={"org_id": issue.org_id, "issue_id": issue.issue_id, "installation": installation.uuid},
+        )
     if retry is not None:
         raise retry
     if installation.needs_reauth:  # the token worked: whatever refused it before has passed

@@ -12,6 +12,7 @@ from functions import (
     maintenance,
     outbound,
     queues,
+    setup,
     webhook,
     workitems,
 )
@@ -28,3 +29,4 @@ app.register_functions(queues.bp)
 app.register_functions(outbound.bp)
 app.register_functions(comments.bp)
 app.register_functions(workitems.bp)
+app.register_functions(setup.bp)

@@ -234,6 +234,13 @@ def test_a_form_post_needs_this_origin_and_the_sessions_token() -> None:
     assert not form_allowed(session, None, good, "127.0.0.1:7071")
     assert not form_allowed(open_session("acme", now=NOW), session.form_token, good, "127.0.0.1:7071")
     assert not form_allowed(None, session.form_token, good, "127.0.0.1:7071")
-    for headers in ({"origin": "https://evil.example"}, {"sec-fetch-site": "cross-site"}, {"origin": "null"}):
+    # Chromium sends `Origin: null` for the page's own forms under Referrer-Policy: no-referrer.
+    assert from_this_origin({"origin": "null", "sec-fetch-site": "same-origin"}, "127.0.0.1:7071")
+    for headers in (
+        {"origin": "https://evil.example"},
+        {"sec-fetch-site": "cross-site"},
+        {"sec-fetch-site": "same-site", "origin": "http://127.0.0.1:7071"},
+        {"origin": "null", "sec-fetch-site": "cross-site"},
+    ):
         assert not from_this_origin(headers, "127.0.0.1:7071")
         assert not form_allowed(session, session.form_token, headers, "127.0.0.1:7071")

@@ -10,16 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.ado.client import (
-    AdoClient,
-    AdoError,
-    AdoNotFound,
-    AdoRequestRejected,
-    AdoThrottled,
-    AdoTimeout,
-    AdoUnauthorized,
-    AdoUnavailable,
-)
+from shared.ado import client as ado
 from shared.ado.connection import organization_id, probe_work_items
 from shared.ado.credentials import EntraRefused, entra_token, pat_header
 from shared.pages.setup_form import PAT, OrgUrl
@@ -67,7 +58,7 @@ def check_access(org: OrgUrl, credentials: dict[str, str], settings: Settings) -
         def authorization() -> str:
             return f"Bearer {entra_token(credentials)}"
 
-    client = AdoClient(
+    client = ado.AdoClient(
         org.domain_name,
         authorization,
         allowed_origins=settings.allowed_origins,
@@ -75,24 +66,24 @@ def check_access(org: OrgUrl, credentials: dict[str, str], settings: Settings) -
     )
     try:
         integration_id = organization_id(client)
-    except AdoError as exc:
+    except ado.AdoError as exc:
         raise AccessProblem(_entering(exc, org, credentials), _status(exc)) from None
     try:
         probe_work_items(client)
-    except AdoError as exc:
+    except ado.AdoError as exc:
         raise AccessProblem(_reading(exc, org, credentials), _status(exc)) from None
     return Connected(integration_id, org)
 
 
-def _entering(exc: AdoError, org: OrgUrl, credentials: dict[str, str]) -> str:
+def _entering(exc: ado.AdoError, org: OrgUrl, credentials: dict[str, str]) -> str:
     if isinstance(exc, EntraRefused):
         template = ENTRA_ERRORS.get(exc.code or "")
         if template:
             return template.format(tenant=credentials.get("tenant_id", ""))
         return f"Microsoft Entra ID refused the service principal's sign-in{f' ({exc.code})' if exc.code else ''}."
-    if isinstance(exc, AdoNotFound):
+    if isinstance(exc, ado.AdoNotFound):
         return f"Azure DevOps has no organization at {org.domain_name}: check the organization's name in the URL."
-    if isinstance(exc, AdoUnauthorized):
+    if isinstance(exc, ado.AdoUnauthorized):
         if credentials["type"] == PAT:
             return (
                 f"Azure DevOps refused the personal access token in {org.name}: it has expired or was revoked, or "
@@ -105,8 +96,8 @@ def _entering(exc: AdoError, org: OrgUrl, credentials: dict[str, str]) -> str:
     return _unavailable(exc)
 
 
-def _reading(exc: AdoError, org: OrgUrl, credentials: dict[str, str]) -> str:
-    if isinstance(exc, (AdoUnauthorized, AdoNotFound)):
+def _reading(exc: ado.AdoError, org: OrgUrl, credentials: dict[str, str]) -> str:
+    if isinstance(exc, (ado.AdoUnauthorized, ado.AdoNotFound)):
         if credentials["type"] == PAT:
             return (
                 "The personal access token may enter the organization but not read its work items: it lacks the "
@@ -119,17 +110,17 @@ def _reading(exc: AdoError, org: OrgUrl, credentials: dict[str, str]) -> str:
     return _unavailable(exc)
 
 
-def _status(exc: AdoError) -> int:
-    return 503 if isinstance(exc, (AdoTimeout, AdoThrottled)) else 400
+def _status(exc: ado.AdoError) -> int:
+    return 503 if isinstance(exc, (ado.AdoTimeout, ado.AdoThrottled)) else 400
 
 
-def _unavailable(exc: AdoError) -> str:
-    if isinstance(exc, AdoTimeout):
+def _unavailable(exc: ado.AdoError) -> str:
+    if isinstance(exc, ado.AdoTimeout):
         return "Azure DevOps did not answer in time; try again in a moment."
-    if isinstance(exc, AdoUnavailable):
+    if isinstance(exc, ado.AdoUnavailable):
         return "Azure DevOps could not be reached or is unavailable; check the URL, or try again in a moment."
-    if isinstance(exc, AdoThrottled):
+    if isinstance(exc, ado.AdoThrottled):
         return "Azure DevOps is throttling requests; try again in a minute."
-    if isinstance(exc, AdoRequestRejected):
+    if isinstance(exc, ado.AdoRequestRejected):
         return f"Azure DevOps refused the request: {str(exc).split(': ', 1)[-1].rstrip('.')}."
     return "Azure DevOps answered with an error; check the URL and try again."

@@ -247,7 +247,8 @@ def done_page(session: Session, *, message: str = "") -> Page:
     linking = (
         "In Sentry, open an issue and link it to a work item (Linked Issues, Azure DevOps)."
         if is_sentry_org(session.org_id)
-        else "Link a tracked issue to a work item (PUT /api/orgs/{org}/issues/{issue}/links/...)."
+        else f"Link a tracked issue to a work item: PUT /api/orgs/{session.org_id}/issues/<issue id>/links/"
+        f"{integration.id}/<work item id>."
     )
     test_steps = [
         linking,

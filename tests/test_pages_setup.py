@@ -1,11 +1,13 @@
 """The setup page in a real browser (headless Chromium), served by the local host beside the fake Azure DevOps:
 a person's whole setup, a wrong credential, an expired link, forged posts, Sentry's redirect once, and no
-entered secret on any page. Screenshots of each step go to docs/screenshots/setup-*.png."""
+entered secret on any page. `WRITE_SCREENSHOTS=1` saves a screenshot of each step as docs/screenshots/setup-*.png
+(`WRITE_SCREENSHOTS=1 .venv/bin/python -m pytest tests/test_pages_setup.py`)."""
 
 from __future__ import annotations
 
 import base64
 import http.server
+import os
 import threading
 import time
 import uuid
@@ -47,10 +49,12 @@ def _link(host, org_id: str) -> str:
 
 def _shot(browser, name: str) -> None:
     """A screenshot of the whole page, and its weight: the HTML's bytes and the requests it made (1: itself)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     # The whole page, not only the window (Chromium's DevTools protocol; headless windows stop at the screen).
     shot = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
-    (SCREENSHOTS / f"setup-{name}.png").write_bytes(base64.b64decode(shot["data"]))
+    assert base64.b64decode(shot["data"]).startswith(b"\x89PNG")
+    if os.environ.get("WRITE_SCREENSHOTS") == "1":  # only when asked: a test run leaves the checkout as it was
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        (SCREENSHOTS / f"setup-{name}.png").write_bytes(base64.b64decode(shot["data"]))
     html_bytes = browser.execute_script(
         "return new TextEncoder().encode(new XMLSerializer().serializeToString(document)).length"
     )

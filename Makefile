@@ -81,7 +81,7 @@ test: $(STAMPS)/venv $(STAMPS)/node $(STAMPS)/index-venv $(STAMPS)/browser lint
 	INDEX_CHECK_PYTHON="$(if $(INDEX_PYTHON),$(CURDIR)/$(INDEX_VENV)/bin/python)" $(PY) -m pytest $(PYTEST_ARGS)
 
 fuzz: $(STAMPS)/venv $(STAMPS)/node
-	FUZZ_SCALE=$${FUZZ_SCALE:-20} $(PY) -m pytest tests/test_fuzz_admin.py tests/test_webhook.py tests/test_delivery.py tests/test_sync_rules.py $(PYTEST_ARGS)
+	FUZZ_SCALE=$${FUZZ_SCALE:-20} $(PY) -m pytest tests/test_fuzz_admin.py tests/test_fuzz_sentry.py tests/test_sentry_webhook.py tests/test_sentry_ui_requests.py tests/test_webhook.py tests/test_delivery.py tests/test_sync_rules.py $(PYTEST_ARGS)
 
 bench: $(STAMPS)/venv $(STAMPS)/node
 	$(PY) -m bench

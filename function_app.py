@@ -12,7 +12,10 @@ from functions import (
     maintenance,
     outbound,
     queues,
+    sentry_components,
+    sentry_webhook,
     setup,
+    status,
     webhook,
     workitems,
 )
@@ -29,4 +32,7 @@ app.register_functions(queues.bp)
 app.register_functions(outbound.bp)
 app.register_functions(comments.bp)
 app.register_functions(workitems.bp)
+app.register_functions(sentry_webhook.bp)
+app.register_functions(sentry_components.bp)
+app.register_functions(status.bp)
 app.register_functions(setup.bp)

@@ -108,7 +108,7 @@ def _issue_link_counts(ado, sentry) -> dict:
             sentry.add_issue(place.org_slug, issue_id, f"Bench issue {label}", "backend")
             ado.reset_log()
             sentry.reset_log()
-            fields = {"project": f"{place.integration_id}|{DEFAULT_PROJECT}", "type": "Bug"}
+            fields = {"project": f"{place.integration_id}|{DEFAULT_PROJECT}", "work_item_type": "Bug"}
             fields.update(title=f"Bench {label}", description="From the bench")
             answer = sentry.link_issue(
                 place.installation_uuid, issue_id, "/api/sentry/issue-link/create", fields, by_user=101

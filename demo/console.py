@@ -51,7 +51,9 @@ def mask(secret: str) -> str:
 def redact(data: Any) -> Any:
     """A copy of JSON data with every credential masked."""
     if isinstance(data, dict):
-        return {k: mask(v) if k in SECRET_KEYS and isinstance(v, str) else redact(v) for k, v in data.items()}
+        return {
+            k: mask(v) if k in SECRET_KEYS and isinstance(v, str) and v != "set" else redact(v) for k, v in data.items()
+        }
     if isinstance(data, list):
         return [redact(v) for v in data]
     return data

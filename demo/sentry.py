@@ -109,7 +109,7 @@ def run(stack: ExitStack, log_path: Path) -> None:
     step(5, f"In Sentry, Dana opens issue {ISSUE} and creates an Azure DevOps work item from it")
     fields = {
         "project": f"{host_id}|{PROJECT}",
-        "type": "Bug",
+        "work_item_type": "Bug",
         "title": ISSUE_TITLE,
         "description": "Raised in `checkout.total()` when the cart is empty.",
     }

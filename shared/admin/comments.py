@@ -60,14 +60,21 @@ def _queue(issue: TrackedIssue, comment_id: str) -> None:
         queues.enqueue(message, queues.OUTBOUND_QUEUE_NAME)
 
 
-def add_comment(org_id: str, issue_id: str, body: dict[str, Any], *, clock: Clock = SYSTEM) -> Comment:
+def add_comment(
+    org_id: str, issue_id: str, body: dict[str, Any], *, clock: Clock = SYSTEM, comment_id: str | None = None
+) -> Comment:
+    """Add a comment; with a `comment_id` given (a comment made elsewhere, such as `sentry-<id>`), adding it again
+    changes nothing and answers the comment as it is."""
     check_fields(body, FIELDS)
     author, text = _author(body), _text(body)
     issue = get_issue(org_id, issue_id)
     now = clock.now()
-    comment = Comment(issue.org_id, issue.issue_id, new_comment_id(now), author, text, now)
+    comment = Comment(issue.org_id, issue.issue_id, comment_id or new_comment_id(now), author, text, now)
     store = CommentStore()
     if not store.create(comment):
+        existing = store.get(comment.org_id, comment.issue_id, comment.comment_id) if comment_id else None
+        if existing is not None:
+            return existing
         raise Conflict("A comment with the same id was added at the same moment; send the request again.")
     try:
         _queue(issue, comment.comment_id)

@@ -10,14 +10,12 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.admin.changes import forward_change, with_status_and_assignee
 from shared.ado.client import AdoNotFound
 from shared.connections.ado import call_tracking_reauth, client_for
-from shared.deliveries.outbound import to_outbound_message
-from shared.errors import Conflict, InvalidInput, NotFound, NotQueued, StorageUnavailable
-from shared.model.changes import OutboundChange
+from shared.errors import Conflict, InvalidInput, NotFound
 from shared.model.tracker import (
     ANY,
-    RESOLVED,
     STATUSES,
     UNRESOLVED,
     Installation,
@@ -25,9 +23,7 @@ from shared.model.tracker import (
     Member,
     StateRule,
     TrackedIssue,
-    activity_entry,
 )
-from shared.store import queues
 from shared.store.integrations import IntegrationStore, normalize_id
 from shared.store.tracker import TrackerStore
 from shared.validation import (
@@ -158,20 +154,11 @@ def put_issue(org_id: str, issue_id: str, body: dict[str, Any]) -> tuple[Tracked
             raise InvalidInput("assignee must be a member of the organization.")
 
     def change(issue: TrackedIssue) -> TrackedIssue:
-        entries = []
         if title is not None:
             issue = replace(issue, title=title)
         if "url" in body:
             issue = replace(issue, url=url)
-        if status is not None and status != issue.status:
-            issue = replace(issue, status=status)
-            entries.append(activity_entry(RESOLVED if status == RESOLVED else UNRESOLVED, SOURCE, None, None))
-        if assign:
-            email = member.email if member else None
-            if email != issue.assignee_email:
-                issue = replace(issue, assignee_email=email, assignee_user_id=member.user_id if member else None)
-                entries.append(activity_entry("assigned" if member else "unassigned", SOURCE, None, None))
-        return issue.with_activity(*entries)
+        return with_status_and_assignee(issue, status, assign, member, SOURCE)
 
     saved = tracker.update_issue(org_id, issue_id, change)  # one read when there is no such issue yet
     if saved is None:
@@ -186,21 +173,11 @@ def put_issue(org_id: str, issue_id: str, body: dict[str, Any]) -> tuple[Tracked
         saved = tracker.update_issue(org_id, issue_id, change)  # created meanwhile by another request
     if saved is None:
         raise NotFound("The issue disappeared during the update; send the request again.")
-    _forward(saved, status is not None, assign)
+    # Queued after the save, whether or not the values changed, so a request sent again after a 503 here (the
+    # save done, the queueing not) still reaches Azure DevOps.
+    fields = tuple(name for name, given in (("status", status is not None), ("assignee", assign)) if given)
+    forward_change(saved, fields)
     return saved, False
-
-
-def _forward(issue: TrackedIssue, status: bool, assignee: bool) -> None:
-    """Queue the change for the linked work items (§12.2); the worker reads the issue as it is then and checks each
-    installation. Queued after the save, whether or not the values changed, so a request sent again after a 503
-    here (the save done, the queueing not) still reaches Azure DevOps."""
-    fields = tuple(name for name, given in (("status", status), ("assignee", assignee)) if given)
-    if fields and issue.links:
-        message = to_outbound_message(OutboundChange(issue.org_id, issue.issue_id, fields))
-        try:
-            queues.enqueue(message, queues.OUTBOUND_QUEUE_NAME)
-        except StorageUnavailable as exc:
-            raise NotQueued(str(exc)) from exc
 
 
 def _url(body: dict[str, Any]) -> str | None:

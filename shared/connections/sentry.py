@@ -17,7 +17,7 @@ from shared.caching import PerKey
 from shared.clock import SYSTEM, Clock
 from shared.model.sentry import SentryInstallation
 from shared.sentry.client import DEFAULT_TIMEOUT_SECONDS, SentryClient, SentryUnauthorized, SentryUnavailable
-from shared.sentry.tokens import obtain_tokens, token_expired
+from shared.sentry.tokens import TokenGrant, obtain_tokens, token_expired
 from shared.settings import get_settings
 from shared.store.sentry import SentryStore
 
@@ -91,17 +91,26 @@ def refresh(store: SentryStore, uuid: str, *, clock: Clock = SYSTEM) -> SentryIn
             clock.sleep(POLL_SECONDS)
 
 
-def _refresh_claimed(store: SentryStore, claimed: SentryInstallation, clock: Clock) -> SentryInstallation:
+def tokens_for(
+    uuid: str, *, code: str | None = None, refresh_token: str | None = None, clock: Clock = SYSTEM
+) -> TokenGrant:
+    """The installation's tokens from Sentry, for the grant code of `installation.created` or a refresh token,
+    with the app's client id and secret from the settings."""
     settings = get_settings()
+    return obtain_tokens(
+        settings.sentry_url,
+        uuid,
+        client_id=settings.sentry_client_id,
+        client_secret=settings.sentry_client_secret,
+        code=code,
+        refresh_token=refresh_token,
+        clock=clock,
+    )
+
+
+def _refresh_claimed(store: SentryStore, claimed: SentryInstallation, clock: Clock) -> SentryInstallation:
     try:
-        grant = obtain_tokens(
-            settings.sentry_url,
-            claimed.uuid,
-            client_id=settings.sentry_client_id,
-            client_secret=settings.sentry_client_secret,
-            refresh_token=claimed.refresh_token,
-            clock=clock,
-        )
+        grant = tokens_for(claimed.uuid, refresh_token=claimed.refresh_token, clock=clock)
     except SentryUnauthorized:
         store.replace_if_unchanged(claimed, replace(claimed, refresh_lock_until=None, needs_reauth=True))
         raise

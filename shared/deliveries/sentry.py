@@ -54,7 +54,17 @@ class SentryWebhook:
 
     def is_from_app(self, app_uuid: str | None) -> bool:
         """Whether this app's own token caused the change (its echo, to be ignored)."""
-        return bool(app_uuid) and self.actor_type == "application" and self.actor_id == app_uuid
+        return is_app_actor(self.actor_type, self.actor_id, app_uuid)
+
+
+def is_app_actor(actor_type: str | None, actor_id: str | None, app_uuid: str | None) -> bool:
+    """Whether an actor is the app `app_uuid` (its own token's writes); also for an actor read back from storage."""
+    return bool(app_uuid) and actor_type == "application" and actor_id == app_uuid
+
+
+def is_slug(value: object) -> bool:
+    """A Sentry organization slug as the app accepts one (also the tail of a tracker organization id)."""
+    return isinstance(value, str) and _SLUG.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
@@ -165,22 +175,29 @@ def _object(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def json_object(raw: bytes | str, what: str = "The body") -> dict[str, Any]:
+    """UTF-8 `raw` as a JSON object, or InvalidSentryPayload saying what is wrong with `what`."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidSentryPayload(f"{what} is not UTF-8 text.") from None
+    try:
+        payload = loads(raw)
+    except InvalidDelivery:
+        raise InvalidSentryPayload(f"{what} is not valid JSON.") from None
+    if not isinstance(payload, dict):
+        raise InvalidSentryPayload(f"{what} is not a JSON object.")
+    return payload
+
+
 def from_http(headers: Mapping[str, str], body: bytes, secret: str) -> SentryWebhook:
     """A webhook, verified, then parsed. Raises BodyTooLarge, InvalidSignature or InvalidSentryPayload only."""
     raw = _verify(headers, HOOK_SIGNATURE, body, secret)
     resource = _header(headers, "sentry-hook-resource")
     if resource is None or not _NAME.fullmatch(resource):
         raise InvalidSentryPayload("The Sentry-Hook-Resource header is missing or not a resource name.")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidSentryPayload("The body is not UTF-8 text.") from None
-    try:
-        payload = loads(text)
-    except InvalidDelivery:
-        raise InvalidSentryPayload("The body is not valid JSON.") from None
-    if not isinstance(payload, dict):
-        raise InvalidSentryPayload("The body is not a JSON object.")
+    payload = json_object(raw)
     action = payload.get("action")
     if not isinstance(action, str) or not _NAME.fullmatch(action):
         raise InvalidSentryPayload("The webhook has no action.")
@@ -217,7 +234,7 @@ def installation_event(webhook: SentryWebhook) -> InstallationEvent:
     if not is_valid_id(uuid) or uuid != webhook.installation_uuid:
         raise InvalidSentryPayload("The installation webhook's data.installation.uuid is missing or differs.")
     slug = _object(installation.get("organization")).get("slug")
-    if not isinstance(slug, str) or not _SLUG.fullmatch(slug):
+    if not is_slug(slug):
         raise InvalidSentryPayload("The installation webhook has no organization slug.")
     app = _object(installation.get("app"))
     return InstallationEvent(
@@ -254,7 +271,8 @@ def issue_event(webhook: SentryWebhook) -> IssueEvent:
         issue_id=issue_id,
         status=_text(issue.get("status")),
         substatus=_text(issue.get("substatus")),
-        assignee=_assignee(issue.get("assignedTo")),
+        # `issue.assigned` names the assignee in data.assignee (with the email); the issue's assignedTo too.
+        assignee=_assignee(webhook.data.get("assignee")) or _assignee(issue.get("assignedTo")),
         web_url=_url(issue.get("web_url")) or _url(issue.get("permalink")),
         project_id=_id(project.get("id")),
         project_slug=_text(project.get("slug")),

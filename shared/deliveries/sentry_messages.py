@@ -5,17 +5,18 @@ a message the app did not write is refused (and ends in the poison queue) instea
   request id; the event itself stays in the record, since a comment may not fit a queue message.
 - `vsts-sentry-updates`: a `SentryUpdate`, a tracked issue of a Sentry organization to bring in line.
 
-Also the typed webhook events as the JSON the record holds, and back.
+Also the typed webhook events as the JSON the record holds, and back; the record keeps the webhook's actor beside
+its event (`delivery_to_json`), since the worker ignores the app's own writes by it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from shared.deliveries.envelope import InvalidDelivery
 from shared.deliveries.outbound import decode_message, encode_message, is_link_key
-from shared.deliveries.sentry import Assignee, CommentEvent, InstallationEvent, IssueEvent
+from shared.deliveries.sentry import Assignee, CommentEvent, InstallationEvent, IssueEvent, SentryWebhook, is_app_actor
 from shared.model.sentry import SENTRY_FIELDS, SentryUpdate
 from shared.validation import is_valid_id
 
@@ -96,3 +97,36 @@ def event_from_json(data: dict[str, Any]) -> Event:
         return kind(**content)
     except (KeyError, TypeError, AttributeError):
         raise InvalidDelivery("The recorded Sentry webhook is not one the app wrote.") from None
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused a webhook: a user, or an application (this app's own token when its id is the app's uuid)."""
+
+    type: str | None = None
+    id: str | None = None
+    name: str | None = None
+
+    def is_app(self, app_uuid: str | None) -> bool:
+        return is_app_actor(self.type, self.id, app_uuid)
+
+
+def actor_of(webhook: SentryWebhook) -> Actor:
+    return Actor(webhook.actor_type, webhook.actor_id, webhook.actor_name)
+
+
+def delivery_to_json(event: Event, actor: Actor) -> dict[str, Any]:
+    """What a delivery record holds: the event, and its actor beside it."""
+    return {**event_to_json(event), "actor": asdict(actor)}
+
+
+def delivery_from_json(data: dict[str, Any]) -> tuple[Event, Actor]:
+    """The event and actor `delivery_to_json` wrote (a record without an actor: none); InvalidDelivery else."""
+    if not isinstance(data, dict):
+        raise InvalidDelivery("The recorded Sentry webhook is not one the app wrote.")
+    content = dict(data)
+    actor = content.pop("actor", None) or {}
+    try:
+        return event_from_json(content), Actor(**actor)
+    except TypeError:
+        raise InvalidDelivery("The recorded Sentry webhook's actor is not one the app wrote.") from None

@@ -24,7 +24,7 @@ from shared.deliveries import (
 )
 from shared.errors import StorageUnavailable
 from shared.settings import SettingsError
-from shared.store import queues
+from shared.store import last_delivery, queues
 from shared.store.deadline import storage_deadline
 from shared.store.integrations import Integration, IntegrationStore
 
@@ -103,4 +103,5 @@ def _receive(body: bytes, headers: Mapping[str, str], store: IntegrationStore | 
     except StorageUnavailable:
         log.warning("Webhook: the queue is unavailable; answering 503 so Azure DevOps retries")
         return WebhookAnswer(503, {"error": "The queue is unavailable; the delivery was not accepted."}, RETRY)
+    last_delivery.note_delivery(integration.id)  # for the status page: one write per few minutes, best effort
     return WebhookAnswer(202, {"status": "accepted"})

@@ -21,11 +21,13 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared.ado.client import AdoError
 from shared.clock import SYSTEM, Clock
 from shared.errors import RetryLater, StorageUnavailable
 from shared.settings import Settings, get_settings
+from shared.store import timer_runs
 from shared.store.cursors import CursorStore
 from shared.store.integrations import IntegrationNotFound, IntegrationStore, IntegrationSummary
 
@@ -180,14 +182,40 @@ class TimerRun:
 def run_timer(name: str, make: Callable[[TimerRun], tuple[Work, Wanted | None]], clock: Clock = SYSTEM) -> SweepReport:
     """One run of a timer: `make` builds its work (and which integrations it wants) for this run, and the sweep
     visits them with the timers' shared concurrency and budget."""
-    run = TimerRun(get_settings(), IntegrationStore(), clock)
-    work, wanted = make(run)
-    return sweep(
+    _recorded(timer_runs.record_start, name, now=clock.now())
+    try:
+        run = TimerRun(get_settings(), IntegrationStore(), clock)
+        work, wanted = make(run)
+        report = sweep(
+            name,
+            work,
+            wanted=wanted or (lambda summary: True),
+            concurrency=run.settings.timer_concurrency,
+            budget_seconds=run.settings.timer_budget_seconds,
+            store=run.store,
+            clock=clock.monotonic,
+        )
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}" if isinstance(exc, EXPECTED_FAILURES) else type(exc).__name__
+        _recorded(
+            timer_runs.record_end, name, now=clock.now(), visited=0, worked=0, failed=0, finished=False, error=error
+        )
+        raise
+    _recorded(
+        timer_runs.record_end,
         name,
-        work,
-        wanted=wanted or (lambda summary: True),
-        concurrency=run.settings.timer_concurrency,
-        budget_seconds=run.settings.timer_budget_seconds,
-        store=run.store,
-        clock=clock.monotonic,
+        now=clock.now(),
+        visited=report.visited,
+        worked=report.worked,
+        failed=report.failed,
+        finished=report.finished,
     )
+    return report
+
+
+def _recorded(record: Callable[..., None], name: str, **values: Any) -> None:
+    """Record a run for the status page, best effort: a timer never fails because its record could not be kept."""
+    try:
+        record(name, **values)
+    except StorageUnavailable as exc:
+        log.warning("%s: could not record the run: %s", name, exc)

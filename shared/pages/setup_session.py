@@ -94,8 +94,9 @@ def from_this_origin(headers: Mapping[str, str], host: str) -> bool:
     """False when the browser says the post came from another site or origin. Headers are lower-cased.
 
     `Sec-Fetch-Site` must say `same-origin` where a browser sends it (every current one does), and `Origin` must
-    be this origin where it names one: under the pages' `Referrer-Policy: no-referrer` Chromium sends `Origin: null` even for the
-    page's own forms, so "null" alone proves nothing either way, and the anti-forgery token still has to match.
+    be this origin where it names one: under the pages' `Referrer-Policy: no-referrer` Chromium sends
+    `Origin: null` even for the page's own forms, so "null" alone proves nothing either way, and the anti-forgery
+    token still has to match.
     """
     site = headers.get("sec-fetch-site")
     if site is not None and site.strip().lower() != "same-origin":

@@ -5,5 +5,5 @@ side (`admin`), the sync (`sync`) and the Sentry client (`sentry`, `connections.
 - `intake`: the webhook route: verified, recorded once per request id, queued, answered in well under 1 s.
 - `events`: a recorded webhook applied: Sentry's issue and comment changes become tracker-side changes (§12).
 - `to_sentry`: inbound Azure DevOps changes on a Sentry issue sent to Sentry (status, assignee, links).
-- `components`: the UI schema, the issue-link forms and their option lists.
+- `components`: the UI schema and its select fields' options; `issue_links`: the issue-link forms (create, link).
 """

@@ -241,3 +241,16 @@ class IntegrationStore:
             IntegrationSummary(e["PartitionKey"], e.get("Name", ""), e.get("DomainName", ""), e.get("SubscriptionId"))
             for e in entities
         ]
+
+    def list_all(self, limit: int) -> list[Integration]:
+        """Up to `limit` integrations, active and disabled, in id order (one query; for the status page).
+        Credentials are decrypted as by `get` (so an unreadable one shows as needing re-authorization)."""
+        entities = base.query(
+            TABLE,
+            "RowKey eq @row",
+            {"row": ROW},
+            "listing integrations",
+            results_per_page=min(limit, 1000),
+            limit=limit,
+        )
+        return [_from_entity(e) for e in entities]

@@ -117,3 +117,13 @@ def move_messages(source: str, target: str, limit: int, budget_seconds: float) -
         return moved, False  # no such queue yet: nothing to move
     except AzureError as exc:
         raise StorageUnavailable(f"moving messages from {source} failed: {type(exc).__name__}") from exc
+
+
+def depth(name: str) -> int | None:
+    """About how many messages `name` holds (visible or not; one request), or None when it does not exist yet."""
+    try:
+        return queue_client(name).get_queue_properties().approximate_message_count
+    except ResourceNotFoundError:
+        return None
+    except AzureError as exc:
+        raise StorageUnavailable(f"reading the depth of {name} failed: {type(exc).__name__}") from exc

@@ -17,12 +17,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared.errors import TooLargeToStore
 from shared.model.sentry import ACTIVE, PUBLIC, SentryInstallation, is_sentry_org
 from shared.store import base, crypto
 
@@ -31,6 +32,7 @@ ORGS = "sentryorgs"
 DELIVERIES = "sentrydeliveries"
 ROW = "installation"
 MAX_UPDATE_ATTEMPTS = 8
+MAX_PROPERTY_BYTES = 64 * 1024  # a string property holds 64 KiB of UTF-16
 DELIVERY_TTL_SECONDS = 7 * 24 * 3600  # Sentry does not send one webhook again after this long
 RECEIVED = "received"
 APPLIED = "applied"
@@ -86,6 +88,21 @@ def _float(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+@dataclass(frozen=True)
+class SentryInstallationSummary:
+    """What the status page shows of an installation, read without decrypting anything: never a token, only
+    whether one is stored."""
+
+    uuid: str
+    organization_slug: str
+    kind: str
+    status: str
+    needs_reauth: bool
+    token_set: bool
+    expires_at: float | None
+    updated_at: float | None
+
+
 class SentryStore:
     """Installations and deliveries. Storage failures raise `StorageUnavailable`; a stored token that cannot be
     decrypted raises `shared.store.crypto.DecryptionError`."""
@@ -133,14 +150,52 @@ class SentryStore:
             etag = base.replace_entity_if_unchanged(base.table(INSTALLATIONS), _entity(updated), expected.etag)
         return replace(updated, etag=etag) if etag is not None else None
 
+    def list_installations(self, limit: int) -> list[SentryInstallationSummary]:
+        """Up to `limit` installations, active and disabled, in uuid order (one query; for the status page)."""
+        entities = base.query(
+            INSTALLATIONS,
+            "RowKey eq @row",
+            {"row": ROW},
+            "listing Sentry installations",
+            select=[
+                "PartitionKey",
+                "Organization",
+                "Kind",
+                "Status",
+                "NeedsReauth",
+                "Tokens",
+                "ExpiresAt",
+                "UpdatedAt",
+            ],
+            results_per_page=min(limit, 1000),
+            limit=limit,
+        )
+        return [
+            SentryInstallationSummary(
+                uuid=e["PartitionKey"],
+                organization_slug=e.get("Organization") or "",
+                kind=e.get("Kind") or PUBLIC,
+                status=e.get("Status") or ACTIVE,
+                needs_reauth=bool(e.get("NeedsReauth")),
+                token_set=bool(e.get("Tokens")),
+                expires_at=_float(e.get("ExpiresAt")),
+                updated_at=_float(e.get("UpdatedAt")),
+            )
+            for e in entities
+        ]
+
     # -- deliveries ------------------------------------------------------------------------------------
 
     def claim_delivery(self, uuid: str, request_id: str, event: dict[str, Any], *, now: float) -> bool:
-        """Record a webhook's event under its request id: False when that request id was recorded already."""
+        """Record a webhook's event under its request id: False when that request id was recorded already.
+        TooLargeToStore, before anything is written, for an event larger than a property holds."""
+        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)  # escapes would take 6 units a character
+        if len(text.encode("utf-16-le", "surrogatepass")) > MAX_PROPERTY_BYTES:
+            raise TooLargeToStore("recording a Sentry webhook failed: its event is larger than Table Storage holds.")
         entity = {
             "PartitionKey": uuid,
             "RowKey": request_id,
-            "Event": json.dumps(event, separators=(",", ":")),
+            "Event": text,
             "State": RECEIVED,
             "ExpiresAt": float(now + DELIVERY_TTL_SECONDS),
         }

@@ -111,6 +111,26 @@ class TrackerStore:
         entities = base.query(INSTALLATIONS, "PartitionKey eq @pk", {"pk": integration_id}, "reading installations")
         return [_installation_from(e) for e in entities]
 
+    def installations_for_org(self, org_id: str, limit: int = 100) -> list[Installation]:
+        """The integrations an organization installed, by integration id: a query on RowKey across partitions,
+        which is a scan, but of a small table (one row per installation), so it stays cheap."""
+        if not base.is_valid_key(org_id):
+            return []
+        entities = base.query(INSTALLATIONS, "RowKey eq @org", {"org": org_id}, "reading installations", limit=limit)
+        return sorted((_installation_from(e) for e in entities), key=lambda i: i.integration_id)
+
+    def list_installations(self, limit: int) -> list[Installation]:
+        """Up to `limit` installations of every integration, in key order (one query; for the status page)."""
+        entities = base.query(
+            INSTALLATIONS,
+            "PartitionKey ge @low",
+            {"low": ""},
+            "listing installations",
+            results_per_page=min(limit, 1000),
+            limit=limit,
+        )
+        return [_installation_from(e) for e in entities]
+
     # -- members ---------------------------------------------------------------------------------------
 
     def put_member(self, member: Member) -> bool:

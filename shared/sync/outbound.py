@@ -22,6 +22,7 @@ from shared.deliveries.workitem import email_from_identity
 from shared.errors import ConcurrentUpdate, RetryLater, StorageUnavailable
 from shared.model.changes import OutboundChange
 from shared.model.tracker import Installation, Link, TrackedIssue, activity_entry
+from shared.store import failures
 from shared.store.integrations import IntegrationStore
 from shared.store.states_cache import StatesCache
 from shared.store.tracker import TrackerStore
@@ -208,3 +209,10 @@ def _record(
         return replace(current, watermarks={**current.watermarks, link.key: marks}).with_activity(entry)
 
     tracker.update_issue(issue.org_id, issue.issue_id, change)
+    if failure is not None:  # the status page's recent failures: not retried, so a person has to act
+        failures.record_failure(
+            "ado_failed",
+            f"{issue.org_id}/{issue.issue_id} → work item {link.work_item_id}",
+            failure,
+            details={"org_id": issue.org_id, "issue_id": issue.issue_id, "integration_id": link.integration_id},
+        )

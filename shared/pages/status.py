@@ -1,0 +1,165 @@
+"""`GET /api/status` and its redrive form (contract §14): the status page, rendered from `status_data.gather`.
+
+The page is behind the function key (Azure checks it: the `code` query parameter a person opens it with). A
+browser's form cannot add the `x-functions-key` header, and putting the key in the form's action would render
+a secret into the page, so the redrive form posts to an anonymous route instead, protected by what the keyed
+page handed out: a signed, short-lived session cookie (`HttpOnly`, `SameSite=Strict`, `Secure` outside
+loopback, path `/api/status`) and the anti-forgery token bound to it in each form, with the browser's
+`Sec-Fetch-Site` (or `Origin`) checked as well. A post without all of them is refused with 403 and moves
+nothing. The answer to a redrive is the page itself, read again, with what was moved.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
+
+from shared.errors import InvalidInput, NotFound, StorageUnavailable
+from shared.pages import tokens
+from shared.pages.render import Page, render
+from shared.pages.status_data import gather
+from shared.settings import SettingsError
+
+log = logging.getLogger(__name__)
+
+COOKIE = "status_session"
+SESSION_PURPOSE = "status-session"
+SESSION_SECONDS = 3600.0
+COOKIE_PATH = "/api/status"
+REDRIVE_ACTION = "/api/status/redrive"
+MAX_FORM_BYTES = 2048
+FORM_TYPE = "application/x-www-form-urlencoded"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def status_page(url: str, cookie_header: str | None, *, now: float | None = None) -> Page:
+    """The status page; opens a session (cookie) for its forms unless the browser holds a valid one."""
+    try:
+        return _status_page(url, cookie_header, time.time() if now is None else now)
+    except SettingsError as exc:  # SECRETS_KEY missing: the forms cannot be signed
+        return _misconfigured(exc)
+
+
+def _status_page(url: str, cookie_header: str | None, now: float) -> Page:
+    nonce, cookie = _session(cookie_header, now), None
+    if nonce is None:
+        token = tokens.sign(SESSION_PURPOSE, {}, now=now, lifetime=SESSION_SECONDS)
+        nonce = _nonce(tokens.verify(token, SESSION_PURPOSE, now=now))
+        secure = "" if urlsplit(url).hostname in LOOPBACK else "; Secure"
+        cookie = f"{COOKIE}={token}; Path={COOKIE_PATH}; Max-Age={int(SESSION_SECONDS)}; HttpOnly; SameSite=Strict"
+        cookie += secure
+    page = _render(nonce, now, message=None)
+    return page.with_headers(**{"Set-Cookie": cookie}) if cookie else page
+
+
+def redrive_from_form(body: bytes, headers: Mapping[str, str], url: str, *, now: float | None = None) -> Page:
+    """The redrive form's post: checked, then `shared.admin.queues.redrive`, then the page read again."""
+    try:
+        return _redrive(body, headers, url, time.time() if now is None else now)
+    except SettingsError as exc:
+        return _misconfigured(exc)
+
+
+def _redrive(body: bytes, headers: Mapping[str, str], url: str, now: float) -> Page:
+    from shared.admin.queues import redrive  # only a post needs it
+
+    lowered = {key.lower(): value for key, value in headers.items()}
+    if not _same_origin(lowered, url):
+        return _refused(403, "The request did not come from this app's status page, so nothing was moved.")
+    if lowered.get("content-type", "").split(";")[0].strip().lower() != FORM_TYPE:
+        return _refused(415, f"The form must be sent as {FORM_TYPE}.")
+    if len(body) > MAX_FORM_BYTES:
+        return _refused(413, f"The form is larger than {MAX_FORM_BYTES} bytes.")
+    form = _parse_form(body)
+    if form is None:
+        return _refused(400, "The form must hold exactly one queue and one token.")
+    nonce = _session(lowered.get("cookie"), now)
+    if nonce is None or not tokens.form_token_matches(nonce, form["token"]):
+        return _refused(
+            403, "The form has expired or did not come from the status page; open the status page again and retry."
+        )
+    try:
+        result = redrive(form["queue"])
+    except (InvalidInput, NotFound) as exc:
+        return _refused(400 if isinstance(exc, InvalidInput) else 404, str(exc))
+    except StorageUnavailable as exc:
+        log.warning("Status: redrive failed: %s", exc)
+        return _refused(503, "Storage is unavailable, so nothing was moved; try again in a moment.")
+    poison = result.queue + "-poison"
+    message = f"Moved {result.moved} message(s) from {poison} back to {result.queue}."
+    if result.more:
+        message += " More remain: redrive again."
+    return _render(nonce, now, message=message)
+
+
+def _render(nonce: str, now: float, *, message: str | None) -> Page:
+    return render(
+        "status.html",
+        report=gather(now),
+        message=message,
+        form_token=tokens.form_token(nonce),
+        redrive_action=REDRIVE_ACTION,
+        when=lambda at: _when(at, now),
+    )
+
+
+def _misconfigured(exc: SettingsError) -> Page:
+    log.error("Status: the app is misconfigured: %s", exc)
+    return _refused(503, f"The app is misconfigured: {exc}")
+
+
+def _refused(status: int, sentence: str) -> Page:
+    return render("status_refused.html", status=status, sentence=sentence)
+
+
+def _session(cookie_header: str | None, now: float) -> str | None:
+    """The nonce of a valid session cookie in `cookie_header`, or None."""
+    for part in (cookie_header or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE:
+            return _nonce(tokens.verify(value, SESSION_PURPOSE, now=now))
+    return None
+
+
+def _nonce(claims: dict | None) -> str | None:
+    nonce = claims.get("_nonce") if claims else None
+    return nonce if isinstance(nonce, str) and nonce else None
+
+
+def _same_origin(headers: Mapping[str, str], url: str) -> bool:
+    """What the browser says of where the post came from. `Sec-Fetch-Site` first (every current browser sends
+    it); else an `Origin` with a host (pages sent with `no-referrer` post `Origin: null`, which says nothing);
+    without either (not a browser, or an old one) the session cookie and the form token decide alone."""
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return site.strip().lower() == "same-origin"
+    origin = headers.get("origin", "").strip()
+    if origin and origin != "null":
+        return urlsplit(origin).netloc.lower() == urlsplit(url).netloc.lower()
+    return True
+
+
+def _parse_form(body: bytes) -> dict[str, str] | None:
+    try:
+        fields = parse_qs(body.decode("ascii"), strict_parsing=True, keep_blank_values=True, max_num_fields=4)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if set(fields) != {"queue", "token"} or any(len(values) != 1 for values in fields.values()):
+        return None
+    return {name: values[0] for name, values in fields.items()}
+
+
+def _when(at: float | None, now: float) -> str:
+    """A time as people read it: UTC, and how long ago."""
+    if at is None:
+        return "never"
+    shown = datetime.fromtimestamp(at, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    ago = max(0.0, now - at)
+    for unit, seconds in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if ago >= seconds:
+            count = int(ago // seconds)
+            return f"{shown} ({count} {unit}{'s' if count > 1 else ''} ago)"
+    return f"{shown} (just now)"

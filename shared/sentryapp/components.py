@@ -1,0 +1,213 @@
+"""The Sentry App's UI components (contract §13.1): the issue-link schema to paste into Sentry, and the options
+of its select fields (Azure DevOps projects, work item types, work items).
+
+Every request names a Sentry installation (`installationId`); it must be known here and active (404 otherwise).
+Its tracker organization `sentry-<slug>` has installed one or more Azure DevOps integrations, and a select's
+values say which (`<integration id>|<project name or work item id>`, see `shared.deliveries.sentry_ui`).
+
+What an option request costs: one point read of the installation and one small query of the organization's
+integrations, then per integration what `shared.lookups` costs (projects and types: a read of the integration
+and a cache read, no Azure DevOps request when cached; work items: the integration and one search request,
+plus one read of the work item when the query is a number).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.ado.client import AdoNotFound
+from shared.deliveries.sentry_ui import (
+    AREA_PATH,
+    CHOICE_SEPARATOR,
+    DESCRIPTION,
+    PROJECT,
+    TITLE,
+    WORK_ITEM,
+    WORK_ITEM_TYPE,
+    Choice,
+    OptionsRequest,
+    parse_choice,
+)
+from shared.errors import InvalidInput, NotFound
+from shared.lookups import issues as lookups
+from shared.lookups.forms import Forms
+from shared.model.integration import IntegrationNotFound, normalize_id
+from shared.model.sentry import SentryInstallation
+from shared.store.integrations import IntegrationStore
+from shared.store.sentry import SentryStore
+from shared.store.tracker import TrackerStore
+from shared.validation import positive_int
+
+# The routes of functions/sentry_components.py. Sentry puts a `uri` on the host of the webhook URL (the path is
+# replaced, not appended to), so each is the full path, /api included.
+CREATE_URI = "/api/sentry/issue-link/create"
+LINK_URI = "/api/sentry/issue-link/link"
+OPTIONS_URI = "/api/sentry/options/"
+PROJECTS, WORK_ITEM_TYPES, WORK_ITEMS = "projects", "workitemtypes", "workitems"
+MAX_OPTIONS = 100  # Sentry's select shows a few; typing narrows the list
+RECENT_SECONDS = 300.0  # an integration read by the lookup just made names its options (no second read)
+
+NO_INSTALLATION = "This Sentry installation is not known to the app, or it was uninstalled; install the app again."
+NO_INTEGRATION = (
+    "No Azure DevOps organization is connected to this Sentry organization yet; connect one in the app's setup."
+)
+NOT_CONNECTED = "That Azure DevOps organization is not connected to this Sentry organization; choose from the list."
+NO_SEARCH = "Work item search is not available in this Azure DevOps organization; type a work item id instead."
+
+
+def _select(name: str, label: str, kind: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "select", "name": name, "label": label, "uri": OPTIONS_URI + kind, "async": True, **extra}
+
+
+def schema() -> dict[str, Any]:
+    """The `issue-link` element (Sentry validates it against its schema when it is saved). The selects are
+    `async` (Sentry asks again as a person types, and the answers are filtered by what was typed), the work item
+    type `depends_on` the project, and the work item search waits for typing (`skip_load_on_open`)."""
+    create = {
+        "uri": CREATE_URI,
+        "required_fields": [
+            _select(PROJECT, "Azure DevOps project", PROJECTS),
+            _select(WORK_ITEM_TYPE, "Work item type", WORK_ITEM_TYPES, depends_on=[PROJECT]),
+            {"type": "text", "name": TITLE, "label": "Title", "default": "issue.title"},
+        ],
+        "optional_fields": [
+            {"type": "textarea", "name": DESCRIPTION, "label": "Description", "default": "issue.description"},
+            {"type": "text", "name": AREA_PATH, "label": "Area path (for example Project\\Team)"},
+        ],
+    }
+    link = {
+        "uri": LINK_URI,
+        "required_fields": [
+            _select(WORK_ITEM, "Work item (its id or words of its title)", WORK_ITEMS, skip_load_on_open=True),
+        ],
+    }
+    return {"elements": [{"type": "issue-link", "link": link, "create": create}]}
+
+
+@dataclass(frozen=True)
+class Connected:
+    """A Sentry installation and the Azure DevOps integrations its organization installed."""
+
+    installation: SentryInstallation
+    integration_ids: tuple[str, ...]
+
+    @property
+    def org_id(self) -> str:
+        return self.installation.org_id
+
+    def integration_for(self, choice: Choice, what: str) -> str:
+        """The integration a select's value names, or the only one; NotFound or InvalidInput otherwise."""
+        if choice.integration_id is not None:
+            integration_id = normalize_id(choice.integration_id)
+            if integration_id not in self.integration_ids:
+                raise NotFound(NOT_CONNECTED)
+            return integration_id
+        if not self.integration_ids:
+            raise NotFound(NO_INTEGRATION)
+        if len(self.integration_ids) > 1:
+            raise InvalidInput(f"Several Azure DevOps organizations are connected; choose the {what} from the list.")
+        return self.integration_ids[0]
+
+
+def connected(installation_uuid: str) -> Connected:
+    """Two storage requests: the installation (404 unless active) and its organization's integrations."""
+    installation = SentryStore().get(installation_uuid)
+    if installation is None or not installation.active:
+        raise NotFound(NO_INSTALLATION)
+    installed = TrackerStore().installations_for_org(installation.org_id)
+    return Connected(installation, tuple(normalize_id(i.integration_id) for i in installed))
+
+
+def _named(connection: Connected, integration_id: str, label: str) -> str:
+    """`label`, prefixed by the integration's name when the organization has several."""
+    if len(connection.integration_ids) < 2:
+        return label
+    integration = IntegrationStore().recently_read(integration_id, RECENT_SECONDS)
+    return f"{integration.name if integration else integration_id} / {label}"
+
+
+def _matching(options: list[dict[str, str]], query: str) -> list[dict[str, str]]:
+    needle = query.casefold()
+    return [option for option in options if needle in option["label"].casefold()][:MAX_OPTIONS]
+
+
+def _projects(connection: Connected, request: OptionsRequest) -> list[dict[str, str]]:
+    if not connection.integration_ids:
+        raise NotFound(NO_INTEGRATION)
+    forms, options, missing = Forms(), [], 0
+    for integration_id in connection.integration_ids:
+        try:
+            projects = forms.projects(integration_id)
+        except IntegrationNotFound:  # disabled: the others' projects are still offered
+            missing += 1
+            continue
+        options += [
+            {"label": _named(connection, integration_id, p["label"]), "value": integration_id + "|" + p["value"]}
+            for p in projects
+        ]
+    if missing == len(connection.integration_ids):
+        raise NotFound("The Azure DevOps integrations of this Sentry organization are disabled.")
+    return _matching(options, request.query)
+
+
+def _work_item_types(connection: Connected, request: OptionsRequest) -> list[dict[str, str]]:
+    project = request.dependent_data.get(PROJECT)
+    if project is None:
+        raise InvalidInput("Choose the Azure DevOps project first.")
+    choice = parse_choice(project, "project")
+    types = Forms().work_item_types(connection.integration_for(choice, "project"), choice.value)
+    return _matching(types, request.query)
+
+
+def _work_items(connection: Connected, request: OptionsRequest) -> list[dict[str, str]]:
+    if not request.query:
+        return []  # the search waits for typing
+    if not connection.integration_ids:
+        raise NotFound(NO_INTEGRATION)
+    number, found, unsearchable = positive_int(request.query), {}, 0
+    for integration_id in connection.integration_ids:
+        try:
+            options = _found(integration_id, number, request.query)
+        except (AdoNotFound, IntegrationNotFound):  # no search there (or disabled): the others still answer
+            unsearchable += 1
+            continue
+        for option in options:
+            value = integration_id + CHOICE_SEPARATOR + option["value"]
+            found.setdefault(value, {"label": _named(connection, integration_id, option["label"]), "value": value})
+    if not found and unsearchable == len(connection.integration_ids):
+        raise NotFound(NO_SEARCH)
+    return list(found.values())[:MAX_OPTIONS]
+
+
+def _found(integration_id: str, number: int | None, query: str) -> list[dict[str, str]]:
+    """Work items of one integration matching `query`: when it is a number, the work item with that id first
+    (whatever the search ranks); then the search. AdoNotFound when there is no search and no such id."""
+    options = []
+    if number is not None:
+        try:
+            item = lookups.get_issue(integration_id, number)
+            options.append({"label": f"({item['key']}) {item['title'] or ''}", "value": item["key"]})
+        except AdoNotFound:
+            pass
+    try:
+        options += lookups.search_issues(integration_id, query, MAX_OPTIONS)
+    except AdoNotFound:
+        if not options:
+            raise
+    return options
+
+
+_OPTIONS: dict[str, Callable[[Connected, OptionsRequest], list[dict[str, str]]]] = {
+    PROJECTS: _projects,
+    WORK_ITEM_TYPES: _work_item_types,
+    WORK_ITEMS: _work_items,
+}
+
+
+def options(kind: str, request: OptionsRequest) -> list[dict[str, str]]:
+    """A select's options `[{"label", "value"}]` (`kind`: projects, workitemtypes or workitems)."""
+    if kind not in _OPTIONS:
+        raise NotFound("The app has no such list of options.")
+    return _OPTIONS[kind](connected(request.installation_uuid), request)

@@ -15,6 +15,7 @@ from functions import (
     sentry_components,
     sentry_updates,
     sentry_webhook,
+    setup,
     status,
     webhook,
     workitems,
@@ -36,3 +37,4 @@ app.register_functions(sentry_webhook.bp)
 app.register_functions(sentry_components.bp)
 app.register_functions(status.bp)
 app.register_functions(sentry_updates.bp)
+app.register_functions(setup.bp)

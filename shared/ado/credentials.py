@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from typing import Any
 
 from shared.ado.client import AdoUnauthorized
@@ -24,6 +25,22 @@ _entra: PerKey[Any] = PerKey()
 
 class CredentialsInvalid(AdoUnauthorized):
     """The stored credentials cannot be used at all (missing fields, unknown type)."""
+
+
+class EntraRefused(AdoUnauthorized):
+    """Microsoft Entra ID refused the service principal; `code` is its AADSTS error code when it gave one
+    (AADSTS90002, no such tenant, also when msal could not read the tenant's configuration at all)."""
+
+    def __init__(self, message: str, code: str | None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _aadsts_code(text: str) -> str | None:
+    found = re.search(r"AADSTS\d+", text)
+    if found:
+        return found.group(0)
+    return "AADSTS90002" if "Unable to get authority configuration" in text else None
 
 
 def pat_header(token: str) -> str:
@@ -46,5 +63,7 @@ def entra_token(credentials: dict[str, Any]) -> str:
     credential = _entra.get(key, lambda: ClientSecretCredential(tenant_id, client_id, secret))
     try:
         return credential.get_token(ENTRA_SCOPE).token
-    except ClientAuthenticationError:
-        raise AdoUnauthorized("Microsoft Entra ID refused the service principal's credentials") from None
+    except ClientAuthenticationError as exc:
+        code = _aadsts_code(str(exc))
+        detail = f" ({code})" if code else ""
+        raise EntraRefused(f"Microsoft Entra ID refused the service principal's credentials{detail}", code) from None

@@ -48,6 +48,10 @@ class SentryInstallation:
     created_at: float | None = None
     updated_at: float | None = None
     etag: str | None = field(default=None, compare=False, repr=False)
+    # The setup page (contract §14): Sentry's redirect after the installation carries the grant code; its sha256
+    # (hex) lets the page recognise that redirect, and the claim makes it open a session once only.
+    grant_code_hash: str | None = field(default=None, repr=False)
+    setup_claimed_at: float | None = None
 
     @property
     def org_id(self) -> str:

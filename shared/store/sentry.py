@@ -56,6 +56,8 @@ def _entity(installation: SentryInstallation) -> dict[str, Any]:
         "RefreshLockUntil": installation.refresh_lock_until,
         "CreatedAt": installation.created_at,
         "UpdatedAt": installation.updated_at,
+        "GrantCodeHash": installation.grant_code_hash,
+        "SetupClaimedAt": installation.setup_claimed_at,
     }
     entity.update({key: value for key, value in optional.items() if value is not None})
     return entity
@@ -77,6 +79,8 @@ def _from_entity(entity: dict[str, Any]) -> SentryInstallation:
         created_at=_float(entity.get("CreatedAt")),
         updated_at=_float(entity.get("UpdatedAt")),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
+        grant_code_hash=entity.get("GrantCodeHash") or None,
+        setup_claimed_at=_float(entity.get("SetupClaimedAt")),
     )
 
 

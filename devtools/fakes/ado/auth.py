@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import uuid
 
 from werkzeug.wrappers import Request, Response
 
@@ -117,6 +118,37 @@ class Auth(Store):
                 headers={"WWW-Authenticate": f'Bearer, Basic realm="{self.base_url}/"'},
             )
         return Response(SIGN_IN_PAGE, status=203, content_type="text/html; charset=utf-8")
+
+    def _handle_connection_data(self, request: Request, org: Org, **_: object) -> Response:
+        """Who the credential is, and the host: `instanceId` is the organization's collection id (what the setup
+        page takes as the integration's key). The shape is the one Azure DevOps' clients read (authenticatedUser,
+        instanceId, deploymentType, locationServiceData); the exact identity ids are made up."""
+        with self._lock:
+            caller = self._caller(request, org)
+            url = self.org_url(org.name)
+        display, _, email = caller.partition(" <")
+        user = {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"identity:{email.rstrip('>').lower()}")),
+            "providerDisplayName": display,
+            "isActive": True,
+            "properties": {"Account": {"$type": "System.String", "$value": email.rstrip(">")}},
+        }
+        return json_response(
+            {
+                "authenticatedUser": user,
+                "authorizedUser": user,
+                "instanceId": org.host_id,
+                "deploymentId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"deployment:{org.host_id.lower()}")),
+                "deploymentType": "hosted",
+                "locationServiceData": {
+                    "serviceOwner": "00025394-6065-48ca-87d9-7f5672854ef7",
+                    "defaultAccessMappingMoniker": "PublicAccessMapping",
+                    "accessMappings": [
+                        {"displayName": "Public Access Mapping", "moniker": "PublicAccessMapping", "accessPoint": url}
+                    ],
+                },
+            }
+        )
 
     # ---------------------------------------------------------------------------- anonymous endpoints
 

@@ -83,6 +83,7 @@ class FakeAzureDevOps(LoopbackServer, Auth, WorkItemsApi, Patching, Comments, Ca
                 methods=["GET", "PUT", "DELETE"],
             ),
             Rule("/<org>/<project>/<team>/_apis/wit/wiql", endpoint="wiql", methods=["POST"]),
+            Rule("/<org>/_apis/connectiondata", endpoint="connection_data", methods=["GET"]),
             Rule("/<org>/_apis/projects", endpoint="projects", methods=["GET"]),
             Rule("/<org>/_apis/projects/<project>", endpoint="project", methods=["GET"]),
             Rule("/<org>/<project>/_apis/wit/workitemtypes", endpoint="work_item_types", methods=["GET"]),

@@ -1,0 +1,255 @@
+"""The setup page in a real browser (headless Chromium), served by the local host beside the fake Azure DevOps:
+a person's whole setup, a wrong credential, an expired link, forged posts, Sentry's redirect once, and no
+entered secret on any page. `WRITE_SCREENSHOTS=1` saves a screenshot of each step as docs/screenshots/setup-*.png
+(`WRITE_SCREENSHOTS=1 .venv/bin/python -m pytest tests/test_pages_setup.py`)."""
+
+from __future__ import annotations
+
+import base64
+import http.server
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from devhost.azurite import free_port
+from shared.model.sentry import SentryInstallation
+from shared.pages.setup_entry import create_link, token_hash
+from shared.store.integrations import IntegrationStore
+from shared.store.sentry import SentryStore
+from shared.store.tracker import TrackerStore
+from tests.e2e import tracked_issue
+from tests.helpers import wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("azurite")]
+pytest_plugins = ("tests.browser",)  # the `browser` fixture
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+PAT = "browser-pat-0123456789abcdef"
+WRONG_PAT = "browser-wrong-pat-9876543210"
+WEIGHTS: dict[str, tuple[int, int]] = {}  # page -> (bytes of HTML, requests the page made)
+
+
+def _by(what: str) -> object:
+    from selenium.webdriver.common.by import By
+
+    return getattr(By, what)
+
+
+def _link(host, org_id: str) -> str:
+    response = host.call("POST", "/api/setup/links", json={"org_id": org_id, "lifetime_minutes": 10})
+    assert response.status_code == 201, response.text
+    return response.json()["url"]
+
+
+def _shot(browser, name: str) -> None:
+    """A screenshot of the whole page, and its weight: the HTML's bytes and the requests it made (1: itself)."""
+    # The whole page, not only the window (Chromium's DevTools protocol; headless windows stop at the screen).
+    shot = browser.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+    assert base64.b64decode(shot["data"]).startswith(b"\x89PNG")
+    if os.environ.get("WRITE_SCREENSHOTS") == "1":  # only when asked: a test run leaves the checkout as it was
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        (SCREENSHOTS / f"setup-{name}.png").write_bytes(base64.b64decode(shot["data"]))
+    html_bytes = browser.execute_script(
+        "return new TextEncoder().encode(new XMLSerializer().serializeToString(document)).length"
+    )
+    resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    WEIGHTS[name] = (int(html_bytes), 1 + len(resources))
+    assert resources == [], f"the {name} page loaded {resources}"
+
+
+def _text(browser) -> str:
+    return browser.find_element(_by("TAG_NAME"), "body").text
+
+
+def _fill(browser, name: str, value: str) -> None:
+    field = browser.find_element(_by("NAME"), name)
+    field.clear()
+    field.send_keys(value)
+
+
+def _choose(browser, name: str, label: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element(_by("NAME"), name)).select_by_visible_text(label)
+
+
+def _click(browser, text: str, *, kind: str = "button") -> None:
+    """Click a button (or a link) that loads a page, and wait for that page: the event, not a sleep."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = browser.find_element(_by("TAG_NAME"), "html")
+    browser.find_element(_by("XPATH"), f"//{kind}[normalize-space()='{text}']").click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+
+def _no_secret(browser, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in browser.page_source
+
+
+def _org(fake_ado) -> tuple[str, str]:
+    name, host_id = f"b{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
+    fake_ado.add_org(name, host_id)
+    fake_ado.add_pat(name, PAT)
+    fake_ado.add_project(name, "p-web", "Web", process="Agile")
+    return name, host_id
+
+
+def test_a_persons_whole_setup(browser, host, fake_ado) -> None:
+    name, host_id = _org(fake_ado)
+    org_id = f"acme-{uuid.uuid4().hex[:6]}"
+    link = _link(host, org_id)
+    browser.get(link)
+    assert browser.current_url == f"{host.url}/api/setup"  # the link's token left the address bar
+    assert "Connect Azure DevOps" in browser.title and org_id in _text(browser)
+    cookie = browser.get_cookie("setup_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/api/setup"
+    _shot(browser, "connect")
+
+    _fill(browser, "org_url", fake_ado.org_url(name))
+    browser.find_element(_by("CSS_SELECTOR"), "input[name=auth][value=pat]").click()
+    _fill(browser, "pat", PAT)
+    _click(browser, "Check and connect")
+    assert f"Connected to {name}" in _text(browser), _text(browser)
+    _no_secret(browser, PAT)
+    assert IntegrationStore().get(host_id).credentials == {"type": "pat", "token": PAT}
+
+    # What to sync, then a state rule picked from the organization's own lists.
+    browser.find_element(_by("NAME"), "sync_status_forward").click()
+    browser.find_element(_by("NAME"), "sync_comments").click()
+    _click(browser, "Save what to sync")
+    assert "Saved: 4 of 5 kinds of change are synced." in _text(browser)
+    _shot(browser, "sync")
+    _choose(browser, "project", "Web")
+    _click(browser, "Next: choose the type")
+    _choose(browser, "type", "User Story")
+    _click(browser, "Next: choose the states")
+    _choose(browser, "resolved", "Closed (Completed)")
+    _choose(browser, "unresolved", "Active (InProgress)")
+    _shot(browser, "rule")
+    _click(browser, "Add the rule")
+    assert "Added a rule for User Story in Web: resolve to Closed, reopen to Active." in _text(browser)
+    installation = TrackerStore().get_installation(host_id, org_id)
+    assert installation.sync_status_forward and installation.sync_comments and installation.sync_status_reverse
+    assert [rule.public() for rule in installation.state_rules] == [
+        {"project": "Web", "type": "User Story", "resolved": "Closed", "unresolved": "Active"}
+    ]
+
+    # The service hook, created in the fake for the person, and the last page.
+    _click(browser, "Next: create the service hook", kind="a")
+    _shot(browser, "hook")
+    _click(browser, "Create the service hook")
+    assert "The service hook was created" in _text(browser) and "What now works" in _text(browser)
+    [subscription] = fake_ado.subscriptions(name)
+    assert subscription["consumerInputs"]["url"] == host.env["WEBHOOK_PUBLIC_URL"]
+    _shot(browser, "done")
+    _no_secret(browser, PAT, IntegrationStore().get(host_id).webhook_secret)
+
+    # And the test the last page suggests, with a real work item change.
+    fake_ado.add_work_item(name, 41, {"System.State": "Active"}, project="p-web")
+    assert host.call("PUT", f"/api/orgs/{org_id}/issues/I41", json={"title": "Checkout fails"}).status_code == 201
+    assert host.call("PUT", f"/api/orgs/{org_id}/issues/I41/links/{host_id}/41").status_code in (200, 201)
+    fake_ado.update_work_item(name, 41, {"System.State": "Resolved"})
+    wait_for(lambda: tracked_issue(host, org_id, 41)["status"] == "resolved", what="the work item change to sync")
+
+
+def test_a_wrong_credential_is_said_in_plain_words(browser, host, fake_ado) -> None:
+    name, host_id = _org(fake_ado)
+    browser.get(_link(host, f"acme-{uuid.uuid4().hex[:6]}"))
+    _fill(browser, "org_url", fake_ado.org_url(name))
+    browser.find_element(_by("CSS_SELECTOR"), "input[name=auth][value=pat]").click()
+    _fill(browser, "pat", WRONG_PAT)
+    _click(browser, "Check and connect")
+    assert "Azure DevOps refused the personal access token" in _text(browser)
+    assert "expired or was revoked" in _text(browser)
+    _no_secret(browser, WRONG_PAT)
+    assert browser.find_element(_by("NAME"), "pat").get_attribute("value") == ""
+    assert IntegrationStore().get(host_id) is None
+    _shot(browser, "wrong-credential")
+
+
+def test_an_expired_link_says_to_ask_for_a_new_one(browser, host) -> None:
+    old = create_link({"org_id": "acme", "lifetime_minutes": 1}, base_url=host.url, now=time.time() - 120)
+    browser.get(old["url"])
+    assert "This setup link has expired. Ask the app's operator for a new setup link." in _text(browser)
+    assert browser.get_cookie("setup_session") is None or "acme" not in str(browser.get_cookie("setup_session"))
+    _shot(browser, "expired-link")
+    assert requests.get(old["url"], timeout=30, allow_redirects=False).status_code == 410
+
+
+@pytest.fixture(scope="module")
+def other_origin() -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Another origin of this machine (same site, another port), serving `pages`: where a forged form lives."""
+    pages: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = pages.get(self.path, b"")
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", pages
+    server.shutdown()
+
+
+def test_a_forged_form_post_is_refused_and_saves_nothing(browser, host, fake_ado, other_origin) -> None:
+    name, host_id = _org(fake_ado)
+    browser.get(_link(host, f"acme-{uuid.uuid4().hex[:6]}"))  # the victim has a session, and its cookie is sent
+    origin, pages = other_origin
+    pages["/forged"] = (
+        f'<form method="post" action="{host.url}/api/setup/connect">'
+        f'<input name="org_url" value="{fake_ado.org_url(name)}"><input name="auth" value="pat">'
+        f'<input name="pat" value="{PAT}"><input name="form_token" value="guessed">'
+        "<button>Win a prize</button></form>"
+    ).encode()
+    browser.get(f"{origin}/forged")
+    _click(browser, "Win a prize")
+    assert "This form was not sent from this setup page, so nothing was saved." in _text(browser)
+    assert IntegrationStore().get(host_id) is None
+    _shot(browser, "forged")
+    # From the page itself, but with a wrong anti-forgery token: refused too.
+    browser.get(f"{host.url}/api/setup")
+    browser.execute_script("document.querySelector('input[name=form_token]').value = 'forged'")
+    _fill(browser, "org_url", fake_ado.org_url(name))
+    browser.find_element(_by("CSS_SELECTOR"), "input[name=auth][value=pat]").click()
+    _fill(browser, "pat", PAT)
+    _click(browser, "Check and connect")
+    assert "nothing was saved" in _text(browser)
+    assert IntegrationStore().get(host_id) is None
+
+
+def test_sentrys_redirect_is_accepted_once(browser, host) -> None:
+    slug = f"s{uuid.uuid4().hex[:8]}"
+    installation = SentryStore().put(
+        SentryInstallation(uuid=str(uuid.uuid4()), organization_slug=slug, token="t", grant_code_hash=token_hash("g1"))
+    )
+    address = f"{host.url}/api/setup?code=g1&installationId={installation.uuid}&orgSlug={slug}"
+    browser.delete_all_cookies()
+    browser.get(address)
+    assert browser.current_url == f"{host.url}/api/setup"
+    assert f"sentry-{slug}" in _text(browser) and "Connect Azure DevOps" in browser.title
+    browser.get(address)
+    assert "This setup address was used already." in _text(browser)
+    _shot(browser, "sentry-used")
+
+
+def test_page_weights_are_reported() -> None:
+    """Printed for the report (`pytest -s`); every page is one request and well under 20 KB."""
+    for name, (size, count) in sorted(WEIGHTS.items()):
+        print(f"setup-{name}: {size} bytes of HTML, {count} request(s)")
+        assert size < 20_000 and count == 1

@@ -165,3 +165,29 @@ def test_webhook_answer_times(sentry_host: SentryHost) -> None:
         f"\nSentry webhook answer time over {len(times)} sequential: p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
     )
     _settled(h)
+
+
+def test_sentrys_redirect_after_installing_opens_the_setup_page_once(sentry_host: SentryHost) -> None:
+    """Sentry sends the person to the redirect URL with the installation's grant code: the app, which kept only
+    the code's hash from installation.created, opens a setup session for that organization, once."""
+    world = sentry_world(sentry_host, install="webhook")
+    [created] = [
+        w for w in sentry_host.sentry.webhooks if w.installation == world.installation_uuid and w.action == "created"
+    ]
+    code = created.payload["data"]["installation"]["code"]
+    stored = SentryStore().get(world.installation_uuid)
+    assert stored.grant_code_hash and code not in json.dumps(
+        dict(base.read_entity(INSTALLATIONS, stored.uuid, ROW, "t"))
+    )
+    query = {"code": code, "installationId": world.installation_uuid, "orgSlug": world.org_slug}
+
+    def visit(params: dict[str, str]) -> requests.Response:
+        return requests.get(f"{sentry_host.host.url}/api/setup", params=params, allow_redirects=False, timeout=30)
+
+    forged = visit({**query, "code": "0" * 40})  # before the real one, so only the code can be why it is refused
+    assert 400 <= forged.status_code < 500 and "Set-Cookie" not in forged.headers
+    first = visit(query)
+    assert first.status_code == 303 and first.headers["Location"].endswith("/api/setup"), first.text[:300]
+    assert "HttpOnly" in first.headers["Set-Cookie"] and "SameSite=Strict" in first.headers["Set-Cookie"]
+    again = visit(query)
+    assert 400 <= again.status_code < 500 and "Set-Cookie" not in again.headers

@@ -7,6 +7,7 @@ issues (id: Sentry's issue id), its members the Sentry organization's members.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,12 @@ def org_id_for(organization_slug: str) -> str:
 
 def is_sentry_org(org_id: str) -> bool:
     return org_id.startswith(ORG_PREFIX) and len(org_id) > len(ORG_PREFIX)
+
+
+def hash_grant_code(code: str) -> str:
+    """What is kept of an installation's grant code (sha256, hex): enough for the setup page to recognise Sentry's
+    redirect, which carries the same code, and useless to anyone who reads it (the code is spent by then)."""
+    return hashlib.sha256(code.encode("utf-8")).hexdigest()
 
 
 def slug_of(org_id: str) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.errors import InvalidInput
-from shared.model.sentry import SentryInstallation
+from shared.model.sentry import SentryInstallation, hash_grant_code
 from shared.pages.setup_session import Session, open_session
 from shared.store.sentry import SentryStore
 from shared.store.setup_links import EXPIRED, USED, VALID, SetupLinkStore
@@ -94,7 +94,7 @@ def _redirect_refusal(
 ) -> Refused | None:
     if installation is None or not installation.active or installation.organization_slug != org_slug:
         return forged
-    if not installation.grant_code_hash or not hmac.compare_digest(installation.grant_code_hash, token_hash(code)):
+    if not installation.grant_code_hash or not hmac.compare_digest(installation.grant_code_hash, hash_grant_code(code)):
         return forged
     if installation.setup_claimed_at is not None:
         return Refused(410, f"This setup address was used already. {INSTALL_AGAIN}")

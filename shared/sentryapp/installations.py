@@ -18,7 +18,7 @@ from shared.clock import SYSTEM, Clock
 from shared.connections.sentry import client_for, tokens_for
 from shared.deliveries.sentry import InstallationEvent, is_slug
 from shared.errors import InvalidInput, NotFound, RetryLater
-from shared.model.sentry import DISABLED, INTERNAL, PUBLIC, SentryInstallation
+from shared.model.sentry import DISABLED, INTERNAL, PUBLIC, SentryInstallation, hash_grant_code
 from shared.sentry.client import SentryError, SentryThrottled, SentryTimeout, SentryUnauthorized
 from shared.store.sentry import SentryStore
 from shared.validation import check_fields, is_valid_id
@@ -82,6 +82,7 @@ def _installed(event: InstallationEvent, store: SentryStore, clock: Clock) -> st
                 token=grant.token,
                 refresh_token=grant.refresh_token,
                 expires_at=grant.expires_at,
+                grant_code_hash=hash_grant_code(event.code),  # the setup page recognises Sentry's redirect by it
             )
         )
         log.info("Sentry installation %s of organization %s recorded", event.uuid, event.organization_slug)

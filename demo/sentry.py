@@ -132,7 +132,18 @@ def run(stack: ExitStack, log_path: Path) -> None:
         raise DemoFailed(f"Sentry issue {ISSUE} was not resolved within {SYNC_TIMEOUT:.0f} s")
     puts = sentry.count("PUT", rf"/issues/{ISSUE}/$")
     say(f"(simulation) Sentry issue {ISSUE} is now 'resolved' ({puts} PUT from the app, as the app itself).")
-    say("Sentry sent that change back as a webhook whose actor is the app: recognised, nothing done.")
+
+    def echo_ignored() -> bool:
+        return bool(app.log_lines("the app's own change: ignored"))
+
+    patches = ado.count("PATCH", rf"/_apis/wit/workitems/{work_item}$")
+    if not wait_for(echo_ignored, SYNC_TIMEOUT):
+        raise DemoFailed("Sentry's webhook for the app's own change was not recognised as the app's")
+    echo = [w for w in sentry.webhooks if w.payload.get("actor", {}).get("type") == "application"]
+    say(f"Sentry sent that change back as issue.{echo[-1].action} with actor {excerpt(echo[-1].payload['actor'])}:")
+    say("the app recognised its own write and did nothing, so nothing went back to Azure DevOps.")
+    if ado.count("PATCH", rf"/_apis/wit/workitems/{work_item}$") != patches:
+        raise DemoFailed("the echo of the app's own write to Sentry reached Azure DevOps")
 
     step(7, f"In Sentry, Dana assigns issue {ISSUE} to herself: the work item is assigned to her")
     sentry.change_issue(SENTRY_ORG, ISSUE, assigned_to=DANA[0], by_user=DANA[0])

@@ -23,3 +23,17 @@ def test_the_demo_runs_to_the_end_both_ways() -> None:
     assert "work item 42 is now 'Active'" in output and "sent 1 JSON Patch" in output  # outbound
     assert "no change, no activity, nothing sent again" in output  # the echo
     assert "| **Dana Scully** wrote:" in output  # the comment reached the work item
+
+
+def test_the_sentry_demo_runs_one_loop() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "demo.sentry"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "SIMULATIONS" in output
+    assert "creates an Azure DevOps work item from it" in output and "Azure DevOps now has Bug" in output
+    assert "Sentry issue 4242 is now 'resolved'" in output  # Azure DevOps -> Sentry
+    assert "the app recognised its own write and did nothing" in output  # the echo
+    assert "is assigned to dana@example.com" in output  # Sentry -> Azure DevOps
+    assert "Done: Sentry issue 4242 and work item" in output

@@ -83,14 +83,30 @@ def test_installing_stores_usable_encrypted_tokens_and_uninstalling_forgets_them
     assert h.sentry.tokens(world.installation_uuid) == []
 
 
-def test_a_person_resolving_in_sentry_resolves_the_work_item(sentry_host: SentryHost) -> None:
+def test_a_person_resolving_in_sentry_resolves_the_work_item_and_its_echo_sends_nothing_back(
+    sentry_host: SentryHost,
+) -> None:
     h = sentry_host
     world = _world(h)
+    subscribed = h.host.call("POST", f"/api/vsts/integrations/{world.integration_id}/subscription")
+    assert subscribed.status_code == 201, subscribed.text  # so Azure DevOps delivers our own change back
+    _settled(h)
+    delivered = len(h.ado.deliveries)
+    calls = h.sentry.count("*", rf"/issues/{world.issue_id}/$")
     h.sentry.change_issue(world.org_slug, world.issue_id, status="resolved", by_user=101)
     wait_for(lambda: _fields(h, world)["System.State"] == "Resolved", 30, "the work item resolved")
     issue = _issue(h, world)
     assert issue["status"] == "resolved"
     assert ("resolved", "sentry") in [(e["type"], e["source"]) for e in issue["activity"]]
+    # Azure DevOps delivers the app's own patch back: recognised by its revision, it changes nothing, so
+    # nothing is sent to Sentry (which shows the change already) and nothing more to Azure DevOps.
+    [echo] = wait_for(lambda: h.ado.deliveries[delivered:], 30, "Azure DevOps' delivery of the app's patch")
+    assert echo.status == 202
+    _settled(h)
+    wait_for(lambda: queue_length(h.host, "vsts-workitem-updates") in (-1, 0), 30, "the delivery applied")
+    _settled(h)
+    assert h.sentry.count("*", rf"/issues/{world.issue_id}/$") == calls  # not even a read of the Sentry issue
+    assert [e["type"] for e in _issue(h, world)["activity"]].count("resolved") == 1
 
 
 def test_assigning_in_sentry_assigns_the_work_item_to_the_members_email(sentry_host: SentryHost) -> None:
@@ -132,6 +148,31 @@ def test_the_apps_own_write_changes_nothing_and_sends_nothing_to_azure_devops(se
     assert _issue(h, world)["status"] == "unresolved"
     assert len(h.ado.requests) == ado_before
     assert _fields(h, world)["System.State"] == "Active"
+
+
+def test_a_replayed_webhook_has_no_second_effect_and_a_wrong_or_missing_signature_none_at_all(
+    sentry_host: SentryHost,
+) -> None:
+    h = sentry_host
+    world = _world(h)
+    _settled(h)
+    h.sentry.add_comment(world.org_slug, world.issue_id, "Replayed **once**", by_user=101)
+    wait_for(lambda: _copies(h, world, "Replayed"), 30, "the comment on the work item")
+    [sent] = [w for w in h.sentry.webhooks if w.resource == "comment" and b"Replayed" in w.body]
+    url = f"{h.host.url}/api/sentry/webhook"
+    replay = requests.post(url, data=sent.body, headers=sent.headers, timeout=10)
+    assert (replay.status_code, replay.json()) == (200, {"status": "duplicate"})
+    edited = sent.body.replace(b"Replayed", b"Tampered")
+    wrong = requests.post(url, data=edited, headers={**sent.headers, "Request-ID": uuid.uuid4().hex}, timeout=10)
+    unsigned = {k: v for k, v in sent.headers.items() if k.lower() != "sentry-hook-signature"}
+    missing = requests.post(url, data=sent.body, headers={**unsigned, "Request-ID": uuid.uuid4().hex}, timeout=10)
+    assert (wrong.status_code, missing.status_code) == (401, 401)
+    _settled(h)
+    assert len(_copies(h, world, "Replayed")) == 1 and _copies(h, world, "Tampered") == []
+
+
+def _copies(h: SentryHost, world: SentryWorld, text: str) -> list[dict]:
+    return [c for c in h.ado.comments(world.ado_org, world.work_item_id) if text in c["text"]]
 
 
 def test_webhook_answer_times(sentry_host: SentryHost) -> None:

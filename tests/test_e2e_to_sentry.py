@@ -131,3 +131,38 @@ def test_a_link_made_through_the_admin_api_appears_in_sentry_exactly_once(out_ho
     assert sentry.count("POST", rf"^/api/0/sentry-app-installations/{world.installation_uuid}/external-issues/$") == 1
     assert host.call("DELETE", link_path).status_code == 200
     wait_for(lambda: sentry.external_issues(world.installation_uuid) == [], what="the external issue removed")
+
+
+def test_a_token_sentry_expires_mid_run_is_refreshed_once_and_the_change_applied(out_host) -> None:
+    """A public installation (through installation.created, so it holds a refresh token) whose token Sentry
+    expires before the expiry the app was told: the PUT is refused, refreshed once, and sent again."""
+    world = sentry_world(out_host, install="webhook")
+    response = out_host.host.call("POST", f"/api/vsts/integrations/{world.integration_id}/subscription")
+    assert response.status_code == 201, response.text
+    settled(out_host)
+    sentry = out_host.sentry
+    [token] = sentry.tokens(world.installation_uuid)
+    sentry.expire_token(token)
+    refreshes = sentry.count("POST", rf"/sentry-app-installations/{world.installation_uuid}/authorizations/$")
+    change(out_host, world, {"System.State": "Resolved"})
+    wait_for(lambda: sentry.issue(world.org_slug, world.issue_id)["status"] == "resolved", 60, "the resolve")
+    settled(out_host)
+    after = sentry.count("POST", rf"/sentry-app-installations/{world.installation_uuid}/authorizations/$")
+    assert after - refreshes == 1  # refreshed once
+    assert sentry.tokens(world.installation_uuid) != [token]
+    # The first call, the issue's GET, was refused and sent again with the new token; then the one PUT.
+    assert (issue_requests(out_host, world)["GET"], issue_requests(out_host, world)["PUT"]) == (2, 1)
+
+
+def test_sentry_throttling_the_put_is_waited_out_and_the_change_applied_once(out_host) -> None:
+    world = subscribed_world(out_host)
+    sentry = out_host.sentry
+    path = rf"^/api/0/organizations/{world.org_slug}/issues/{world.issue_id}/$"
+    sentry.rate_limit_next("PUT", path, count=4, reset_in=1)  # more 429s than one call's bounded retries
+    sentry.fail_next("GET", path, 503, headers={"Retry-After": "1"}, body={"detail": "unavailable"})
+    change(out_host, world, {"System.State": "Resolved"})
+    wait_for(lambda: sentry.issue(world.org_slug, world.issue_id)["status"] == "resolved", 60, "the resolve")
+    settled(out_host)
+    issue = out_host.host.call("GET", f"/api/orgs/{world.org_id}/issues/{world.issue_id}").json()
+    assert [e["fields"] for e in issue["activity"] if e["type"] == "sentry_updated"] == [["link"], ["status"]]
+    assert not [e for e in issue["activity"] if e["type"] == "sentry_failed"]

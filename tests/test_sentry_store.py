@@ -141,3 +141,47 @@ def test_an_internal_token_never_expires_and_a_disabled_installation_gives_no_cl
     assert client_for(internal, clock=clock) is not None
     with pytest.raises(InstallationUnusable):
         client_for(replace(internal, status=DISABLED))
+
+
+def test_a_token_sentry_refuses_before_its_expiry_is_refreshed_once_and_the_call_sent_again(
+    sentry: responses.RequestsMock,
+) -> None:
+    clock = FakeClock()
+    saved = SentryStore().put(_installation(clock, expires_at=clock.now() + 3600))
+    issue = f"{SENTRY}/api/0/organizations/{saved.organization_slug}/issues/7/"
+    sentry.add(responses.PUT, issue, json={"detail": "Token expired"}, status=401)
+    sentry.add(responses.PUT, issue, json={"id": "7", "status": "resolved"})
+    sentry.add(
+        responses.POST,
+        _authorizations(saved.uuid),
+        json={"token": "new-token", "refreshToken": "r2", "expiresAt": "2030-01-01T00:00:00Z"},
+        status=201,
+    )
+    client_for(saved, clock=clock).update_issue(saved.organization_slug, "7", status="resolved")
+    sent = [(c.request.method, c.request.headers.get("Authorization")) for c in sentry.calls]
+    assert sent == [("PUT", "Bearer old-token"), ("POST", None), ("PUT", "Bearer new-token")]
+    assert SentryStore().get(saved.uuid).token == "new-token"
+
+
+def test_a_refused_token_another_instance_refreshed_already_is_not_refreshed_again(
+    sentry: responses.RequestsMock,
+) -> None:
+    clock = FakeClock()
+    saved = SentryStore().put(_installation(clock, expires_at=clock.now() + 3600))
+    SentryStore().update(saved.uuid, lambda current: replace(current, token="theirs", refresh_token="their-refresh"))
+    issue = f"{SENTRY}/api/0/organizations/{saved.organization_slug}/issues/7/"
+    sentry.add(responses.GET, issue, json={"detail": "Invalid token"}, status=401)
+    sentry.add(responses.GET, issue, json={"id": "7"})
+    client_for(saved, clock=clock).get_issue(saved.organization_slug, "7")  # holds the old token
+    sent = [(c.request.method, c.request.headers.get("Authorization")) for c in sentry.calls]
+    assert sent == [("GET", "Bearer old-token"), ("GET", "Bearer theirs")]  # no authorization request
+
+
+def test_an_internal_token_sentry_refuses_is_not_retried(sentry: responses.RequestsMock) -> None:
+    clock = FakeClock()
+    internal = SentryStore().put(_installation(clock, kind=INTERNAL, refresh_token=None, expires_at=None))
+    issue = f"{SENTRY}/api/0/organizations/{internal.organization_slug}/issues/7/"
+    sentry.add(responses.GET, issue, json={"detail": "Invalid token"}, status=401)
+    with pytest.raises(SentryUnauthorized):
+        client_for(internal, clock=clock).get_issue(internal.organization_slug, "7")
+    assert len(sentry.calls) == 1

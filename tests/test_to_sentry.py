@@ -239,12 +239,15 @@ def test_the_retried_message_applies_when_sentry_is_back_and_a_spent_budget_pois
     assert read_update_message(poisoned) == (world.update("status"), 0)
 
 
-def test_a_refused_token_marks_the_installation_and_is_retried(sentry) -> None:
+def test_a_refused_token_whose_refresh_is_refused_too_marks_the_installation_and_is_retried(sentry) -> None:
     world = World(FakeClock(), status="resolved")
     sentry.get(world.issue_url, json={"detail": "Invalid token"}, status=401)
+    authorizations = f"{SENTRY}/api/0/sentry-app-installations/{world.installation.uuid}/authorizations/"
+    sentry.post(authorizations, json={"detail": "Invalid grant"}, status=401)
     with pytest.raises(RetryLater):
         world.apply("status")
     assert SentryStore().get(world.installation.uuid).needs_reauth
+    assert [c.request.method for c in sentry.calls] == ["GET", "POST"]  # the refresh was tried once
     # A new token works: the mark goes.
     sentry.replace(responses.GET, world.issue_url, json=sentry_issue("resolved"))
     world.apply("status")

@@ -3,15 +3,18 @@
 A public integration's token expires after 8 hours. It is refreshed before `expires_at`, once for all
 instances: the refresher first claims the installation entity under its ETag, so a concurrent instance sees the
 claim, waits, and uses the winner's token instead of spending the (single-use) refresh token a second time.
-An internal integration's token never expires. A refusal of the tokens marks the installation `needs_reauth`.
+An internal integration's token never expires. A token Sentry refuses before its expiry (revoked, or the clocks
+apart) is refreshed the same way, once, and the call sent again; a refused refresh marks the installation
+`needs_reauth`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Any
 
 from shared.caching import PerKey
 from shared.clock import SYSTEM, Clock
@@ -43,20 +46,43 @@ def client_for(
 ) -> SentryClient:
     """A client on the installation's behalf whose token is refreshed (once, for all instances) when due, and
     whose refused token marks the installation `needs_reauth`."""
-    store = store or SentryStore()
     if not installation.active or not installation.token:
         raise InstallationUnusable("the Sentry installation is disabled or has no token")
-    state = {"installation": installation}
+    return _InstallationClient(installation, store or SentryStore(), timeout, clock)
 
-    def token() -> str:
-        current = state["installation"]
-        if token_expired(current.expires_at, clock.now()):
-            current = refresh(store, current.uuid, clock=clock)
-            state["installation"] = current
-        assert current.token is not None
-        return current.token
 
-    return SentryClient(get_settings().sentry_url, token, timeout=timeout, clock=clock)
+class _InstallationClient(SentryClient):
+    """A SentryClient whose token is the installation's current one: refreshed when due, and once more when
+    Sentry refuses it early (then the call is sent again, once: Sentry did nothing with a refused request)."""
+
+    def __init__(
+        self,
+        installation: SentryInstallation,
+        store: SentryStore,
+        timeout: float | Callable[[], float],
+        clock: Clock,
+    ) -> None:
+        super().__init__(get_settings().sentry_url, self._token, timeout=timeout, clock=clock)
+        self._installation = installation
+        self._store = store
+
+    def _token(self) -> str:
+        if token_expired(self._installation.expires_at, self._clock.now()):
+            self._installation = refresh(self._store, self._installation.uuid, clock=self._clock)
+        assert self._installation.token is not None
+        return self._installation.token
+
+    def call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, str] | None = None) -> Any:
+        try:
+            return super().call(method, path, json=json, params=params)
+        except InstallationUnusable:
+            raise
+        except SentryUnauthorized:
+            refused = self._installation
+            if not refused.refresh_token:
+                raise  # an internal integration's token: only a new one entered by an admin helps
+            self._installation = refresh(self._store, refused.uuid, clock=self._clock, refused=refused.token)
+            return super().call(method, path, json=json, params=params)
 
 
 def mark_needs_reauth(store: SentryStore, uuid: str) -> None:
@@ -64,8 +90,9 @@ def mark_needs_reauth(store: SentryStore, uuid: str) -> None:
     store.update(uuid, lambda current: None if current.needs_reauth else replace(current, needs_reauth=True))
 
 
-def refresh(store: SentryStore, uuid: str, *, clock: Clock = SYSTEM) -> SentryInstallation:
-    """The installation with a token that is not due: refreshed here, or by whoever got there first."""
+def refresh(store: SentryStore, uuid: str, *, clock: Clock = SYSTEM, refused: str | None = None) -> SentryInstallation:
+    """The installation with a token that is not due (nor the `refused` one): refreshed here, or by whoever got
+    there first."""
     with _local_locks.get(uuid, threading.Lock):  # threads of this instance queue here, instances on the claim
         deadline = clock.monotonic() + REFRESH_WAIT_SECONDS
         while True:
@@ -73,7 +100,7 @@ def refresh(store: SentryStore, uuid: str, *, clock: Clock = SYSTEM) -> SentryIn
             if current is None or not current.active or not current.token:
                 raise InstallationUnusable("the Sentry installation is gone, disabled or has no token")
             now = clock.now()
-            if not token_expired(current.expires_at, now):
+            if not token_expired(current.expires_at, now) and (refused is None or current.token != refused):
                 return current  # refreshed meanwhile, here or by another instance
             if not current.refresh_token:
                 mark_needs_reauth(store, uuid)

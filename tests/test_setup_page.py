@@ -15,11 +15,12 @@ import pytest
 import requests
 
 from shared.model.sentry import SentryInstallation
+from shared.model.tracker import Installation
 from shared.pages.setup_entry import create_link, token_hash
 from shared.store.integrations import IntegrationStore
 from shared.store.sentry import SentryStore
 from shared.store.tracker import TrackerStore
-from tests.helpers import new_id
+from tests.helpers import make_integration, new_id
 
 pytestmark = pytest.mark.usefixtures("azurite")
 
@@ -432,3 +433,23 @@ def test_the_service_hook_is_created_and_the_last_page_says_what_works(registere
     assert "Resolving or reopening a work item in fabrikam" in text
     saved = IntegrationStore().get(instance)
     assert saved.subscription_id == "sub-1" and saved.webhook_secret not in text and PAT not in text
+
+
+def test_a_link_for_one_organization_keeps_the_working_credential_another_organization_uses(
+    registered_functions, ado
+) -> None:
+    """A setup link is for one tracker organization: proving access to an Azure DevOps organization that another
+    tracker organization already syncs with (its credential working) installs it here too, but never replaces
+    that credential."""
+    instance = str(uuid.uuid4())
+    make_integration(integration_id=instance, credentials={"type": "pat", "token": "theirs-0123456789"})
+    TrackerStore().put_installation(Installation(instance, f"other-{new_id()[:8]}", sync_status_reverse=True))
+    org_id = f"org-{new_id()[:8]}"
+    cookie, form_token = _session(registered_functions, org_id)
+    _connection_data(ado, instance=instance)
+    _wiql(ado)
+    fields = {"form_token": form_token, "org_url": ORG_URL, "auth": "pat", "pat": PAT}
+    page = _post(registered_functions, "connect", fields, cookie)
+    assert page.status_code == 200 and "already connected for another organization" in _text(page)
+    assert IntegrationStore().get(instance).credentials == {"type": "pat", "token": "theirs-0123456789"}
+    assert TrackerStore().get_installation(instance, org_id) is not None

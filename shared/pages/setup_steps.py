@@ -91,16 +91,33 @@ def connect(session: Session, form: dict[str, str]) -> tuple[Page, Session]:
     except (InvalidInput, AccessProblem) as exc:
         status = exc.status if isinstance(exc, AccessProblem) else 400
         return connect_page(session, status=status, message=str(exc), kind="bad", values=form), session
-    body = {"name": org.name, "domain_name": org.domain_name, "credentials": credentials}
-    put_integration(connected.integration_id, body)  # a generated webhook secret is never shown: step 3 sets one
+    message = (
+        f"Connected to {org.name}: the app may enter the organization and read its work items. Now choose what to sync."
+    )
+    if _shared_and_working(connected.integration_id, session.org_id):
+        # Another tracker organization syncs with it, and its credential works: a setup link for this one must
+        # not replace it (nor weaken it). The credential entered was checked, and is not kept.
+        message = (
+            f"{org.name} is already connected for another organization, and its connection works, so it is kept; "
+            "the credential you entered was checked but is not stored. Now choose what to sync."
+        )
+    else:
+        body = {"name": org.name, "domain_name": org.domain_name, "credentials": credentials}
+        put_integration(connected.integration_id, body)  # a generated webhook secret is never shown: step 3 sets one
     if TrackerStore().get_installation(connected.integration_id, session.org_id) is None:
         put_installation(session.org_id, connected.integration_id, dict(NEW_INSTALLATION))
     session = with_integration(session, connected.integration_id)
     log.info("Setup page connected integration %s for %s", connected.integration_id, session.org_id)
-    message = (
-        f"Connected to {org.name}: the app may enter the organization and read its work items. Now choose what to sync."
-    )
     return sync_page(session, message=message), session
+
+
+def _shared_and_working(integration_id: str, org_id: str) -> bool:
+    """Whether the integration exists, is active with credentials Azure DevOps accepts, and another tracker
+    organization installed it."""
+    existing = IntegrationStore().get(integration_id)
+    if existing is None or not existing.active or existing.needs_reauth or not existing.credentials:
+        return False
+    return any(i.org_id != org_id for i in TrackerStore().installations_of(integration_id))
 
 
 def _integration(session: Session) -> Integration | None:

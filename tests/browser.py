@@ -62,3 +62,37 @@ def browser() -> Iterator[object]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def by(what: str) -> object:
+    """Selenium's locator kind by name (`NAME`, `TAG_NAME`, ...), imported only where a browser runs."""
+    from selenium.webdriver.common.by import By
+
+    return getattr(By, what)
+
+
+def text(browser) -> str:
+    return browser.find_element(by("TAG_NAME"), "body").text
+
+
+def fill(browser, name: str, value: str) -> None:
+    field = browser.find_element(by("NAME"), name)
+    field.clear()
+    field.send_keys(value)
+
+
+def choose(browser, name: str, label: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element(by("NAME"), name)).select_by_visible_text(label)
+
+
+def click(browser, text: str, *, kind: str = "button") -> None:
+    """Click a button (or a link) that loads a page, and wait for that page: the event, not a sleep."""
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = browser.find_element(by("TAG_NAME"), "html")
+    browser.find_element(by("XPATH"), f"//{kind}[normalize-space()='{text}']").click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script("return document.readyState") == "complete")

@@ -24,6 +24,7 @@ if str(ROOT) not in sys.path:
 
 from devhost.azurite import Azurite, connection_string  # noqa: E402
 from shared.settings import reset_settings  # noqa: E402
+from tests.browser import browser  # noqa: E402, F401 (the headless Chromium of the page tests)
 from tests.e2e import fake_ado, host  # noqa: E402, F401 (fixtures for end-to-end modules)
 
 # Where storage points while no test asked for Azurite: a loopback port held bound but never listening, so a

@@ -23,22 +23,20 @@ from shared.pages.setup_entry import create_link, token_hash
 from shared.store.integrations import IntegrationStore
 from shared.store.sentry import SentryStore
 from shared.store.tracker import TrackerStore
+from tests.browser import by as _by
+from tests.browser import choose as _choose
+from tests.browser import click as _click
+from tests.browser import fill as _fill
+from tests.browser import text as _text
 from tests.e2e import tracked_issue
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("azurite")]
-pytest_plugins = ("tests.browser",)  # the `browser` fixture
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 PAT = "browser-pat-0123456789abcdef"
 WRONG_PAT = "browser-wrong-pat-9876543210"
 WEIGHTS: dict[str, tuple[int, int]] = {}  # page -> (bytes of HTML, requests the page made)
-
-
-def _by(what: str) -> object:
-    from selenium.webdriver.common.by import By
-
-    return getattr(By, what)
 
 
 def _link(host, org_id: str) -> str:
@@ -61,33 +59,6 @@ def _shot(browser, name: str) -> None:
     resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     WEIGHTS[name] = (int(html_bytes), 1 + len(resources))
     assert resources == [], f"the {name} page loaded {resources}"
-
-
-def _text(browser) -> str:
-    return browser.find_element(_by("TAG_NAME"), "body").text
-
-
-def _fill(browser, name: str, value: str) -> None:
-    field = browser.find_element(_by("NAME"), name)
-    field.clear()
-    field.send_keys(value)
-
-
-def _choose(browser, name: str, label: str) -> None:
-    from selenium.webdriver.support.ui import Select
-
-    Select(browser.find_element(_by("NAME"), name)).select_by_visible_text(label)
-
-
-def _click(browser, text: str, *, kind: str = "button") -> None:
-    """Click a button (or a link) that loads a page, and wait for that page: the event, not a sleep."""
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    old = browser.find_element(_by("TAG_NAME"), "html")
-    browser.find_element(_by("XPATH"), f"//{kind}[normalize-space()='{text}']").click()
-    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(old))
-    WebDriverWait(browser, 30).until(lambda b: b.execute_script("return document.readyState") == "complete")
 
 
 def _no_secret(browser, *secrets: str) -> None:

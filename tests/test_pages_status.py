@@ -15,12 +15,10 @@ import requests
 from shared.deliveries import to_message
 from shared.model.changes import WorkItemUpdate
 from shared.store import failures, queues
-from tests import browser as chromium
 from tests.e2e import PAT, create_world
 from tests.helpers import new_id, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("azurite")]
-browser = chromium.browser  # the module fixture: one headless Chromium for these tests
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "docs" / "screenshots" / "status.png"

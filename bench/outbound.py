@@ -48,16 +48,27 @@ def _world(fake) -> tuple[str, str]:
     return org, host_id
 
 
-def _take_outbound() -> list[str]:
+def _take_outbound(attempts: int = 3) -> list[str]:
+    """Empty the outbound queue (the bench's own housekeeping, not a request path): Azurite in memory sometimes
+    stalls for longer than a read timeout under this load, so a timed-out receive is tried again."""
+    from azure.core.exceptions import AzureError
+
     from shared.store.deadline import background
     from shared.store.queues import OUTBOUND_QUEUE_NAME, queue_client
 
     client, taken = queue_client(OUTBOUND_QUEUE_NAME), []
-    with background():  # the bench's own housekeeping, not a request path: a slow Azurite must not stop the run
-        while batch := list(client.receive_messages(max_messages=32, visibility_timeout=30)):
-            for message in batch:
-                taken.append(message.content)
-                client.delete_message(message)
+    with background():
+        for attempt in range(1, attempts + 1):
+            try:
+                while batch := list(client.receive_messages(max_messages=32, visibility_timeout=30)):
+                    for message in batch:
+                        taken.append(message.content)
+                        client.delete_message(message)
+                return taken
+            except AzureError as exc:
+                print(f"  (emptying the outbound queue: {type(exc).__name__}, attempt {attempt} of {attempts})")
+                if attempt == attempts:
+                    raise
     return taken
 
 

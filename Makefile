@@ -50,8 +50,8 @@ $(STAMPS)/browser: | $(STAMPS)
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "Installing Debian's chromium and chromium-driver for the browser tests ..."; \
-		{ apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
-		  { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }; } \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+		  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; } \
 		|| echo "WARNING: apt could not install chromium: the browser tests will be SKIPPED."; \
 	else echo "WARNING: chromium/chromedriver missing and apt unavailable (not root): the browser tests will be SKIPPED."; fi
 	@touch $@

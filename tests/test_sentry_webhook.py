@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 
 import pytest
 import responses
@@ -69,6 +70,19 @@ def test_a_replayed_request_id_is_a_duplicate_and_queues_nothing_more() -> None:
     assert again.status_code == 200
     assert answer_of(again) == {"status": "duplicate"}
     assert len(queued_messages(SENTRY_HOOKS_QUEUE_NAME)) == 1
+
+
+def test_a_repeat_of_a_record_left_unapplied_long_after_it_came_is_queued_again() -> None:
+    """The record outlived a failed enqueue (and a failed release): its repeat is queued, not dropped."""
+    installation = new_id()
+    SentryStore().claim_delivery(installation, "req-lost", {"resource": "issue"}, now=time.time() - 600)
+    again = post(_resolved(installation), "issue", request_id="req-lost")
+    assert answer_of(again) == {"status": "duplicate"}
+    [message] = queued_messages(SENTRY_HOOKS_QUEUE_NAME)
+    assert read_hook_message(message) == (installation, "req-lost", 0)
+    SentryStore().mark_applied(installation, "req-lost")
+    post(_resolved(installation), "issue", request_id="req-lost")  # applied now: a repeat is only a duplicate
+    assert queued_messages(SENTRY_HOOKS_QUEUE_NAME) == []
 
 
 @pytest.mark.parametrize("request_id", [None, "a/b", "x#y", "with space", "é"])

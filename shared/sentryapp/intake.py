@@ -3,7 +3,8 @@
 The signature is checked before the body is parsed; then the event is recorded under its request id (a
 conditional insert: a repeated `Request-ID` is seen as such by every instance) and its record's key queued on
 `vsts-sentry-hooks`. Two storage operations in all, under one deadline. When queueing fails, the record is
-released again, so Sentry's next attempt is taken rather than answered "duplicate". No input gives a 5xx
+released again, so Sentry's next attempt is taken rather than answered "duplicate"; and should the release fail
+too, a repeat of a record left unapplied is queued again. No input gives a 5xx
 but 503, which says storage or the configuration failed and nothing was accepted.
 """
 
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 # for; a hung one is given up on, answered 503.
 STORAGE_SECONDS = 4.0
 RELEASE_SECONDS = 2.0
+# A repeated webhook whose record is still not applied this long after it was received is queued again.
+LOST_AFTER_SECONDS = 120.0
 UNAVAILABLE = WebhookAnswer(503, {"error": "Storage is unavailable; the webhook was not accepted."}, RETRY)
 
 
@@ -66,6 +69,7 @@ def receive_sentry_webhook(
         try:
             if not store.claim_delivery(uuid, request_id, record, now=clock.now()):
                 log.info("Sentry webhook: request %s of installation %s was received already", request_id, uuid)
+                _queue_again_if_lost(store, uuid, request_id, clock.now())
                 return WebhookAnswer(200, {"status": "duplicate"})
         except TooLargeToStore:
             return WebhookAnswer(413, {"error": "The webhook's event is too large to record."})
@@ -81,6 +85,18 @@ def receive_sentry_webhook(
     with storage_deadline(RELEASE_SECONDS):
         _release(store, uuid, request_id)
     return UNAVAILABLE
+
+
+def _queue_again_if_lost(store: SentryStore, uuid: str, request_id: str, now: float) -> None:
+    """A repeated webhook whose record was never applied: its message may be lost (the record outlived a failed
+    enqueue and release), so it is queued again rather than answered "duplicate" and dropped. Applying one
+    twice changes nothing more than once (statuses, assignees, comments by Sentry's id, installations)."""
+    try:
+        if store.delivery_left_unapplied(uuid, request_id, now=now, older_than=LOST_AFTER_SECONDS):
+            queues.enqueue(to_hook_message(uuid, request_id), queues.SENTRY_HOOKS_QUEUE_NAME)
+            log.warning("Sentry webhook: request %s of %s was never applied; queued again", request_id, uuid)
+    except StorageUnavailable:
+        log.warning("Sentry webhook: could not check whether request %s of %s was applied", request_id, uuid)
 
 
 def _release(store: SentryStore, uuid: str, request_id: str) -> None:

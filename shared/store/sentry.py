@@ -223,6 +223,15 @@ class SentryStore:
             return None
         return json.loads(entity.get("Event") or "{}"), str(entity.get("State", RECEIVED))
 
+    def delivery_left_unapplied(self, uuid: str, request_id: str, *, now: float, older_than: float) -> bool:
+        """Whether a recorded delivery is still not applied `older_than` seconds after it was received: its queue
+        message was lost (the record outlived a failed enqueue) or is far behind."""
+        entity = base.read_entity(DELIVERIES, uuid, request_id, "reading a Sentry webhook")
+        expires_at = entity.get("ExpiresAt") if entity is not None else None
+        if entity is None or entity.get("State", RECEIVED) != RECEIVED or not isinstance(expires_at, (int, float)):
+            return False
+        return now - (expires_at - DELIVERY_TTL_SECONDS) > older_than
+
     def mark_applied(self, uuid: str, request_id: str) -> None:
         """The delivery's event was applied: a queue message delivered twice applies nothing the second time."""
         entity = {"PartitionKey": uuid, "RowKey": request_id, "State": APPLIED}

@@ -213,6 +213,7 @@ def app_env(connection_string: str, webhook_url: str, *settings: dict[str, str])
         "DOMAIN_CHECK_SCHEDULE": NEVER,
         "SUBSCRIPTION_CHECK_SCHEDULE": NEVER,
         "RECONCILE_SCHEDULE": NEVER,
+        "CLEANUP_SCHEDULE": NEVER,
     }
 
 

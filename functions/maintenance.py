@@ -1,5 +1,6 @@
 """Maintenance timers (contract §8-9): `domain_check` repairs organization base URLs, `subscription_check`
-keeps the service hook subscriptions alive, `reconcile` recovers updates whose deliveries were lost.
+keeps the service hook subscriptions alive, `reconcile` recovers updates whose deliveries were lost, `cleanup`
+removes rows past their own expiry.
 
 Each imports its code on first use: timers run rarely, and every cold start would pay for it otherwise.
 """
@@ -49,6 +50,14 @@ def reconcile(timer: func.TimerRequest) -> None:
     from shared.jobs.reconcile import run_reconcile
 
     _run(timer, "reconcile", run_reconcile)
+
+
+@bp.function_name("cleanup")
+@bp.timer_trigger(schedule=schedule("CLEANUP_SCHEDULE"), arg_name="timer")
+def cleanup(timer: func.TimerRequest) -> None:
+    from shared.jobs.cleanup import run_cleanup
+
+    _run(timer, "cleanup", run_cleanup)
 
 
 def _run(timer: func.TimerRequest, name: str, run: Callable[[], object]) -> None:

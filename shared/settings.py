@@ -34,6 +34,7 @@ DEFAULT_SCHEDULES = {
     "DOMAIN_CHECK_SCHEDULE": "0 0 * * * *",
     "SUBSCRIPTION_CHECK_SCHEDULE": "0 0 */6 * * *",
     "RECONCILE_SCHEDULE": "0 30 * * * *",
+    "CLEANUP_SCHEDULE": "0 45 3 * * *",  # daily: rows past their own expiry (shared.jobs.cleanup)
 }
 
 # Azure table names are 3-63 alphanumerics starting with a letter; the prefix leaves room for the base name.
@@ -120,6 +121,10 @@ class Settings:
     @cached_property
     def reconcile_schedule(self) -> str:
         return _schedule(self._lazy, "RECONCILE_SCHEDULE")
+
+    @cached_property
+    def cleanup_schedule(self) -> str:
+        return _schedule(self._lazy, "CLEANUP_SCHEDULE")
 
     @property
     def secrets_key(self) -> str:

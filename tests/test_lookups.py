@@ -13,7 +13,8 @@ from responses import matchers
 from functions.lookups import get_issue, search_issues
 from shared.ado.client import AdoUnavailable
 from shared.ado.credentials import pat_header
-from shared.connections.credentials import POLL_SECONDS, REFRESH_WAIT_SECONDS, refresh_oauth
+from shared.connections.credentials import refresh_oauth
+from shared.connections.refresh import POLL_SECONDS, REFRESH_WAIT_SECONDS
 from shared.settings import DEFAULT_ACCOUNT_LOOKUP_URL, get_settings
 from shared.store.integrations import IntegrationStore
 from tests.helpers import FakeClock, count_storage_requests, make_integration, new_id

@@ -1,14 +1,12 @@
 """An integration's stored credentials as a live `Authorization` header (contract §7.2).
 
-A legacy OAuth token that has expired is refreshed once, for all instances: the refresher first claims the
-integration entity under its ETag, so a concurrent instance sees the claim, waits, and uses the winner's token
-instead of spending the (rotating) refresh token a second time.
+A legacy OAuth token that has expired is refreshed once, for all instances (`shared.connections.refresh`): a
+concurrent instance waits and uses the winner's token instead of spending the rotating refresh token again.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,18 +14,12 @@ from typing import Any
 
 from shared.ado.client import AdoUnavailable, refresh_oauth_token
 from shared.ado.credentials import CredentialsInvalid, entra_token, oauth_expired, pat_header
-from shared.caching import PerKey
 from shared.clock import SYSTEM, Clock
+from shared.connections.refresh import refresh_once
 from shared.settings import Settings
 from shared.store.integrations import Integration, IntegrationStore
 
 log = logging.getLogger(__name__)
-
-REFRESH_CLAIM_SECONDS = 30  # how long a refresher's claim holds other instances off
-REFRESH_WAIT_SECONDS = 20  # how long an instance waits for another's refresh before giving up
-POLL_SECONDS = 0.1
-
-_local_locks: PerKey[threading.Lock] = PerKey()
 
 
 def authorization_for(integration: Integration, store: IntegrationStore, settings: Settings) -> Callable[[], str]:
@@ -55,33 +47,27 @@ def authorization_for(integration: Integration, store: IntegrationStore, setting
     raise CredentialsInvalid("the integration's stored credentials are incomplete")
 
 
-def _local_lock(integration_id: str) -> threading.Lock:
-    return _local_locks.get(integration_id, threading.Lock)
-
-
 def refresh_oauth(
     store: IntegrationStore, integration_id: str, settings: Settings, clock: Clock = SYSTEM
 ) -> Integration:
     """The integration with a fresh OAuth access token: refreshed here, or by whoever got there first."""
-    # Threads of this instance queue here; instances queue on the claim in the entity.
-    with _local_lock(integration_id):
-        deadline = clock.monotonic() + REFRESH_WAIT_SECONDS
-        while True:
-            current = store.get(integration_id)
-            if current is None:
-                raise CredentialsInvalid("the integration no longer exists")
-            now = time.time()
-            if not oauth_expired(current.credentials, now):
-                return current  # refreshed meanwhile, here or by another instance
-            if (current.refresh_lock_until or 0) <= now:
-                claimed = store.replace_if_unchanged(
-                    current, replace(current, refresh_lock_until=now + REFRESH_CLAIM_SECONDS)
-                )
-                if claimed is not None:
-                    return _refresh_claimed(store, claimed, settings)
-            if clock.monotonic() > deadline:
-                raise AdoUnavailable("another instance is refreshing the OAuth token; try again shortly", 5.0)
-            clock.sleep(POLL_SECONDS)
+
+    def read() -> Integration:
+        current = store.get(integration_id)
+        if current is None:
+            raise CredentialsInvalid("the integration no longer exists")
+        return current
+
+    return refresh_once(
+        ("ado", integration_id),
+        read=read,
+        due=lambda current, now: oauth_expired(current.credentials, now),
+        replace_if_unchanged=store.replace_if_unchanged,
+        refresh_claimed=lambda claimed: _refresh_claimed(store, claimed, settings),
+        busy=lambda: AdoUnavailable("another instance is refreshing the OAuth token; try again shortly", 5.0),
+        now=time.time,
+        clock=clock,
+    )
 
 
 def _refresh_claimed(store: IntegrationStore, claimed: Integration, settings: Settings) -> Integration:

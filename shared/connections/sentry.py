@@ -1,8 +1,8 @@
 """A Sentry installation's stored tokens as a live client (contract §13.2).
 
 A public integration's token expires after 8 hours. It is refreshed before `expires_at`, once for all
-instances: the refresher first claims the installation entity under its ETag, so a concurrent instance sees the
-claim, waits, and uses the winner's token instead of spending the (single-use) refresh token a second time.
+instances (`shared.connections.refresh`): a concurrent instance waits and uses the winner's token instead of
+spending the single-use refresh token again.
 An internal integration's token never expires. A token Sentry refuses before its expiry (revoked, or the clocks
 apart) is refreshed the same way, once, and the call sent again; a refused refresh marks the installation
 `needs_reauth`.
@@ -11,13 +11,12 @@ apart) is refreshed the same way, once, and the call sent again; a refused refre
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from shared.caching import PerKey
 from shared.clock import SYSTEM, Clock
+from shared.connections.refresh import refresh_once
 from shared.model.sentry import SentryInstallation
 from shared.sentry.client import DEFAULT_TIMEOUT_SECONDS, SentryClient, SentryUnauthorized, SentryUnavailable
 from shared.sentry.tokens import TokenGrant, obtain_tokens, token_expired
@@ -25,12 +24,6 @@ from shared.settings import get_settings
 from shared.store.sentry import SentryStore
 
 log = logging.getLogger(__name__)
-
-REFRESH_CLAIM_SECONDS = 30  # how long a refresher's claim holds other instances off
-REFRESH_WAIT_SECONDS = 20  # how long an instance waits for another's refresh before giving up
-POLL_SECONDS = 0.1
-
-_local_locks: PerKey[threading.Lock] = PerKey()
 
 
 class InstallationUnusable(SentryUnauthorized):
@@ -93,29 +86,33 @@ def mark_needs_reauth(store: SentryStore, uuid: str) -> None:
 def refresh(store: SentryStore, uuid: str, *, clock: Clock = SYSTEM, refused: str | None = None) -> SentryInstallation:
     """The installation with a token that is not due (nor the `refused` one): refreshed here, or by whoever got
     there first."""
-    with _local_locks.get(uuid, threading.Lock):  # threads of this instance queue here, instances on the claim
-        deadline = clock.monotonic() + REFRESH_WAIT_SECONDS
-        while True:
-            current = store.get(uuid)
-            if current is None or not current.active or not current.token:
-                raise InstallationUnusable("the Sentry installation is gone, disabled or has no token")
-            now = clock.now()
-            if not token_expired(current.expires_at, now) and (refused is None or current.token != refused):
-                return current  # refreshed meanwhile, here or by another instance
-            if not current.refresh_token:
-                mark_needs_reauth(store, uuid)
-                raise InstallationUnusable("the Sentry token expired and there is no refresh token; install again")
-            if (current.refresh_lock_until or 0) <= now:
-                claimed = store.replace_if_unchanged(
-                    current, replace(current, refresh_lock_until=now + REFRESH_CLAIM_SECONDS)
-                )
-                if claimed is not None:
-                    return _refresh_claimed(store, claimed, clock)
-            if clock.monotonic() > deadline:
-                raise SentryUnavailable(
-                    "another instance is refreshing the Sentry token; try again shortly", retry_after=5.0
-                )
-            clock.sleep(POLL_SECONDS)
+
+    def read() -> SentryInstallation:
+        current = store.get(uuid)
+        if current is None or not current.active or not current.token:
+            raise InstallationUnusable("the Sentry installation is gone, disabled or has no token")
+        return current
+
+    def due(current: SentryInstallation, now: float) -> bool:
+        if not token_expired(current.expires_at, now) and (refused is None or current.token != refused):
+            return False
+        if not current.refresh_token:
+            mark_needs_reauth(store, uuid)
+            raise InstallationUnusable("the Sentry token expired and there is no refresh token; install again")
+        return True
+
+    return refresh_once(
+        ("sentry", uuid),
+        read=read,
+        due=due,
+        replace_if_unchanged=store.replace_if_unchanged,
+        refresh_claimed=lambda claimed: _refresh_claimed(store, claimed, clock),
+        busy=lambda: SentryUnavailable(
+            "another instance is refreshing the Sentry token; try again shortly", retry_after=5.0
+        ),
+        now=clock.now,
+        clock=clock,
+    )
 
 
 def tokens_for(

@@ -5,12 +5,11 @@ like the other timers."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from shared.clock import SYSTEM, Clock
 from shared.errors import StorageUnavailable
+from shared.jobs.sweep import record_run
 from shared.settings import get_settings
 from shared.store import timer_runs
 from shared.store.expiry import EXPIRING_TABLES, purge_expired
@@ -33,7 +32,7 @@ def run_cleanup(*, clock: Clock = SYSTEM, rows_per_run: int = ROWS_PER_RUN) -> C
     started = clock.monotonic()
     budget = get_settings().timer_budget_seconds
     report = CleanupReport()
-    _record(timer_runs.record_start, now=clock.now())
+    record_run(timer_runs.record_start, NAME, now=clock.now())
     for table in EXPIRING_TABLES:
         deleted = 0
         try:
@@ -52,8 +51,9 @@ def run_cleanup(*, clock: Clock = SYSTEM, rows_per_run: int = ROWS_PER_RUN) -> C
             report.failed.append(table)
         report.deleted[table] = deleted
     log.info("cleanup: deleted %s expired rows, failed %s", report.deleted, report.failed or "none")
-    _record(
+    record_run(
         timer_runs.record_end,
+        NAME,
         now=clock.now(),
         visited=len(EXPIRING_TABLES),
         worked=sum(report.deleted.values()),
@@ -61,10 +61,3 @@ def run_cleanup(*, clock: Clock = SYSTEM, rows_per_run: int = ROWS_PER_RUN) -> C
         finished=report.finished,
     )
     return report
-
-
-def _record(record: Callable[..., None], **values: Any) -> None:
-    try:
-        record(NAME, **values)
-    except StorageUnavailable as exc:  # a timer never fails because its record could not be kept
-        log.warning("cleanup: could not record the run: %s", exc)

@@ -182,7 +182,7 @@ class TimerRun:
 def run_timer(name: str, make: Callable[[TimerRun], tuple[Work, Wanted | None]], clock: Clock = SYSTEM) -> SweepReport:
     """One run of a timer: `make` builds its work (and which integrations it wants) for this run, and the sweep
     visits them with the timers' shared concurrency and budget."""
-    _recorded(timer_runs.record_start, name, now=clock.now())
+    record_run(timer_runs.record_start, name, now=clock.now())
     try:
         run = TimerRun(get_settings(), IntegrationStore(), clock)
         work, wanted = make(run)
@@ -197,11 +197,11 @@ def run_timer(name: str, make: Callable[[TimerRun], tuple[Work, Wanted | None]],
         )
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}" if isinstance(exc, EXPECTED_FAILURES) else type(exc).__name__
-        _recorded(
+        record_run(
             timer_runs.record_end, name, now=clock.now(), visited=0, worked=0, failed=0, finished=False, error=error
         )
         raise
-    _recorded(
+    record_run(
         timer_runs.record_end,
         name,
         now=clock.now(),
@@ -213,7 +213,7 @@ def run_timer(name: str, make: Callable[[TimerRun], tuple[Work, Wanted | None]],
     return report
 
 
-def _recorded(record: Callable[..., None], name: str, **values: Any) -> None:
+def record_run(record: Callable[..., None], name: str, **values: Any) -> None:
     """Record a run for the status page, best effort: a timer never fails because its record could not be kept."""
     try:
         record(name, **values)

@@ -25,12 +25,11 @@ from shared.pages.setup_session import (
     SESSION_SECONDS,
     cookie_header,
     form_allowed,
-    from_this_origin,
-    is_loopback,
     open_session,
     read_session,
     with_integration,
 )
+from shared.pages.tokens import from_this_origin, is_loopback
 
 FORM = "application/x-www-form-urlencoded"
 NOW = 1_700_000_000.0

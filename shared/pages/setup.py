@@ -24,10 +24,9 @@ from shared.pages.setup_session import (
     Session,
     cookie_header,
     form_allowed,
-    from_this_origin,
-    is_loopback,
     read_session,
 )
+from shared.pages.tokens import from_this_origin, is_loopback
 from shared.settings import SettingsError
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,6 @@ COOKIE_PATH = "/api/status"
 REDRIVE_ACTION = "/api/status/redrive"
 MAX_FORM_BYTES = 2048
 FORM_TYPE = "application/x-www-form-urlencoded"
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def status_page(url: str, cookie_header: str | None, *, now: float | None = None) -> Page:
@@ -48,9 +47,8 @@ def _status_page(url: str, cookie_header: str | None, now: float) -> Page:
     if nonce is None:
         token = tokens.sign(SESSION_PURPOSE, {}, now=now, lifetime=SESSION_SECONDS)
         nonce = _nonce(tokens.verify(token, SESSION_PURPOSE, now=now))
-        secure = "" if urlsplit(url).hostname in LOOPBACK else "; Secure"
-        cookie = f"{COOKIE}={token}; Path={COOKIE_PATH}; Max-Age={int(SESSION_SECONDS)}; HttpOnly; SameSite=Strict"
-        cookie += secure
+        secure = not tokens.is_loopback(urlsplit(url).netloc)
+        cookie = tokens.session_cookie(COOKIE, token, path=COOKIE_PATH, max_age=int(SESSION_SECONDS), secure=secure)
     page = _render(nonce, now, message=None)
     return page.with_headers(**{"Set-Cookie": cookie}) if cookie else page
 
@@ -67,7 +65,7 @@ def _redrive(body: bytes, headers: Mapping[str, str], url: str, now: float) -> P
     from shared.admin.queues import redrive  # only a post needs it
 
     lowered = {key.lower(): value for key, value in headers.items()}
-    if not _same_origin(lowered, url):
+    if not tokens.from_this_origin(lowered, urlsplit(url).netloc):
         return _refused(403, "The request did not come from this app's status page, so nothing was moved.")
     if lowered.get("content-type", "").split(";")[0].strip().lower() != FORM_TYPE:
         return _refused(415, f"The form must be sent as {FORM_TYPE}.")
@@ -117,29 +115,13 @@ def _refused(status: int, sentence: str) -> Page:
 
 def _session(cookie_header: str | None, now: float) -> str | None:
     """The nonce of a valid session cookie in `cookie_header`, or None."""
-    for part in (cookie_header or "").split(";"):
-        name, _, value = part.strip().partition("=")
-        if name == COOKIE:
-            return _nonce(tokens.verify(value, SESSION_PURPOSE, now=now))
-    return None
+    value = tokens.cookie_value(cookie_header or "", COOKIE)
+    return _nonce(tokens.verify(value, SESSION_PURPOSE, now=now)) if value else None
 
 
 def _nonce(claims: dict | None) -> str | None:
     nonce = claims.get("_nonce") if claims else None
     return nonce if isinstance(nonce, str) and nonce else None
-
-
-def _same_origin(headers: Mapping[str, str], url: str) -> bool:
-    """What the browser says of where the post came from. `Sec-Fetch-Site` first (every current browser sends
-    it); else an `Origin` with a host (pages sent with `no-referrer` post `Origin: null`, which says nothing);
-    without either (not a browser, or an old one) the session cookie and the form token decide alone."""
-    site = headers.get("sec-fetch-site")
-    if site is not None:
-        return site.strip().lower() == "same-origin"
-    origin = headers.get("origin", "").strip()
-    if origin and origin != "null":
-        return urlsplit(origin).netloc.lower() == urlsplit(url).netloc.lower()
-    return True
 
 
 def _parse_form(body: bytes) -> dict[str, str] | None:

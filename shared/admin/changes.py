@@ -33,8 +33,15 @@ def forward_change(issue: TrackedIssue, fields: tuple[str, ...]) -> None:
     """Queue a tracker-side change of `fields` for the linked work items (§12.2); the worker reads the issue as it
     is then and checks each installation. NotQueued when the queue did not take it."""
     if fields and issue.links:
-        message = to_outbound_message(OutboundChange(issue.org_id, issue.issue_id, fields))
-        try:
-            queues.enqueue(message, queues.OUTBOUND_QUEUE_NAME)
-        except StorageUnavailable as exc:
-            raise NotQueued(str(exc)) from exc
+        queue_after_save(
+            to_outbound_message(OutboundChange(issue.org_id, issue.issue_id, fields)), queues.OUTBOUND_QUEUE_NAME
+        )
+
+
+def queue_after_save(message: str, queue: str) -> None:
+    """Queue what a request saved: NotQueued (503: "saved but not yet queued", send it again) when the queue did
+    not take it."""
+    try:
+        queues.enqueue(message, queue)
+    except StorageUnavailable as exc:
+        raise NotQueued(str(exc)) from exc

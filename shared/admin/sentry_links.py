@@ -4,8 +4,8 @@ issue's external issue in line with the issue's links as they are then (`shared.
 
 from __future__ import annotations
 
+from shared.admin.changes import queue_after_save
 from shared.deliveries.sentry_messages import to_update_message
-from shared.errors import NotQueued, StorageUnavailable
 from shared.model.sentry import SentryUpdate, is_sentry_org
 from shared.model.tracker import Link
 from shared.store import queues
@@ -17,8 +17,4 @@ def announce_link(org_id: str, issue_id: str, link: Link) -> None:
     queues it again: harmless, since the worker sends nothing when Sentry already shows the issue's links)."""
     if not is_sentry_org(org_id):
         return
-    message = to_update_message(SentryUpdate(org_id, issue_id, link=link.key))
-    try:
-        queues.enqueue(message, queues.SENTRY_UPDATES_QUEUE_NAME)
-    except StorageUnavailable as exc:
-        raise NotQueued(str(exc)) from exc
+    queue_after_save(to_update_message(SentryUpdate(org_id, issue_id, link=link.key)), queues.SENTRY_UPDATES_QUEUE_NAME)

@@ -11,16 +11,15 @@ from __future__ import annotations
 import logging
 
 from shared.clock import SYSTEM, Clock
-from shared.deliveries.envelope import InvalidDelivery
 from shared.deliveries.sentry import InstallationEvent, IssueEvent
 from shared.deliveries.sentry_messages import Actor, Event, delivery_from_json, read_hook_message, to_hook_message
 from shared.errors import ConcurrentUpdate, RetryLater, StorageUnavailable
 from shared.sentryapp.events import apply_comment_event, apply_issue_event
 from shared.sentryapp.installations import apply_installation_event
 from shared.store import queues
-from shared.store.deadline import background
 from shared.store.sentry import APPLIED, SentryStore
 from shared.sync.queued import Outcome, with_backoff
+from shared.sync.worker import run_with
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +27,8 @@ FUNCTION = "apply_sentry_webhook"
 
 
 def run_hook_message(message_id: str, body: bytes) -> Outcome[str]:
-    """One message as the queue function receives it, with storage's background timeouts (nobody waits)."""
-    try:
-        with background():
-            outcome = process_hook_message(body.decode("utf-8", errors="replace"))
-    except InvalidDelivery as exc:
-        queue = queues.SENTRY_HOOKS_QUEUE_NAME
-        raise ValueError(f"message {message_id} on {queue} is not one the app wrote: {exc}") from None
-    if outcome.report is not None:
-        log.info("%s: %s: %s", FUNCTION, outcome.subject, outcome.report)
-    return outcome
+    """One message as the queue function receives it (ValueError: not one the app wrote)."""
+    return run_with(queues.SENTRY_HOOKS_QUEUE_NAME, FUNCTION, message_id, body, process_hook_message)
 
 
 def process_hook_message(

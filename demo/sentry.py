@@ -92,9 +92,10 @@ def run(stack: ExitStack, log_path: Path) -> None:
     installation = sentry.install(APP_SLUG, SENTRY_ORG, by_user=DANA[0])
     say(f"(simulation) Sentry POSTs installation.created for {installation} with a one-time grant code;")
     say("the app exchanges it for a token (kept encrypted) and its refresh token.")
-    if not wait_for(lambda: sentry.count("POST", r"/authorizations/$") >= 1, SYNC_TIMEOUT):
+    installed = f"/api/sentry/installations/{installation}"
+    if not wait_for(lambda: app.request("GET", installed).status_code == 200, SYNC_TIMEOUT):  # exchanged, saved
         raise DemoFailed("the app did not exchange the grant code")
-    app.call("GET", f"/api/sentry/installations/{installation}")
+    app.call("GET", installed)
 
     step(4, f"Connect the two: the tracker organization {TRACKER_ORG!r} installs the Azure DevOps integration")
     every_sync = {

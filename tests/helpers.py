@@ -116,3 +116,26 @@ def populate_integrations(fake_ado, count: int, malformed_every: int) -> tuple[l
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(IntegrationStore().create, integrations))
     return good, bad
+
+
+@contextmanager
+def failing_storage(*fragments: str, method: str | None = None) -> Iterator[list[str]]:
+    """Every storage request whose URL holds one of `fragments` (a table or queue name), and whose method is
+    `method` when given, fails as a connection that could not be made, inside; the requests failed, as
+    'METHOD url'. Other requests go through."""
+    from azure.core.exceptions import ServiceRequestError
+
+    failed: list[str] = []
+    original = RequestsTransport.send
+
+    def failing(self, request, **kwargs):
+        if any(fragment in request.url for fragment in fragments) and method in (None, request.method):
+            failed.append(f"{request.method} {request.url}")
+            raise ServiceRequestError("injected storage failure")
+        return original(self, request, **kwargs)
+
+    RequestsTransport.send = failing
+    try:
+        yield failed
+    finally:
+        RequestsTransport.send = original

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import UpdateMode
 
 from shared.errors import TooLargeToStore
@@ -206,14 +206,6 @@ class SentryStore:
             return False
         return True
 
-    def release_delivery(self, uuid: str, request_id: str) -> None:
-        """Forget a claimed delivery that could not be queued, so Sentry's next attempt is taken."""
-        try:
-            with base.storage_errors("forgetting a Sentry webhook"):
-                base.table(DELIVERIES).delete_entity(uuid, request_id)
-        except ResourceNotFoundError:
-            pass
-
     def get_delivery(self, uuid: str, request_id: str) -> tuple[dict[str, Any], str] | None:
         """The event of a recorded delivery and its state (`received` or `applied`), or None."""
         if not base.is_valid_key(uuid) or not base.is_valid_key(request_id):
@@ -222,15 +214,6 @@ class SentryStore:
         if entity is None:
             return None
         return json.loads(entity.get("Event") or "{}"), str(entity.get("State", RECEIVED))
-
-    def delivery_left_unapplied(self, uuid: str, request_id: str, *, now: float, older_than: float) -> bool:
-        """Whether a recorded delivery is still not applied `older_than` seconds after it was received: its queue
-        message was lost (the record outlived a failed enqueue) or is far behind."""
-        entity = base.read_entity(DELIVERIES, uuid, request_id, "reading a Sentry webhook")
-        expires_at = entity.get("ExpiresAt") if entity is not None else None
-        if entity is None or entity.get("State", RECEIVED) != RECEIVED or not isinstance(expires_at, (int, float)):
-            return False
-        return now - (expires_at - DELIVERY_TTL_SECONDS) > older_than
 
     def mark_applied(self, uuid: str, request_id: str) -> None:
         """The delivery's event was applied: a queue message delivered twice applies nothing the second time."""

@@ -220,7 +220,7 @@ def test_the_timer_names_are_the_jobs_own() -> None:
     from shared.jobs import cleanup, domain_check, pending, reconcile, subscription_check
 
     names = (domain_check.NAME, subscription_check.NAME, reconcile.NAME, cleanup.NAME, pending.NAME)
-    assert status_data.TIMERS == names
+    assert names == status_data.TIMERS
 
 
 def test_the_failure_list_keeps_the_newest_fifty_newest_first(monkeypatch) -> None:

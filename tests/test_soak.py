@@ -1,6 +1,7 @@
 """Soak (issue 18): two-way traffic from both sides on 50 linked issues while storage freezes and Azure DevOps and
 Sentry answer 503 in turns; then everything settles to the same state on all three sides, nothing stays in a
-queue or pending, and no change a person made is lost. `make soak` runs it (`pytest -s` prints what it did).
+queue or pending, and no change a person made is lost. Part of `make test` (about 40 s alone); `make soak`
+runs it alone and prints what it did.
 
 The local host runs on an Azurite of its own (tables and queues), beside a fake Azure DevOps and a fake Sentry.
 Three phases, each a different fault, each person's change made once on one side:

@@ -12,7 +12,7 @@ INDEX_PYTHON ?= $(shell for p in python3.14 python3.13 $(wildcard $(HOME)/.pyenv
 	"$$p" -c 'import sys; sys.exit(sys.version_info < (3, 13))' >/dev/null 2>&1 && { command -v "$$p" || echo "$$p"; break; }; \
 	done)
 
-.PHONY: run demo demo-sentry test fuzz bench lint fmt clean help
+.PHONY: run demo demo-sentry test soak fuzz bench lint fmt clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -21,6 +21,7 @@ help:
 	@echo "make demo-sentry  the Sentry App's loop: a Sentry issue creates a work item, both follow each other"
 	@echo "make test   lint, check indexing and run the whole test suite (Azurite included)"
 	@echo "           inner loop: .venv/bin/python -m pytest -m \"not slow\" (no end-to-end processes)"
+	@echo "make soak   the soak under faults alone, printing what it did and how long it took to settle"
 	@echo "make fuzz   the property and fuzz tests with 20x the cases (FUZZ_SCALE)"
 	@echo "make bench  measure against the physical floor and write docs/benchmarks.md"
 	@echo "make lint   ruff check and format check"
@@ -79,6 +80,10 @@ fmt: $(STAMPS)/venv
 
 test: $(STAMPS)/venv $(STAMPS)/node $(STAMPS)/index-venv $(STAMPS)/browser lint
 	INDEX_CHECK_PYTHON="$(if $(INDEX_PYTHON),$(CURDIR)/$(INDEX_VENV)/bin/python)" $(PY) -m pytest $(PYTEST_ARGS)
+
+# Also part of `make test` (about 40 s alone); here alone, with its report printed.
+soak: $(STAMPS)/venv $(STAMPS)/node
+	$(PY) -m pytest -s -m soak tests/test_soak.py $(PYTEST_ARGS)
 
 fuzz: $(STAMPS)/venv $(STAMPS)/node
 	FUZZ_SCALE=$${FUZZ_SCALE:-20} $(PY) -m pytest tests/test_fuzz_admin.py tests/test_fuzz_sentry.py tests/test_sentry_webhook.py tests/test_sentry_ui_requests.py tests/test_webhook.py tests/test_delivery.py tests/test_sync_rules.py $(PYTEST_ARGS)

@@ -1,6 +1,6 @@
 """Maintenance timers (contract §8-9): `domain_check` repairs organization base URLs, `subscription_check`
 keeps the service hook subscriptions alive, `reconcile` recovers updates whose deliveries were lost, `cleanup`
-removes rows past their own expiry.
+removes rows past their own expiry, `sweep` wakes work stored but not applied or sent (docs/design.md).
 
 Each imports its code on first use: timers run rarely, and every cold start would pay for it otherwise.
 """
@@ -58,6 +58,14 @@ def cleanup(timer: func.TimerRequest) -> None:
     from shared.jobs.cleanup import run_cleanup
 
     _run(timer, "cleanup", run_cleanup)
+
+
+@bp.function_name("sweep")
+@bp.timer_trigger(schedule=schedule("SWEEP_SCHEDULE"), arg_name="timer")
+def sweep(timer: func.TimerRequest) -> None:
+    from shared.jobs.pending import sweep_pending
+
+    _run(timer, "sweep", sweep_pending)
 
 
 def _run(timer: func.TimerRequest, name: str, run: Callable[[], object]) -> None:

@@ -35,6 +35,7 @@ DEFAULT_SCHEDULES = {
     "SUBSCRIPTION_CHECK_SCHEDULE": "0 0 */6 * * *",
     "RECONCILE_SCHEDULE": "0 30 * * * *",
     "CLEANUP_SCHEDULE": "0 45 3 * * *",  # daily: rows past their own expiry (shared.jobs.cleanup)
+    "SWEEP_SCHEDULE": "0 */2 * * * *",  # wakes work stored but not applied or sent (shared.jobs.pending)
 }
 
 # Azure table names are 3-63 alphanumerics starting with a letter; the prefix leaves room for the base name.
@@ -53,6 +54,7 @@ LAZY_SETTINGS = (
     "TIMER_BUDGET_SECONDS",
     "DOMAIN_CHECK_BUDGET_SECONDS",
     "SECRET_GRACE_SECONDS",
+    "SWEEP_GRACE_SECONDS",
     *DEFAULT_SCHEDULES,
 )
 
@@ -110,21 +112,14 @@ class Settings:
         """How long a rotated webhook secret stays valid (subscription creation and replacement)."""
         return _int(self._lazy, "SECRET_GRACE_SECONDS", 86400, minimum=0, maximum=30 * 86400)
 
-    @cached_property
-    def domain_check_schedule(self) -> str:
-        return _schedule(self._lazy, "DOMAIN_CHECK_SCHEDULE")
+    def schedule(self, name: str) -> str:
+        """A timer's six-field NCRONTAB schedule (`DOMAIN_CHECK_SCHEDULE`, ...), its default when not set."""
+        return _schedule(self._lazy, name)
 
     @cached_property
-    def subscription_check_schedule(self) -> str:
-        return _schedule(self._lazy, "SUBSCRIPTION_CHECK_SCHEDULE")
-
-    @cached_property
-    def reconcile_schedule(self) -> str:
-        return _schedule(self._lazy, "RECONCILE_SCHEDULE")
-
-    @cached_property
-    def cleanup_schedule(self) -> str:
-        return _schedule(self._lazy, "CLEANUP_SCHEDULE")
+    def sweep_grace_seconds(self) -> float:
+        """How long accepted work may stay unapplied (or unsent) before the sweeper wakes it again."""
+        return _seconds(self._lazy, "SWEEP_GRACE_SECONDS", 180.0, maximum=86400)
 
     @property
     def secrets_key(self) -> str:

@@ -116,3 +116,27 @@ def populate_integrations(fake_ado, count: int, malformed_every: int) -> tuple[l
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(IntegrationStore().create, integrations))
     return good, bad
+
+
+@contextmanager
+def failing_storage(*fragments: str, method: str | None = None, times: int | None = None) -> Iterator[list[str]]:
+    """Every storage request whose URL holds one of `fragments` (a table or queue name), and whose method is
+    `method` when given, fails as a connection that could not be made, inside (only the first `times` such
+    requests, when given: each attempt the SDK makes is one); the requests failed, as 'METHOD url'."""
+    from azure.core.exceptions import ServiceRequestError
+
+    failed: list[str] = []
+    original = RequestsTransport.send
+
+    def failing(self, request, **kwargs):
+        matches = any(fragment in request.url for fragment in fragments) and method in (None, request.method)
+        if matches and (times is None or len(failed) < times):
+            failed.append(f"{request.method} {request.url}")
+            raise ServiceRequestError("injected storage failure")
+        return original(self, request, **kwargs)
+
+    RequestsTransport.send = failing
+    try:
+        yield failed
+    finally:
+        RequestsTransport.send = original

@@ -19,9 +19,11 @@ from shared.deliveries.outbound import read_outbound_message, to_outbound_messag
 from shared.errors import InvalidInput, NotFound, StorageUnavailable
 from shared.model.changes import OutboundChange
 from shared.model.comments import MAX_TEXT, Comment, CommentChange
+from shared.store import pending
 from shared.store.comments import CommentStore
 from shared.store.queues import OUTBOUND_QUEUE_NAME
 from shared.sync import comments as worker
+from shared.sync import wakeups
 from shared.sync.comment_text import escape_inline, is_copy_of, marker, render
 from shared.sync.queued import process_outbound_message
 from tests.helpers import FakeClock, make_integration, new_id
@@ -183,16 +185,17 @@ def test_an_issue_without_links_queues_nothing(storage) -> None:
     assert outbound() == []
 
 
-def test_a_failed_queueing_removes_the_new_comment(world, monkeypatch) -> None:
+def test_a_failed_queueing_keeps_the_new_comment_noted_for_the_sweep(world, monkeypatch) -> None:
     org, _ = world
 
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise StorageUnavailable("queue down")
 
-    monkeypatch.setattr(admin.queues, "enqueue", refuse)
-    with pytest.raises(StorageUnavailable):
-        admin.add_comment(org, "I1", {"author": "Dana", "text": "hi"})
-    assert CommentStore().comments_of(org, "I1") == []
+    monkeypatch.setattr(wakeups.queues, "enqueue", refuse)
+    comment = admin.add_comment(org, "I1", {"author": "Dana", "text": "hi"})
+    assert [c.comment_id for c in CommentStore().comments_of(org, "I1")] == [comment.comment_id]
+    ref = wakeups.comment_ref(CommentChange(org, "I1", comment.comment_id))
+    assert pending.get(ref) is not None  # the sweep sends it
 
 
 def request(method: str, path: str, body: Any = None, **params: str) -> func.HttpRequest:

@@ -197,23 +197,32 @@ def test_a_subscription_whose_record_cannot_be_saved_is_deleted_again(env, ado) 
     assert IntegrationStore().get(integration.id).subscription_id is None
 
 
-def test_a_change_saved_but_not_queued_says_so_and_sending_it_again_queues_it(ado) -> None:
-    """The PUT saves, then queues for Azure DevOps; when only the queueing fails, the 503 says what to do."""
+def test_a_change_saved_but_not_noted_says_so_and_sending_it_again_queues_it(ado) -> None:
+    """The PUT saves, notes the change as pending, then queues it. When only the queueing fails the change is
+    accepted (the sweep sends it); when the pending row cannot be written, the 503 says what to do."""
+    from shared.store import base, pending
     from shared.store.queues import OUTBOUND_QUEUE_NAME
 
     integration = make_integration()
     org = f"org-{new_id()[:8]}"
     tracked_issue(org, "I1", integration.id, 42)
     route = {"org_id": org, "issue_id": "I1"}
-    refused = ado.add(
-        responses.POST, re.compile(rf"http://127\.0\.0\.1:\d+/[^/]+/{OUTBOUND_QUEUE_NAME}/messages.*"), status=500
-    )
+    queue = re.compile(rf"http://127\.0\.0\.1:\d+/[^/]+/{OUTBOUND_QUEUE_NAME}/messages.*")
+    refused = ado.add(responses.POST, queue, status=500)
     response = put_issue_route(_request("PUT", "http://localhost/api/orgs/x", route, {"status": "resolved"}))
+    assert response.status_code == 200  # saved and noted: the sweep sends it
+    ado.remove(refused)
+    assert issue_view(org, "I1")["status"] == "resolved"
+    assert any(row.ref.key.startswith(f"{org}|I1|") for row in pending.due(now=10**12, limit=10_000))
+    table = re.compile(rf"http://127\.0\.0\.1:\d+/[^/]+/{base.table_name(pending.TABLE)}.*")
+    refused = [ado.add(method, table, status=500) for method in (responses.PUT, responses.PATCH, responses.POST)]
+    response = put_issue_route(_request("PUT", "http://localhost/api/orgs/x", route, {"status": "unresolved"}))
     assert response.status_code == 503
     assert "saved but not yet queued" in json.loads(response.get_body())["error"]
-    assert issue_view(org, "I1")["status"] == "resolved"
-    ado.remove(refused)
+    assert issue_view(org, "I1")["status"] == "unresolved"
+    for rule in refused:
+        ado.remove(rule)
     queued_messages(OUTBOUND_QUEUE_NAME)
-    again = put_issue_route(_request("PUT", "http://localhost/api/orgs/x", route, {"status": "resolved"}))
+    again = put_issue_route(_request("PUT", "http://localhost/api/orgs/x", route, {"status": "unresolved"}))
     assert again.status_code == 200
     assert len(queued_messages(OUTBOUND_QUEUE_NAME)) == 1

@@ -134,12 +134,12 @@ def test_comments_are_added_edited_and_deleted_under_sentrys_id_and_queued() -> 
     comment = CommentStore().get(world.org_id, world.issue_id, "sentry-900")
     assert (comment.author, comment.text) == ("Dana Lee", "First **words**")
     world.comment("created", "900", "First **words**")  # delivered again (another request id): harmless
-    assert len(CommentStore().comments_of(world.org_id, world.issue_id)) == 1
+    assert len(CommentStore().comments_of(world.org_id, world.issue_id)) == 1  # queued again: see issue 18, 7
     world.comment("updated", "900", "Second words")
     assert CommentStore().get(world.org_id, world.issue_id, "sentry-900").text == "Second words"
     world.comment("deleted", "900", "")
     assert CommentStore().get(world.org_id, world.issue_id, "sentry-900").deleted
-    assert [c.comment_id for c in _outbound()] == ["sentry-900"] * 3
+    assert [c.comment_id for c in _outbound()] == ["sentry-900"] * 4
 
 
 def test_an_edit_of_a_comment_made_before_the_issue_was_tracked_adds_it() -> None:

@@ -58,16 +58,14 @@ def test_a_new_installation_of_the_same_organization_becomes_its_current_one() -
     assert SentryStore().for_org("not-sentry") is None and SentryStore().get("no/such") is None
 
 
-def test_a_request_id_is_claimed_once_released_on_failure_and_marked_applied() -> None:
+def test_a_request_id_is_claimed_once_and_marked_applied() -> None:
     store, uuid, request_id = SentryStore(), new_id(), new_id()
     assert store.claim_delivery(uuid, request_id, {"resource": "issue"}, now=1.0)
     assert not store.claim_delivery(uuid, request_id, {"resource": "other"}, now=2.0)
     assert store.get_delivery(uuid, request_id) == ({"resource": "issue"}, RECEIVED)
     store.mark_applied(uuid, request_id)
     assert store.get_delivery(uuid, request_id) == ({"resource": "issue"}, APPLIED)
-    store.release_delivery(uuid, request_id)
-    assert store.get_delivery(uuid, request_id) is None
-    assert store.claim_delivery(uuid, request_id, {"resource": "issue"}, now=3.0)
+    assert not store.claim_delivery(uuid, request_id, {"resource": "issue"}, now=3.0)
 
 
 def _authorizations(uuid: str) -> str:

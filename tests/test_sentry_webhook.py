@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 
 import pytest
 import responses
@@ -15,8 +14,10 @@ from hypothesis import strategies as st
 
 from devhost.azurite import connection_string, free_port
 from shared.deliveries.sentry_messages import read_hook_message
+from shared.store import pending
 from shared.store.queues import SENTRY_HOOKS_QUEUE_NAME
 from shared.store.sentry import RECEIVED, SentryStore
+from shared.sync import wakeups
 from tests.fuzzing import fuzz_settings
 from tests.helpers import count_storage_requests, new_id
 from tests.sentry_hooks_helpers import (
@@ -70,19 +71,6 @@ def test_a_replayed_request_id_is_a_duplicate_and_queues_nothing_more() -> None:
     assert again.status_code == 200
     assert answer_of(again) == {"status": "duplicate"}
     assert len(queued_messages(SENTRY_HOOKS_QUEUE_NAME)) == 1
-
-
-def test_a_repeat_of_a_record_left_unapplied_long_after_it_came_is_queued_again() -> None:
-    """The record outlived a failed enqueue (and a failed release): its repeat is queued, not dropped."""
-    installation = new_id()
-    SentryStore().claim_delivery(installation, "req-lost", {"resource": "issue"}, now=time.time() - 600)
-    again = post(_resolved(installation), "issue", request_id="req-lost")
-    assert answer_of(again) == {"status": "duplicate"}
-    [message] = queued_messages(SENTRY_HOOKS_QUEUE_NAME)
-    assert read_hook_message(message) == (installation, "req-lost", 0)
-    SentryStore().mark_applied(installation, "req-lost")
-    post(_resolved(installation), "issue", request_id="req-lost")  # applied now: a repeat is only a duplicate
-    assert queued_messages(SENTRY_HOOKS_QUEUE_NAME) == []
 
 
 @pytest.mark.parametrize("request_id", [None, "a/b", "x#y", "with space", "é"])
@@ -171,16 +159,17 @@ def test_storage_down_is_503_and_nothing_is_recorded(env) -> None:
     assert list(answer_of(response)) == ["error"]
 
 
-def test_a_queue_that_fails_releases_the_record_so_sentrys_next_attempt_is_taken(env) -> None:
+def test_a_queue_that_fails_still_accepts_the_recorded_webhook_for_the_sweep_to_wake(env) -> None:
     installation, tables = new_id(), os.environ["AzureWebJobsStorage"]
     closed = free_port()
     env.setenv("STORAGE_CONNECTION_STRING", tables)  # tables still work
     env.setenv("AzureWebJobsStorage", connection_string(closed, closed, closed))  # the queue does not
     response = post(_resolved(installation), "issue", request_id="req-3")
-    assert response.status_code == 503
-    assert SentryStore().get_delivery(installation, "req-3") is None
+    assert response.status_code == 202
+    assert SentryStore().get_delivery(installation, "req-3")[1] == RECEIVED
+    assert pending.get(wakeups.hook_ref(installation, "req-3")) is not None  # what the sweep wakes
     env.setenv("AzureWebJobsStorage", tables)
-    assert post(_resolved(installation), "issue", request_id="req-3").status_code == 202
+    assert post(_resolved(installation), "issue", request_id="req-3").status_code == 200  # a duplicate now
 
 
 def test_an_event_too_large_to_record_is_413_and_nothing_is_left() -> None:

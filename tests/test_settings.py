@@ -17,9 +17,10 @@ def test_defaults_match_the_contract() -> None:
     assert s.oauth_token_url == "https://app.vssps.visualstudio.com/oauth2/token"
     assert s.allowed_origins == ()
     assert s.http_timeout == 10.0
-    assert s.domain_check_schedule == "0 0 * * * *"
-    assert s.subscription_check_schedule == "0 0 */6 * * *"
-    assert s.reconcile_schedule == "0 30 * * * *"
+    assert s.schedule("DOMAIN_CHECK_SCHEDULE") == "0 0 * * * *"
+    assert s.schedule("SUBSCRIPTION_CHECK_SCHEDULE") == "0 0 */6 * * *"
+    assert s.schedule("RECONCILE_SCHEDULE") == "0 30 * * * *"
+    assert s.schedule("SWEEP_SCHEDULE") == "0 */2 * * * *"
     assert (s.timer_concurrency, s.timer_budget_seconds, s.secret_grace_seconds) == (8, 240.0, 86400)
     assert s.search_base_url is None
 
@@ -36,7 +37,7 @@ def test_a_missing_required_setting_fails_at_first_use_naming_it(name: str) -> N
     settings = load_settings({})  # loading does not fail: nothing has needed the setting yet
     attribute = {"SECRETS_KEY": "secrets_key", "WEBHOOK_PUBLIC_URL": "webhook_public_url"}.get(name, "client_secret")
     with pytest.raises(SettingsError, match=name):
-        getattr(settings, attribute)
+        settings.schedule(name) if attribute == "schedule" else getattr(settings, attribute)
 
 
 def test_required_settings_are_returned_when_set() -> None:
@@ -72,17 +73,19 @@ def test_an_invalid_setting_fails_with_a_message_naming_it(name: str, value: str
         ("TIMER_BUDGET_SECONDS", "-1", "timer_budget_seconds"),
         ("DOMAIN_CHECK_BUDGET_SECONDS", "4 min", "timer_budget_seconds"),
         ("SECRET_GRACE_SECONDS", "soon", "secret_grace_seconds"),
-        ("DOMAIN_CHECK_SCHEDULE", "0 * * * *", "domain_check_schedule"),
-        ("SUBSCRIPTION_CHECK_SCHEDULE", "hourly", "subscription_check_schedule"),
-        ("RECONCILE_SCHEDULE", "0 30 * * * * *", "reconcile_schedule"),
-        ("CLEANUP_SCHEDULE", "daily", "cleanup_schedule"),
+        ("DOMAIN_CHECK_SCHEDULE", "0 * * * *", "schedule"),
+        ("SUBSCRIPTION_CHECK_SCHEDULE", "hourly", "schedule"),
+        ("RECONCILE_SCHEDULE", "0 30 * * * * *", "schedule"),
+        ("CLEANUP_SCHEDULE", "daily", "schedule"),
+        ("SWEEP_SCHEDULE", "often", "schedule"),
+        ("SWEEP_GRACE_SECONDS", "0", "sweep_grace_seconds"),
     ],
 )
 def test_a_setting_only_some_paths_use_fails_where_it_is_used(name: str, value: str, attribute: str) -> None:
     settings = load_settings({name: value})  # the webhook, lookups and admin routes load settings like this
     assert settings.table_prefix == "vsts"
     with pytest.raises(SettingsError, match=name):
-        getattr(settings, attribute)
+        settings.schedule(name) if attribute == "schedule" else getattr(settings, attribute)
 
 
 def test_the_timers_shared_settings_have_new_names_and_the_old_ones_still_work() -> None:

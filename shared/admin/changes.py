@@ -1,5 +1,5 @@
 """Status and assignee changes of a tracked issue, whoever makes them (an admin: `api`; Sentry: `sentry`), and
-their queueing for the linked work items (contract §12.2)."""
+their queueing (noted pending, then woken) for the linked work items (contract §12.2)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from shared.errors import NotQueued, StorageUnavailable
 from shared.model.changes import OutboundChange
 from shared.model.tracker import RESOLVED, UNRESOLVED, Member, TrackedIssue, activity_entry
 from shared.store import queues
+from shared.store.pending import PendingRef
+from shared.sync import wakeups
 
 
 def with_status_and_assignee(
@@ -30,18 +32,20 @@ def with_status_and_assignee(
 
 
 def forward_change(issue: TrackedIssue, fields: tuple[str, ...]) -> None:
-    """Queue a tracker-side change of `fields` for the linked work items (§12.2); the worker reads the issue as it
-    is then and checks each installation. NotQueued when the queue did not take it."""
+    """Note a tracker-side change of `fields` as pending for the linked work items (§12.2, docs/design.md) and
+    wake the worker, which reads the issue as it is then and checks each installation. NotQueued when even the
+    pending row could not be stored (a queue that did not take the wake-up leaves it to the sweeper)."""
     if fields and issue.links:
-        queue_after_save(
-            to_outbound_message(OutboundChange(issue.org_id, issue.issue_id, fields)), queues.OUTBOUND_QUEUE_NAME
-        )
+        change = OutboundChange(issue.org_id, issue.issue_id, fields)
+        ref = wakeups.outbound_ref(change)
+        assert ref is not None  # a change with no source to exclude always has its row
+        accept_after_save(ref, to_outbound_message(change), queues.OUTBOUND_QUEUE_NAME)
 
 
-def queue_after_save(message: str, queue: str) -> None:
-    """Queue what a request saved: NotQueued (503: "saved but not yet queued", send it again) when the queue did
-    not take it."""
+def accept_after_save(ref: PendingRef, message: str, queue: str) -> None:
+    """Note what a request saved as pending and wake its worker: NotQueued (503: "saved but not yet queued", send
+    it again) when storage did not take the pending row."""
     try:
-        queues.enqueue(message, queue)
+        wakeups.accept(ref, queue, message)
     except StorageUnavailable as exc:
         raise NotQueued(str(exc)) from exc

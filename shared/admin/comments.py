@@ -2,9 +2,10 @@
 linked work items (`vsts-outbound`; the worker checks each installation's `sync_comments`).
 
 Bad input raises `InvalidInput` (400) before anything is written; an unknown issue or comment raises `NotFound`
-(404). A comment is saved before it is queued: when queueing fails, an added comment is removed again (so a
-503 means nothing was added and the request can be sent again), and an edit or a deletion stays saved and is
-queued again by the same request sent again.
+(404). The change is noted as pending work before the comment is written (docs/design.md), so whatever is saved
+is sent: by its queue message, or by the sweeper when the queue did not take it. A 503 means the pending row or
+the comment could not be stored; the same request sent again (the same `comment_id` for a Sentry comment) is
+safe.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from typing import Any
 from shared.admin.tracker import get_issue
 from shared.clock import SYSTEM, Clock
 from shared.deliveries.comments import to_comment_message
-from shared.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
+from shared.errors import Conflict, InvalidInput, NotFound
 from shared.model.comments import MAX_AUTHOR, MAX_TEXT, Comment, CommentChange
 from shared.model.tracker import TrackedIssue
 from shared.store import queues
 from shared.store.comments import CommentStore
+from shared.store.pending import PendingRef
+from shared.sync import wakeups
 from shared.validation import check_fields, is_valid_id, require_text
 
 FIELDS = {"author", "text"}
@@ -54,10 +57,20 @@ def new_comment_id(now: float) -> str:
     return f"{int(now * 1000):013d}-{secrets.token_hex(4)}"
 
 
-def _queue(issue: TrackedIssue, comment_id: str) -> None:
-    if issue.links:
-        message = to_comment_message(CommentChange(issue.org_id, issue.issue_id, comment_id))
-        queues.enqueue(message, queues.OUTBOUND_QUEUE_NAME)
+def _pending(issue: TrackedIssue, comment_id: str, *, clock: Clock) -> tuple[PendingRef, str] | None:
+    """Note the comment change as pending before it is written (docs/design.md): whatever is saved is then sent,
+    by its queue message or by the sweeper. None when the issue has no links (nothing to send)."""
+    if not issue.links:
+        return None
+    change = CommentChange(issue.org_id, issue.issue_id, comment_id)
+    ref, message = wakeups.comment_ref(change), to_comment_message(change)
+    wakeups.note(ref, queues.OUTBOUND_QUEUE_NAME, message, clock=clock)
+    return ref, message
+
+
+def _wake(noted: tuple[PendingRef, str] | None) -> None:
+    if noted is not None:
+        wakeups.wake(noted[0], queues.OUTBOUND_QUEUE_NAME, noted[1])
 
 
 def add_comment(
@@ -71,16 +84,14 @@ def add_comment(
     now = clock.now()
     comment = Comment(issue.org_id, issue.issue_id, comment_id or new_comment_id(now), author, text, now)
     store = CommentStore()
+    noted = _pending(issue, comment.comment_id, clock=clock)
     if not store.create(comment):
         existing = store.get(comment.org_id, comment.issue_id, comment.comment_id) if comment_id else None
         if existing is not None:
+            _wake(noted)  # a repeat: the comment may have been saved by an attempt that never sent it
             return existing
         raise Conflict("A comment with the same id was added at the same moment; send the request again.")
-    try:
-        _queue(issue, comment.comment_id)
-    except StorageUnavailable:
-        store.remove(comment.org_id, comment.issue_id, comment.comment_id)  # nothing added: safe to send again
-        raise
+    _wake(noted)
     return comment
 
 
@@ -104,10 +115,11 @@ def edit_comment(org_id: str, issue_id: str, comment_id: str, body: dict[str, An
         updated = replace(current, text=text, author=author or current.author)
         return replace(updated, version=current.version + 1) if updated != current else None
 
+    noted = _pending(issue, comment_id, clock=SYSTEM)
     saved = CommentStore().update(issue.org_id, issue.issue_id, comment_id, change)
     if saved is None:
         raise NotFound("No comment has that id on this issue.")
-    _queue(issue, comment_id)
+    _wake(noted)
     return saved
 
 
@@ -120,6 +132,7 @@ def delete_comment(org_id: str, issue_id: str, comment_id: str) -> None:
     def change(current: Comment) -> Comment | None:
         return None if current.deleted else replace(current, deleted=True, text="", version=current.version + 1)
 
+    noted = _pending(issue, comment_id, clock=SYSTEM)
     if CommentStore().update(issue.org_id, issue.issue_id, comment_id, change) is None:
         raise NotFound("No comment has that id on this issue.")
-    _queue(issue, comment_id)
+    _wake(noted)

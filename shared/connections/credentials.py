@@ -15,6 +15,7 @@ from typing import Any
 from shared.ado.client import AdoUnavailable, refresh_oauth_token
 from shared.ado.credentials import CredentialsInvalid, entra_token, oauth_expired, pat_header
 from shared.clock import SYSTEM, Clock
+from shared.connections.obtained import save_obtained
 from shared.connections.refresh import refresh_once
 from shared.settings import Settings
 from shared.store.integrations import Integration, IntegrationStore
@@ -63,14 +64,14 @@ def refresh_oauth(
         read=read,
         due=lambda current, now: oauth_expired(current.credentials, now),
         replace_if_unchanged=store.replace_if_unchanged,
-        refresh_claimed=lambda claimed: _refresh_claimed(store, claimed, settings),
+        refresh_claimed=lambda claimed: _refresh_claimed(store, claimed, settings, clock),
         busy=lambda: AdoUnavailable("another instance is refreshing the OAuth token; try again shortly", 5.0),
         now=time.time,
         clock=clock,
     )
 
 
-def _refresh_claimed(store: IntegrationStore, claimed: Integration, settings: Settings) -> Integration:
+def _refresh_claimed(store: IntegrationStore, claimed: Integration, settings: Settings, clock: Clock) -> Integration:
     credentials = claimed.credentials
     try:
         answer = refresh_oauth_token(
@@ -93,16 +94,20 @@ def _refresh_claimed(store: IntegrationStore, claimed: Integration, settings: Se
         "expires_at": time.time() + (expires_in if expires_in is not None else 3600),
     }
     updated = replace(claimed, credentials=fresh, refresh_lock_until=None, needs_reauth=False)
-    saved = store.replace_if_unchanged(claimed, updated)
-    if saved is None:
-        # Someone wrote the entity while we held the claim. Keep what they wrote; the refreshed tokens belong in
-        # it only while it still holds the credentials that were refreshed (an admin PUT of new credentials wins).
-        def keep_theirs(current: Integration) -> Integration:
-            if current.credentials == credentials:
-                return replace(current, credentials=fresh, refresh_lock_until=None, needs_reauth=False)
-            return replace(current, refresh_lock_until=None)
 
-        saved = store.update(claimed.id, keep_theirs)
+    def keep_theirs(current: Integration) -> Integration:
+        # Someone wrote the entity while we held the claim, or an earlier attempt of this save did. Keep what they
+        # wrote; the refreshed tokens belong in it only while it still holds the credentials that were refreshed
+        # (an admin PUT of new credentials wins).
+        if current.credentials == credentials:
+            return replace(current, credentials=fresh, refresh_lock_until=None, needs_reauth=False)
+        return replace(current, refresh_lock_until=None)
+
+    def save() -> Integration | None:
+        return store.replace_if_unchanged(claimed, updated) or store.update(claimed.id, keep_theirs)
+
+    # Azure DevOps rotated the refresh token: the new one is saved before anything else can fail, and tried again.
+    saved = save_obtained(save, f"The refreshed OAuth token of integration {claimed.id}", clock=clock)
     log.info("Refreshed the OAuth token of integration %s", claimed.id)
     # The request under way uses the token it refreshed, even when new credentials replaced it meanwhile.
     return saved if saved is not None and saved.credentials == fresh else updated

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from shared.clock import SYSTEM, Clock
+from shared.connections.obtained import save_obtained
 from shared.connections.refresh import refresh_once
 from shared.model.sentry import SentryInstallation
 from shared.sentry.client import DEFAULT_TIMEOUT_SECONDS, SentryClient, SentryUnauthorized, SentryUnavailable
@@ -143,16 +144,19 @@ def _refresh_claimed(store: SentryStore, claimed: SentryInstallation, clock: Clo
         raise
     fresh = {"token": grant.token, "refresh_token": grant.refresh_token or claimed.refresh_token}
     updated = replace(claimed, **fresh, expires_at=grant.expires_at, refresh_lock_until=None, needs_reauth=False)
-    saved = store.replace_if_unchanged(claimed, updated)
-    if saved is None:
-        # Someone wrote the entity while we held the claim (an uninstall, a new token): keep what they wrote;
-        # the refreshed tokens belong in it only while it still holds the tokens that were refreshed.
-        def keep_theirs(current: SentryInstallation) -> SentryInstallation:
-            if (current.token, current.refresh_token) == (claimed.token, claimed.refresh_token):
-                return replace(current, **fresh, expires_at=grant.expires_at, refresh_lock_until=None)
-            return replace(current, refresh_lock_until=None)
 
-        saved = store.update(claimed.uuid, keep_theirs)
+    def keep_theirs(current: SentryInstallation) -> SentryInstallation:
+        # Someone wrote the entity while we held the claim (an uninstall, a new token), or an earlier attempt of
+        # this save did: the refreshed tokens belong in it only while it holds the tokens that were refreshed.
+        if (current.token, current.refresh_token) == (claimed.token, claimed.refresh_token):
+            return replace(current, **fresh, expires_at=grant.expires_at, refresh_lock_until=None)
+        return replace(current, refresh_lock_until=None)
+
+    def save() -> SentryInstallation | None:
+        return store.replace_if_unchanged(claimed, updated) or store.update(claimed.uuid, keep_theirs)
+
+    # The old refresh token is spent: the new pair is saved before anything else can fail, and tried again.
+    saved = save_obtained(save, f"The refreshed Sentry tokens of installation {claimed.uuid}", clock=clock)
     log.info("Refreshed the Sentry token of installation %s", claimed.uuid)
     return saved if saved is not None and saved.token == grant.token else updated
 

@@ -18,6 +18,7 @@ from shared.sentryapp.events import apply_comment_event, apply_issue_event
 from shared.sentryapp.installations import apply_installation_event
 from shared.store import queues
 from shared.store.sentry import APPLIED, SentryStore
+from shared.sync import wakeups
 from shared.sync.queued import Outcome, with_backoff
 from shared.sync.worker import run_with
 
@@ -54,13 +55,14 @@ def process_hook_message(
         apply,
         lambda failures: to_hook_message(uuid, request_id, attempt=failures),
         f"Sentry webhook {request_id} of installation {uuid}",
+        wakeups.hook_ref(uuid, request_id),
     )
 
 
 def apply_delivery(store: SentryStore, uuid: str, request_id: str, *, clock: Clock = SYSTEM) -> str:
     """Apply a recorded webhook unless it was applied already; what became of it, for the log."""
     record = store.get_delivery(uuid, request_id)
-    if record is None:  # expired, or released by a webhook answered 503 after its message was queued after all
+    if record is None:  # expired, or its pending row was noted by a webhook whose record was then not stored
         log.warning("Sentry webhook %s of installation %s has no record: nothing applied", request_id, uuid)
         return "no record: nothing applied"
     data, state = record

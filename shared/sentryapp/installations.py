@@ -1,8 +1,9 @@
 """Installations of the app (contract §13.2): `installation.created|deleted` as Sentry announces them, and an
 internal integration's static token entered by an admin (`PUT /api/sentry/installations/{uuid}`).
 
-A public integration's grant code is exchanged once for a token pair, stored encrypted; the store makes the new
-installation its organization's current one, so installing again replaces an earlier installation. Sentry
+A public integration's grant code is exchanged once for a token pair, stored encrypted (the save tried again a few
+times: the code cannot be exchanged twice); the store makes the new installation its organization's current one,
+so installing again replaces an earlier installation, and a repeat of the event repairs that index. Sentry
 refusing the code (used, expired, another app's) leaves nothing stored. An uninstall disables the installation
 and forgets its tokens.
 """
@@ -15,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from shared.clock import SYSTEM, Clock
+from shared.connections.obtained import save_obtained
 from shared.connections.sentry import client_for, tokens_for
 from shared.deliveries.sentry import InstallationEvent, is_slug
 from shared.errors import InvalidInput, NotFound, RetryLater
@@ -58,7 +60,10 @@ def _uninstalled(event: InstallationEvent, store: SentryStore) -> str:
 def _installed(event: InstallationEvent, store: SentryStore, clock: Clock) -> str:
     existing = store.get(event.uuid)
     if existing is not None and existing.active and existing.token:
-        installation = existing  # the code was exchanged by an earlier attempt of this event, or its duplicate
+        # The code was exchanged by an earlier attempt of this event, or its duplicate; that attempt may have
+        # failed before its organization's index was written: repaired here.
+        installation = existing
+        store.repair_org_index(existing)
     elif existing is not None and not existing.active:
         log.info("Sentry installation %s was created again after it was deleted: ignored", event.uuid)
         return "ignored: the installation was deleted"
@@ -73,18 +78,19 @@ def _installed(event: InstallationEvent, store: SentryStore, clock: Clock) -> st
                 raise RetryLater(f"the grant code could not be exchanged yet: {exc}", exc.retry_after) from exc
             log.warning("Sentry installation %s: the grant code was refused, nothing recorded: %s", event.uuid, exc)
             return "grant code refused"
-        installation = store.put(
-            SentryInstallation(
-                event.uuid,
-                event.organization_slug,
-                kind=PUBLIC,
-                app_uuid=event.app_uuid,
-                token=grant.token,
-                refresh_token=grant.refresh_token,
-                expires_at=grant.expires_at,
-                grant_code_hash=hash_grant_code(event.code),  # the setup page recognises Sentry's redirect by it
-            )
+        obtained = SentryInstallation(
+            event.uuid,
+            event.organization_slug,
+            kind=PUBLIC,
+            app_uuid=event.app_uuid,
+            token=grant.token,
+            refresh_token=grant.refresh_token,
+            expires_at=grant.expires_at,
+            grant_code_hash=hash_grant_code(event.code),  # the setup page recognises Sentry's redirect by it
         )
+        # The code is spent: the tokens are saved before anything else can fail, and the save tried again.
+        what = f"The tokens of Sentry installation {event.uuid}"
+        installation = save_obtained(lambda: store.put(obtained), what, clock=clock)
         log.info("Sentry installation %s of organization %s recorded", event.uuid, event.organization_slug)
     if event.status == "pending":
         _confirm(installation, store, clock)

@@ -1,11 +1,11 @@
 """`POST /api/sentry/webhook` (contract §13.1): verified, recorded once per request id, queued, answered fast.
 
-The signature is checked before the body is parsed; then the event is recorded under its request id (a
-conditional insert: a repeated `Request-ID` is seen as such by every instance) and its record's key queued on
-`vsts-sentry-hooks`. Two storage operations in all, under one deadline. When queueing fails, the record is
-released again, so Sentry's next attempt is taken rather than answered "duplicate"; and should the release fail
-too, a repeat of a record left unapplied is queued again. No input gives a 5xx
-but 503, which says storage or the configuration failed and nothing was accepted.
+The signature is checked before the body is parsed; then the webhook is noted as pending work
+(`shared.store.pending`, docs/design.md), its event recorded under its request id (a conditional insert: a
+repeated `Request-ID` is seen as such by every instance), and a wake-up queued on `vsts-sentry-hooks`. Three
+storage operations, under one deadline. Once the record is stored the webhook is accepted: a queue that does not
+take the wake-up leaves it to the sweeper, which wakes every recorded webhook not applied after a grace period.
+No input gives a 5xx but 503, which says storage or the configuration failed and nothing was recorded.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from shared.settings import SettingsError, get_settings
 from shared.store import queues
 from shared.store.deadline import storage_deadline
 from shared.store.sentry import SentryStore
+from shared.sync import wakeups
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,6 @@ log = logging.getLogger(__name__)
 # and does not send a webhook again, so a slow storage that still takes the event within this is worth waiting
 # for; a hung one is given up on, answered 503.
 STORAGE_SECONDS = 4.0
-RELEASE_SECONDS = 2.0
-# A repeated webhook whose record is still not applied this long after it was received is queued again.
-LOST_AFTER_SECONDS = 120.0
 UNAVAILABLE = WebhookAnswer(503, {"error": "Storage is unavailable; the webhook was not accepted."}, RETRY)
 
 
@@ -65,43 +63,19 @@ def receive_sentry_webhook(
     uuid, request_id = webhook.installation_uuid, request_id_of(webhook.request_id, body)
     store = store or SentryStore()
     record = delivery_to_json(event, actor_of(webhook))
+    ref, message = wakeups.hook_ref(uuid, request_id), to_hook_message(uuid, request_id)
     with storage_deadline(STORAGE_SECONDS):
         try:
+            # The pending row first: once the record is stored, the sweeper wakes it even if nothing else is.
+            wakeups.note(ref, queues.SENTRY_HOOKS_QUEUE_NAME, message, clock=clock)
             if not store.claim_delivery(uuid, request_id, record, now=clock.now()):
                 log.info("Sentry webhook: request %s of installation %s was received already", request_id, uuid)
-                _queue_again_if_lost(store, uuid, request_id, clock.now())
                 return WebhookAnswer(200, {"status": "duplicate"})
         except TooLargeToStore:
             return WebhookAnswer(413, {"error": "The webhook's event is too large to record."})
         except StorageUnavailable:
             log.warning("Sentry webhook: storage unavailable while recording a webhook")
             return UNAVAILABLE
-        try:
-            queues.enqueue(to_hook_message(uuid, request_id), queues.SENTRY_HOOKS_QUEUE_NAME)
-            return WebhookAnswer(202, {"status": "queued"})
-        except StorageUnavailable:
-            log.warning("Sentry webhook: the queue is unavailable; forgetting the record and answering 503")
-    # Outside the request's deadline, which the failed enqueue may have used up: a release of its own.
-    with storage_deadline(RELEASE_SECONDS):
-        _release(store, uuid, request_id)
-    return UNAVAILABLE
-
-
-def _queue_again_if_lost(store: SentryStore, uuid: str, request_id: str, now: float) -> None:
-    """A repeated webhook whose record was never applied: its message may be lost (the record outlived a failed
-    enqueue and release), so it is queued again rather than answered "duplicate" and dropped. Applying one
-    twice changes nothing more than once (statuses, assignees, comments by Sentry's id, installations)."""
-    try:
-        if store.delivery_left_unapplied(uuid, request_id, now=now, older_than=LOST_AFTER_SECONDS):
-            queues.enqueue(to_hook_message(uuid, request_id), queues.SENTRY_HOOKS_QUEUE_NAME)
-            log.warning("Sentry webhook: request %s of %s was never applied; queued again", request_id, uuid)
-    except StorageUnavailable:
-        log.warning("Sentry webhook: could not check whether request %s of %s was applied", request_id, uuid)
-
-
-def _release(store: SentryStore, uuid: str, request_id: str) -> None:
-    try:
-        store.release_delivery(uuid, request_id)
-    except StorageUnavailable:
-        # The record stays without a queue message: Sentry's next attempt is taken for a duplicate, so say so.
-        log.error("Sentry webhook: request %s of %s is recorded but not queued", request_id, uuid)
+        # Recorded: accepted. A queue that does not take the wake-up leaves it to the sweeper.
+        wakeups.wake(ref, queues.SENTRY_HOOKS_QUEUE_NAME, message)
+    return WebhookAnswer(202, {"status": "queued"})

@@ -38,6 +38,7 @@ from shared.sentryapp.to_sentry_links import Refused, sync_link
 from shared.store import failures, queues
 from shared.store.sentry import SentryStore
 from shared.store.tracker import TrackerStore
+from shared.sync import wakeups
 from shared.sync.queued import Outcome, with_backoff
 from shared.sync.rules import ASSIGNEE_REV, STATUS_REV
 from shared.sync.worker import run_with
@@ -72,6 +73,7 @@ def process_update_message(text: str, *, clock: Clock = SYSTEM) -> Outcome[Sentr
         lambda: apply_sentry_update(update, clock=clock),
         lambda failures: to_update_message(update, attempt=failures),
         f"sentry update {update.org_id}/{update.issue_id} {','.join(update.fields) or 'link'}",
+        wakeups.sentry_update_ref(update),
     )
 
 

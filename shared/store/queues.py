@@ -70,17 +70,19 @@ def updates_queue() -> QueueClient:
     return queue_client(QUEUE_NAME)
 
 
-def _send(client: QueueClient, message: str, delay_seconds: int) -> None:
-    """Send, creating the queue when it does not exist yet."""
+def _send(client: QueueClient, message: str, delay_seconds: int, *, forever: bool = False) -> None:
+    """Send, creating the queue when it does not exist yet; `forever`: the message never expires (time to live -1;
+    otherwise the service drops it after 7 days)."""
+    options: dict[str, int] = {"time_to_live": -1} if forever else {}
     visibility = delay_seconds if delay_seconds > 0 else None
     try:
-        client.send_message(message, visibility_timeout=visibility)
+        client.send_message(message, visibility_timeout=visibility, **options)
     except ResourceNotFoundError:
         try:
             client.create_queue()
         except ResourceExistsError:
             pass
-        client.send_message(message, visibility_timeout=visibility)
+        client.send_message(message, visibility_timeout=visibility, **options)
 
 
 def enqueue(message: str, queue: str = QUEUE_NAME, *, delay_seconds: int = 0) -> None:
@@ -90,6 +92,15 @@ def enqueue(message: str, queue: str = QUEUE_NAME, *, delay_seconds: int = 0) ->
         _send(queue_client(queue), message, delay_seconds)
     except AzureError as exc:
         raise StorageUnavailable(f"queueing the update failed: {type(exc).__name__}") from exc
+
+
+def enqueue_poison(message: str, queue: str) -> None:
+    """Put a message that failed every retry on `queue`'s poison queue, where it stays until a person redrives or
+    deletes it; StorageUnavailable when the queue service did not take it."""
+    try:
+        _send(queue_client(queue + POISON_SUFFIX), message, 0, forever=True)
+    except AzureError as exc:
+        raise StorageUnavailable(f"queueing a poisoned message failed: {type(exc).__name__}") from exc
 
 
 def move_messages(source: str, target: str, limit: int, budget_seconds: float) -> tuple[int, bool]:
@@ -109,7 +120,7 @@ def move_messages(source: str, target: str, limit: int, budget_seconds: float) -
             if not batch:
                 return moved, False
             for message in batch:
-                _send(destination, message.content, 0)
+                _send(destination, message.content, 0, forever=target.endswith(POISON_SUFFIX))
                 origin.delete_message(message)
                 moved += 1
         return moved, bool(list(origin.peek_messages(max_messages=1)))

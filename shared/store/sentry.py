@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import UpdateMode
 
 from shared.errors import TooLargeToStore
@@ -117,13 +117,46 @@ class SentryStore:
         return _from_entity(entity) if entity is not None else None
 
     def for_org(self, org_id: str) -> SentryInstallation | None:
-        """The current installation of a tracker organization `sentry-<slug>` (two point reads), or None."""
+        """The current installation of a tracker organization `sentry-<slug>` (two point reads), or None. An
+        organization without an index (its write failed after the installation's) is found by a query of the
+        installations and its index repaired."""
         if not is_sentry_org(org_id) or not base.is_valid_key(org_id):
             return None
         index = base.read_entity(ORGS, org_id, ROW, "reading a Sentry organization")
-        uuid = index.get("Uuid") if index is not None else None
+        if index is None:
+            return self._repair_missing_index(org_id)
+        uuid = index.get("Uuid")
         installation = self.get(uuid) if isinstance(uuid, str) else None
         return installation if installation is not None and installation.org_id == org_id else None
+
+    def _repair_missing_index(self, org_id: str) -> SentryInstallation | None:
+        slug = org_id.removeprefix("sentry-")
+        found = base.query(
+            INSTALLATIONS,
+            "Organization eq @slug and Status eq @active",
+            {"slug": slug, "active": ACTIVE},
+            "finding a Sentry organization's installation",
+            limit=50,
+        )
+        installations = [_from_entity(entity) for entity in found if entity.get("RowKey") == ROW]
+        if not installations:
+            return None
+        newest = max(installations, key=lambda i: i.created_at or 0.0)
+        self.repair_org_index(newest)
+        return newest
+
+    def repair_org_index(self, installation: SentryInstallation) -> None:
+        """Make `installation` its organization's current one unless a newer active installation already is (the
+        index write of `put` failed, or never happened)."""
+        index = base.read_entity(ORGS, installation.org_id, ROW, "reading a Sentry organization")
+        uuid = index.get("Uuid") if index is not None else None
+        if uuid == installation.uuid:
+            return
+        current = self.get(uuid) if isinstance(uuid, str) else None
+        if current is not None and current.active and (current.created_at or 0.0) > (installation.created_at or 0.0):
+            return
+        entry = {"PartitionKey": installation.org_id, "RowKey": ROW, "Uuid": installation.uuid}
+        base.upsert(ORGS, entry, "repairing a Sentry organization's index")
 
     def put(self, installation: SentryInstallation) -> SentryInstallation:
         """Create or replace the installation, and make it its organization's current one."""
@@ -206,14 +239,6 @@ class SentryStore:
             return False
         return True
 
-    def release_delivery(self, uuid: str, request_id: str) -> None:
-        """Forget a claimed delivery that could not be queued, so Sentry's next attempt is taken."""
-        try:
-            with base.storage_errors("forgetting a Sentry webhook"):
-                base.table(DELIVERIES).delete_entity(uuid, request_id)
-        except ResourceNotFoundError:
-            pass
-
     def get_delivery(self, uuid: str, request_id: str) -> tuple[dict[str, Any], str] | None:
         """The event of a recorded delivery and its state (`received` or `applied`), or None."""
         if not base.is_valid_key(uuid) or not base.is_valid_key(request_id):
@@ -222,15 +247,6 @@ class SentryStore:
         if entity is None:
             return None
         return json.loads(entity.get("Event") or "{}"), str(entity.get("State", RECEIVED))
-
-    def delivery_left_unapplied(self, uuid: str, request_id: str, *, now: float, older_than: float) -> bool:
-        """Whether a recorded delivery is still not applied `older_than` seconds after it was received: its queue
-        message was lost (the record outlived a failed enqueue) or is far behind."""
-        entity = base.read_entity(DELIVERIES, uuid, request_id, "reading a Sentry webhook")
-        expires_at = entity.get("ExpiresAt") if entity is not None else None
-        if entity is None or entity.get("State", RECEIVED) != RECEIVED or not isinstance(expires_at, (int, float)):
-            return False
-        return now - (expires_at - DELIVERY_TTL_SECONDS) > older_than
 
     def mark_applied(self, uuid: str, request_id: str) -> None:
         """The delivery's event was applied: a queue message delivered twice applies nothing the second time."""

@@ -6,7 +6,8 @@ back on the queue, invisible for the delay `shared.sync.retry` gives (never less
 failure carries), with its attempt count raised, and then returns normally so the host deletes the original.
 The host's own retries (`visibilityTimeout` 10 s, `maxDequeueCount` 5: under a minute) are left for what
 fails outright. Once the budget is spent the message, as the webhook wrote it (attempt count dropped, so a
-redrive gives it the whole budget again), goes to the poison queue. Writing the poison queue here rather
+redrive gives it the whole budget again), goes to the poison queue, where it stays until a person redrives or
+deletes it (it never expires). Writing the poison queue here rather
 than raising spares a failing Azure DevOps five more quick attempts, and says why in the log.
 
 If putting the message back (or in the poison queue) fails too, `StorageUnavailable` is raised: the host
@@ -26,6 +27,8 @@ from shared.deliveries.outbound import read_outbound_message, to_outbound_messag
 from shared.errors import RetryLater
 from shared.settings import get_settings
 from shared.store import queues
+from shared.store.pending import PendingRef
+from shared.sync import wakeups
 from shared.sync.comments import apply_comment
 from shared.sync.inbound import ApplyReport, apply_workitem_update
 from shared.sync.outbound import OutboundReport, apply_outbound
@@ -61,21 +64,29 @@ def with_backoff(
     apply: Callable[[], R],
     again: Callable[[int], str],
     what: str,
+    pending: PendingRef | None = None,
 ) -> Outcome[R]:
     """Run `apply` for a message that failed `attempt` times so far. On RetryLater, put `again(failures)` back on
-    `queue` after the policy's delay, or `again(0)` on its poison queue once the budget is spent."""
+    `queue` after the policy's delay, or `again(0)` on its poison queue (kept until redriven or deleted) once the
+    budget is spent. The work's `pending` row (docs/design.md) is read first, and settled once the work is
+    applied or poisoned; a retry moves its wake time past the delay."""
+    row = wakeups.claim(pending)
     try:
-        return Outcome("applied", attempt, what, report=apply())
+        report = apply()
     except RetryLater as exc:
         failures = attempt + 1
         delay = policy().delay(failures, exc.retry_after)
         if delay is None:
-            queues.enqueue(again(0), queue + queues.POISON_SUFFIX)
+            queues.enqueue_poison(again(0), queue)
             log.error("%s: moved to the poison queue after %d failed attempts: %s", what, failures, exc)
+            wakeups.settle(row)  # the poison queue holds it now, for a person
             return Outcome("poisoned", failures, what)
         queues.enqueue(again(failures), queue, delay_seconds=delay)
         log.warning("%s: attempt %d failed (%s); queued again, due in %d s", what, failures, exc, delay)
+        wakeups.postpone(row, delay)
         return Outcome("retried", failures, what, delay)
+    wakeups.settle(row)
+    return Outcome("applied", attempt, what, report=report)
 
 
 def process_update_message(text: str, queue: str = queues.QUEUE_NAME) -> Outcome[ApplyReport]:
@@ -103,6 +114,7 @@ def process_outbound_message(text: str, queue: str = queues.OUTBOUND_QUEUE_NAME)
             lambda c, keys: replace(c, only=keys),
             lambda c, failures: to_comment_message(c, attempt=failures),
             f"comment {comment.org_id}/{comment.issue_id}/{comment.comment_id}",
+            wakeups.comment_ref(comment),
         )
     change, attempt = read_outbound_message(text)
     return _links_with_backoff(
@@ -113,6 +125,7 @@ def process_outbound_message(text: str, queue: str = queues.OUTBOUND_QUEUE_NAME)
         lambda c, keys: replace(c, only=keys, after=()),
         lambda c, failures: to_outbound_message(c, attempt=failures),
         f"outbound {change.org_id}/{change.issue_id} {','.join(change.fields)}",
+        wakeups.outbound_ref(change),
     )
 
 
@@ -124,6 +137,7 @@ def _links_with_backoff(
     narrow: Callable[[C, tuple[str, ...]], C],
     write: Callable[[C, int], str],
     what: str,
+    pending: PendingRef | None,
 ) -> Outcome[OutboundReport]:
     """`with_backoff` for a change applied link by link: what is queued again is `narrow`ed to the links to retry."""
     again = [change]
@@ -135,4 +149,4 @@ def _links_with_backoff(
             raise RetryLater(f"{len(report.retry)} linked work item(s) to try again", report.retry_after)
         return report
 
-    return with_backoff(queue, attempt, run, lambda failures: write(again[0], failures), what)
+    return with_backoff(queue, attempt, run, lambda failures: write(again[0], failures), what, pending)

@@ -31,6 +31,7 @@ from shared.pages.status_advice import (
 from shared.settings import get_settings
 from shared.store import failures, last_delivery, queues, timer_runs
 from shared.store.deadline import storage_deadline
+from shared.store.health import storage_refusal
 from shared.store.integrations import IntegrationStore
 from shared.store.sentry import SentryInstallationSummary, SentryStore
 from shared.store.timer_runs import TimerRecord
@@ -150,7 +151,8 @@ def _read(title: str, read: Callable[[], tuple[tuple[T, ...], bool]]) -> Part[T]
         rows, more = read()
     except StorageUnavailable as exc:
         log.warning("Status: %s could not be read: %s", title, exc)
-        return Part(title, error="Storage did not answer while reading it; reload the page to try again.")
+        refused = storage_refusal(exc)
+        return Part(title, error=refused or "Storage did not answer while reading it; reload the page to try again.")
     except Exception:  # the page must show every other part; the log keeps the traceback
         log.exception("Status: %s could not be read", title)
         return Part(title, error="It could not be read because of an unexpected error; the app's log has details.")

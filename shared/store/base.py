@@ -150,7 +150,7 @@ def table(base: str) -> TableClient:
     """The shared TableClient of one of the app's tables."""
     service = table_service()
     name = table_name(base)
-    return _tables.get((service.url, name), lambda: service.get_table_client(name))
+    return _tables.get((get_settings().table_storage, name), lambda: service.get_table_client(name))
 
 
 def is_table_missing(exc: ResourceNotFoundError) -> bool:

@@ -126,7 +126,8 @@ def test_a_part_that_cannot_be_read_is_named_and_the_others_are_shown(own_queues
 
     from shared.pages.render import render
 
-    html = render("status.html", report=report, message=None, form_token="t", redrive_action="/x", when=str).html
+    forms = {"form_token": "t", "redrive_action": "/x", "action": "/y"}
+    html = render("status.html", report=report, message=None, when=str, **forms).html
     assert "Sentry installations could not be read" in html and "Timers could not be read" in html
     assert integration.id in html
 

@@ -22,7 +22,9 @@ from shared.pages.status_advice import (
     Problem,
     failure_action,
     installation_problems,
+    integration_actions,
     integration_problems,
+    is_retryable,
     queue_problems,
     sentry_problems,
     timer_outcome,
@@ -69,6 +71,7 @@ class IntegrationStatus:
     subscription_checked_at: float | None
     last_delivery_at: float | None
     problems: tuple[Problem, ...] = ()
+    actions: tuple[str, ...] = ()  # the buttons its row offers (shared.pages.status_actions)
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ class FailureStatus:
     reason: str
     at: float
     action: str
+    key: str = ""  # names it for the retry button
+    retryable: bool = False
 
 
 @dataclass(frozen=True)
@@ -218,6 +223,7 @@ def _integration_row(integration: Integration, delivered_at: float | None) -> In
         subscription_checked_at=integration.subscription_checked_at,
         last_delivery_at=delivered_at,
         problems=tuple(integration_problems(integration)),
+        actions=integration_actions(integration),
     )
 
 
@@ -260,5 +266,6 @@ def _timer_rows(records: dict[str, TimerRecord], now: float) -> tuple[TimerStatu
 
 def _failure_rows() -> tuple[FailureStatus, ...]:
     return tuple(
-        FailureStatus(f.kind, f.subject, f.reason, f.at, failure_action(f)) for f in failures.recent_failures()
+        FailureStatus(f.kind, f.subject, f.reason, f.at, failure_action(f), f.key, is_retryable(f))
+        for f in failures.recent_failures()
     )

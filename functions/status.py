@@ -37,3 +37,12 @@ def status_action(req: func.HttpRequest) -> func.HttpResponse:
     from shared.pages.status import action_from_form
 
     return page_response(action_from_form(req.get_body() or b"", dict(req.headers), req.url))
+
+
+@bp.function_name("status_view")
+@bp.route(route="status/view", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def status_view(req: func.HttpRequest) -> func.HttpResponse:
+    """Another page of the status page's lists, or one organization's rows: opened by the session cookie."""
+    from shared.pages.status import status_view as page
+
+    return page_response(page(req.url, req.headers.get("cookie")))

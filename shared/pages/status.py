@@ -20,8 +20,9 @@ from urllib.parse import parse_qs, urlsplit
 from shared.errors import InvalidInput, NotFound, StorageUnavailable
 from shared.pages import tokens
 from shared.pages.render import Page, render
-from shared.pages.status_data import gather
+from shared.pages.status_data import EVERYTHING, View, gather
 from shared.settings import SettingsError
+from shared.store.base import is_valid_key
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,10 @@ SESSION_SECONDS = 3600.0
 COOKIE_PATH = "/api/status"
 REDRIVE_ACTION = "/api/status/redrive"
 ACTION = "/api/status/action"
+VIEW = "/api/status/view"  # another page of the lists, or one organization's rows: the session cookie opens it
 MAX_FORM_BYTES = 2048
 FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_PAGES = 100  # of MAX_LISTED rows each: a later page reads every row before it
 
 
 def status_page(url: str, cookie_header: str | None, *, now: float | None = None) -> Page:
@@ -50,8 +53,36 @@ def _status_page(url: str, cookie_header: str | None, now: float) -> Page:
         nonce = _nonce(tokens.verify(token, SESSION_PURPOSE, now=now))
         secure = not tokens.is_loopback(urlsplit(url).netloc)
         cookie = tokens.session_cookie(COOKIE, token, path=COOKIE_PATH, max_age=int(SESSION_SECONDS), secure=secure)
-    page = _render(nonce, now, message=None)
+    view = _view(url)
+    page = view if isinstance(view, Page) else _render(nonce, now, message=None, view=view)
     return page.with_headers(**{"Set-Cookie": cookie}) if cookie else page
+
+
+def status_view(url: str, cookie_header: str | None, *, now: float | None = None) -> Page:
+    """`GET /api/status/view?org=&page=`: the page for one organization, or another page of its lists. Anonymous
+    at the Functions level (a link cannot carry the function key without rendering it), so it needs the session
+    cookie the keyed page set; the cookie is `SameSite=Strict`, so no other site can open it for a person."""
+    try:
+        now = time.time() if now is None else now
+        nonce = _session(cookie_header, now)
+        if nonce is None:
+            return _refused(403, "Open the status page with its function key first (the session has expired).")
+        view = _view(url)
+        return view if isinstance(view, Page) else _render(nonce, now, message=None, view=view)
+    except SettingsError as exc:
+        return _misconfigured(exc)
+
+
+def _view(url: str) -> View | Page:
+    """The `org` and `page` (1, 2, ...) query parameters, or the refusal naming the bad one."""
+    query = parse_qs(urlsplit(url).query)
+    org = (query.get("org") or [""])[0].strip() or None
+    raw_page = (query.get("page") or ["1"])[0].strip() or "1"
+    if org is not None and not is_valid_key(org):
+        return _refused(400, "The organization must be an organization id, as the page lists them.")
+    if not raw_page.isdigit() or not 1 <= int(raw_page) <= MAX_PAGES:
+        return _refused(400, f"The page must be a number from 1 to {MAX_PAGES}.")
+    return View(org=org, page=int(raw_page) - 1)
 
 
 def redrive_from_form(body: bytes, headers: Mapping[str, str], url: str, *, now: float | None = None) -> Page:
@@ -135,10 +166,12 @@ def _checked_form(
     return form, nonce
 
 
-def _render(nonce: str, now: float, *, message: str | None, link: str | None = None) -> Page:
+def _render(nonce: str, now: float, *, message: str | None, link: str | None = None, view: View = EVERYTHING) -> Page:
     return render(
         "status.html",
-        report=gather(now),
+        report=gather(now, view),
+        view=view,
+        view_action=VIEW,
         message=message,
         link=link,
         form_token=tokens.form_token(nonce),

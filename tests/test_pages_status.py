@@ -232,3 +232,46 @@ def test_retrying_a_failed_change_once_its_cause_is_gone_sends_it_and_takes_it_o
     assert not shown or f"{org}/I77" not in shown[0].text
     assert failures.find_failure(failure.key) is None
     wait_for(lambda: fake_ado.work_item(name, 77)["fields"]["System.State"] == "Resolved", 60, "the retried change")
+
+
+def test_one_organizations_rows_in_pages_of_500(host, fake_ado, browser) -> None:
+    import uuid
+
+    from shared.model.tracker import Installation
+    from shared.store import base
+    from shared.store.tracker import INSTALLATIONS, TrackerStore
+
+    name, integration_id, other_org = create_world(host, fake_ado)
+    org = f"many-{uuid.uuid4().hex[:8]}"
+    made = [Installation(str(uuid.uuid4()), org) for _ in range(501)]
+    store = TrackerStore()
+    for installation in made:
+        store.put_installation(installation)
+    try:
+        browser.get(f"{host.url}/api/status?code={KEY}")
+        from tests.browser import by, fill
+
+        fill(browser, "org", org)
+        old = browser.find_element(by("TAG_NAME"), "html")
+        browser.find_element("id", "filter-go").click()
+        wait_for(lambda: _stale(old), 30, "the filtered page")
+        assert browser.current_url.startswith(f"{host.url}/api/status/view?org={org}")
+        first = browser.find_element("id", "installations").text
+        assert first.count(org) == 500 and other_org not in browser.page_source
+        assert "Page 1 (500 shown)." in browser.find_element("id", "pages-tracker-installations").text
+        browser.find_element(by("LINK_TEXT"), "Next page").click()
+        wait_for(lambda: "page=2" in browser.current_url, 30, "the second page")
+        second = browser.find_element("id", "installations").text
+        assert second.count(org) == 1 and "Page 2 (1 shown)." in browser.page_source
+        shown = {line.split()[1] for line in (first + "\n" + second).splitlines() if line.startswith(org)}
+        assert shown == {i.integration_id for i in made}  # every row once, on one page or the other
+        browser.find_element("id", "filter-all").click()
+        wait_for(lambda: browser.current_url == f"{host.url}/api/status/view", 30, "every organization again")
+        assert f"integration-{integration_id}" in browser.page_source
+        # Without the session cookie the view is refused, and shows nothing.
+        refused = requests.get(f"{host.url}/api/status/view?org={org}", timeout=30)
+        assert refused.status_code == 403 and org not in refused.text
+    finally:
+        table = base.table(INSTALLATIONS)
+        for installation in made:
+            table.delete_entity(installation.integration_id, installation.org_id)

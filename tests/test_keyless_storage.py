@@ -229,3 +229,14 @@ def test_the_settings_repr_shows_no_key() -> None:
     key = "c2VjcmV0LWtleS12YWx1ZS0wMTIzNDU2Nzg5MDEyMzQ1Njc4OQ=="
     text = repr(load_settings({"AzureWebJobsStorage": f"AccountName=a;AccountKey={key};"}))
     assert key not in text and key[:20] not in text and "AccountName=a" in text
+
+
+def test_the_local_host_names_what_is_missing_and_takes_an_account_name() -> None:
+    with pytest.raises(ValueError, match="AzureWebJobsStorage__queueServiceUri or AzureWebJobsStorage__accountName"):
+        resolve_connection("AzureWebJobsStorage", {})
+    connection = resolve_connection("AzureWebJobsStorage", {"AzureWebJobsStorage__accountName": "vstsapp"})
+    assert (connection.queue_url, connection.credential) == ("https://vstsapp.queue.core.windows.net", None)
+    with pytest.raises(ValueError, match="__credential must be managedidentity"):
+        resolve_connection(
+            "AzureWebJobsStorage", {"AzureWebJobsStorage__accountName": "a", "AzureWebJobsStorage__credential": "x"}
+        )

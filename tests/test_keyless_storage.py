@@ -240,3 +240,16 @@ def test_the_local_host_names_what_is_missing_and_takes_an_account_name() -> Non
         resolve_connection(
             "AzureWebJobsStorage", {"AzureWebJobsStorage__accountName": "a", "AzureWebJobsStorage__credential": "x"}
         )
+
+
+def test_an_identity_endpoint_that_does_not_answer_is_named_in_seconds_not_minutes(
+    keyless: str, identity: FakeManagedIdentity
+) -> None:
+    identity.set_delay("/msi/token", 60)  # longer than the token request may take (shared.store.connect)
+    try:
+        status, body = _health()
+    finally:
+        identity.clear_faults()
+    assert status == 503
+    assert body["error"].startswith("The app could not get a token for storage with its identity")
+    assert "ServiceResponseTimeoutError" in body["error"]

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 # Storage's token audience (the resource every storage service accepts).
 STORAGE_SCOPE = "https://storage.azure.com/.default"
+# The managed identity endpoint is local to the host: it answers at once or not at all. Bounded, so a request
+# waiting for a token (health among them) fails in seconds rather than in the SDK's default minutes.
+TOKEN_OPTIONS: dict[str, Any] = {"connection_timeout": 2, "read_timeout": 3, "retry_total": 1}
 
 _credentials: dict[tuple[str | None, str | None], TokenCredential] = {}
 _lock = threading.Lock()
@@ -42,7 +45,7 @@ def _make_credential(kind: str | None, client_id: str | None) -> TokenCredential
     if kind == "managedidentity":
         from azure.identity import ManagedIdentityCredential
 
-        return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+        return ManagedIdentityCredential(client_id=client_id, **TOKEN_OPTIONS)
     from azure.identity import DefaultAzureCredential
 
     return DefaultAzureCredential(managed_identity_client_id=client_id, exclude_interactive_browser_credential=True)

@@ -10,8 +10,9 @@ import re
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
 from shared.errors import StorageUnavailable
-from shared.settings import SettingsError, get_settings
+from shared.settings import SettingsError, StorageConnection, get_settings
 from shared.store.base import table_service
+from shared.store.connect import STORAGE_SCOPE, credential_for
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,11 @@ def storage_problem() -> str | None:
     """None when one cheap request (list at most one table) succeeds; otherwise a sentence that says why not,
     naming the setting to fix when storage refused the app's credential (never a secret)."""
     try:
+        connection = get_settings().table_storage
+        if connection.uses_identity:  # a token first (cached: no request while it is valid), to say which failed
+            problem = _token_problem(connection)
+            if problem is not None:
+                return problem
         pages = table_service("health").list_tables(results_per_page=1).by_page()
         next(pages, None)
     except SettingsError as exc:
@@ -36,6 +42,18 @@ def storage_problem() -> str | None:
     except (AzureError, OSError, ValueError) as exc:
         log.warning("Table Storage is unreachable: %s", type(exc).__name__)
         return storage_refusal(exc) or "Table Storage did not answer."
+    return None
+
+
+def _token_problem(connection: StorageConnection) -> str | None:
+    try:
+        credential_for(connection).get_token(STORAGE_SCOPE)
+    except (AzureError, OSError, ValueError) as exc:
+        log.warning("No token for storage: %s", type(exc).__name__)
+        return (
+            f"The app could not get a token for storage with its identity ({connection.setting}__credential, "
+            f"__clientId): {type(exc).__name__}: {_first_line(getattr(exc, 'message', exc))}"
+        )
     return None
 
 

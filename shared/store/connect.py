@@ -48,7 +48,9 @@ def _make_credential(kind: str | None, client_id: str | None) -> TokenCredential
         return ManagedIdentityCredential(client_id=client_id, **TOKEN_OPTIONS)
     from azure.identity import DefaultAzureCredential
 
-    return DefaultAzureCredential(managed_identity_client_id=client_id, exclude_interactive_browser_credential=True)
+    return DefaultAzureCredential(
+        managed_identity_client_id=client_id, exclude_interactive_browser_credential=True, **TOKEN_OPTIONS
+    )
 
 
 def table_service_client(connection: StorageConnection, **options: Any) -> TableServiceClient:

@@ -1,4 +1,9 @@
-"""Start and stop Azurite (blob, queue, table) from the project's pinned node_modules."""
+"""Start and stop Azurite (blob, queue, table) from the project's pinned node_modules.
+
+Two modes: plain HTTP with the well-known account key (`UseDevelopmentStorage=true`), or, with a certificate,
+HTTPS with `--oauth basic`, where Azurite accepts bearer tokens for storage (it checks a token's audience, issuer
+and lifetime, not its signature) as well as the key: what an app with an identity and no key needs to be tried.
+"""
 
 from __future__ import annotations
 
@@ -42,20 +47,61 @@ def connection_string(blob: int, queue: int, table: int, host: str = "127.0.0.1"
     )
 
 
+def make_certificate(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A self-signed certificate for `host` (and localhost), valid for a day: (certificate PEM, key PEM). The
+    certificate is its own CA, so a client trusts it by naming the PEM in REQUESTS_CA_BUNDLE / SSL_CERT_FILE."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = dt.datetime.now(dt.UTC)
+    names: list[x509.GeneralName] = [x509.DNSName("localhost")]
+    try:
+        names.append(x509.IPAddress(ipaddress.ip_address(host)))
+    except ValueError:
+        names.append(x509.DNSName(host))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = folder / "azurite-cert.pem", folder / "azurite-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
 @dataclass
 class Azurite:
-    """One Azurite process with all three services on loopback."""
+    """One Azurite process with all three services on loopback; HTTPS with OAuth when given a certificate."""
 
     blob_port: int
     queue_port: int
     table_port: int
     location: Path | None = None  # None: in-memory persistence
+    certificate: tuple[Path, Path] | None = None  # (cert PEM, key PEM): HTTPS and `--oauth basic`
     process: subprocess.Popen | None = None
     _errors: IO[bytes] | None = None
 
     @classmethod
-    def on_free_ports(cls, location: Path | None = None) -> Azurite:
-        return cls(free_port(), free_port(), free_port(), location)
+    def on_free_ports(cls, location: Path | None = None, certificate: tuple[Path, Path] | None = None) -> Azurite:
+        return cls(free_port(), free_port(), free_port(), location, certificate)
 
     @property
     def ports(self) -> tuple[int, int, int]:
@@ -63,7 +109,15 @@ class Azurite:
 
     @property
     def connection_string(self) -> str:
+        if self.certificate is not None:
+            return connection_string(*self.ports).replace("http://", "https://").replace("=http;", "=https;")
         return connection_string(*self.ports)
+
+    def service_url(self, service: str) -> str:
+        """The endpoint of "blob", "queue" or "table", as `AzureWebJobsStorage__<service>ServiceUri` takes it."""
+        port = {"blob": self.blob_port, "queue": self.queue_port, "table": self.table_port}[service]
+        scheme = "https" if self.certificate is not None else "http"
+        return f"{scheme}://127.0.0.1:{port}/{ACCOUNT}"
 
     def start(self, timeout: float = 30.0) -> Azurite:
         binary = ROOT / "node_modules" / ".bin" / "azurite"
@@ -76,6 +130,8 @@ class Azurite:
             "--tableHost", "127.0.0.1", "--tablePort", str(self.table_port),
             "--disableTelemetry", "--silent", "--skipApiVersionCheck",
         ]  # fmt: skip
+        if self.certificate is not None:
+            args += ["--cert", str(self.certificate[0]), "--key", str(self.certificate[1]), "--oauth", "basic"]
         if self.location is None:
             args.append("--inMemoryPersistence")
         else:

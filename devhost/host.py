@@ -41,6 +41,7 @@ from werkzeug.wrappers import Request, Response
 from devhost.config import HostConfig, load_host_config
 from devhost.queues import QueuePoller
 from devhost.routing import CONVERTERS, template_to_rules
+from devhost.storage import QueueConnection, resolve_connection
 from devhost.timers import TimerRunner, resolve_schedule, resolve_setting, utcnow
 
 log = logging.getLogger("devhost")
@@ -257,11 +258,8 @@ class FunctionHost:
         _log_invocation(entry.name, trigger, "Succeeded", started)
         return True
 
-    def _connection(self, setting: str) -> str:
-        value = self.environ.get(setting) or self.environ.get(f"AzureWebJobs{setting}")
-        if not value:
-            raise ValueError(f"the queue trigger's connection names the app setting {setting}, which is not set")
-        return value
+    def _connection(self, setting: str) -> QueueConnection:
+        return resolve_connection(setting, self.environ)
 
     def start(self) -> None:
         """Start the timers and queue pollers (HTTP is served by whoever serves this WSGI app)."""

@@ -19,6 +19,7 @@ from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.queue import LinearRetry, QueueClient, QueueMessage
 
 from devhost.config import HostConfig
+from devhost.storage import QueueConnection
 
 log = logging.getLogger("devhost")
 
@@ -49,7 +50,7 @@ class QueuePoller(threading.Thread):
         self,
         function_name: str,
         queue_name: str,
-        connection_string: str,
+        connection: QueueConnection | str,
         config: HostConfig,
         invoke: Callable[[bytes, QueueMessage], bool],
         stop: threading.Event,
@@ -61,8 +62,10 @@ class QueuePoller(threading.Thread):
         self.stop = stop
         # The poller has its own back-off; the SDK's default retries (15 s and up) would stall it for a minute.
         options = {"retry_policy": LinearRetry(backoff=0.5, random_jitter_range=0.2, retry_total=1)}
-        self.queue = QueueClient.from_connection_string(connection_string, queue_name, **options)
-        self.poison = QueueClient.from_connection_string(connection_string, f"{queue_name}-poison", **options)
+        if isinstance(connection, str):  # a connection string
+            connection = QueueConnection("connection", connection_string=connection)
+        self.queue = connection.client(queue_name, **options)
+        self.poison = connection.client(f"{queue_name}-poison", **options)
 
     def run(self) -> None:
         interval = MIN_POLL_SECONDS

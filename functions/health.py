@@ -1,11 +1,12 @@
-"""`health`: GET /api/health, anonymous. Says whether the app is up and Table Storage answers."""
+"""`health`: GET /api/health, anonymous. Says whether the app is up and Table Storage answers, and if not, why
+(storage refused the app's identity or key, or did not answer)."""
 
 from __future__ import annotations
 
 import azure.functions as func
 
 from functions.http import json_response
-from shared.store.base import storage_is_reachable
+from shared.store.health import storage_problem
 
 bp = func.Blueprint()
 
@@ -13,6 +14,7 @@ bp = func.Blueprint()
 @bp.function_name("health")
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    if storage_is_reachable():
+    problem = storage_problem()
+    if problem is None:
         return json_response({"status": "ok", "storage": "ok"})
-    return json_response({"status": "degraded", "storage": "unavailable"}, 503, {"Retry-After": "5"})
+    return json_response({"status": "degraded", "storage": "unavailable", "error": problem}, 503, {"Retry-After": "5"})

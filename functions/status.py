@@ -28,3 +28,21 @@ def status_redrive(req: func.HttpRequest) -> func.HttpResponse:
     from shared.pages.status import redrive_from_form
 
     return page_response(redrive_from_form(req.get_body() or b"", dict(req.headers), req.url))
+
+
+@bp.function_name("status_action")
+@bp.route(route="status/action", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def status_action(req: func.HttpRequest) -> func.HttpResponse:
+    """A problem's action button; protected like the redrive form (see the module's docstring)."""
+    from shared.pages.status import action_from_form
+
+    return page_response(action_from_form(req.get_body() or b"", dict(req.headers), req.url))
+
+
+@bp.function_name("status_view")
+@bp.route(route="status/view", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def status_view(req: func.HttpRequest) -> func.HttpResponse:
+    """Another page of the status page's lists, or one organization's rows: opened by the session cookie."""
+    from shared.pages.status import status_view as page
+
+    return page_response(page(req.url, req.headers.get("cookie")))

@@ -24,7 +24,8 @@ from functools import cached_property
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-DEFAULT_STORAGE = "UseDevelopmentStorage=true"
+from shared.storage_connection import SettingsError, StorageConnection, storage_connections
+
 DEFAULT_ACCOUNT_LOOKUP_URL = (
     "https://app.vssps.visualstudio.com/_apis/resourceareas/79134C72-4A58-4B42-976C-04E7115F32BF"
     "?hostId=%s&api-preview=5.0-preview.1"
@@ -59,10 +60,6 @@ LAZY_SETTINGS = (
 )
 
 
-class SettingsError(ValueError):
-    """A setting is missing or invalid; the message names it."""
-
-
 def redact(text: str) -> str:
     """`text` without the secret parts of the connection strings or URLs in it."""
     text = _SECRET_PART.sub(lambda m: f"{m.group(1) or m.group(2)}***", text)
@@ -71,8 +68,8 @@ def redact(text: str) -> str:
 
 @dataclass(frozen=True, repr=False)
 class Settings:
-    storage_connection_string: str
-    webjobs_storage: str
+    table_storage: StorageConnection  # STORAGE_CONNECTION_STRING, else AzureWebJobsStorage (string or identity)
+    queue_storage: StorageConnection  # AzureWebJobsStorage, the queue triggers' connection
     table_prefix: str
     account_lookup_url: str
     oauth_token_url: str
@@ -92,7 +89,7 @@ class Settings:
     _sentry: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)  # raw SENTRY_SETTINGS
 
     def __repr__(self) -> str:
-        shown = (f"{f.name}={_redacted(getattr(self, f.name))!r}" for f in fields(self) if f.repr)
+        shown = (f"{f.name}={redact(repr(getattr(self, f.name)))}" for f in fields(self) if f.repr)
         return f"Settings({', '.join(shown)})"
 
     @cached_property
@@ -157,10 +154,6 @@ def _required(name: str, value: str | None) -> str:
     if not value:
         raise SettingsError(f"The app setting {name} is required here but is not set.")
     return value
-
-
-def _redacted(value: object) -> object:
-    return redact(value) if isinstance(value, str) else value
 
 
 def _renamed(env: Mapping[str, str], name: str, old_name: str) -> str:
@@ -266,7 +259,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings of contract §10 that every path needs from `env` (default: the process
     environment); the others are kept as they are and validated on first use."""
     env = os.environ if env is None else env
-    webjobs = _text(env, "AzureWebJobsStorage") or DEFAULT_STORAGE
+    tables, queues = storage_connections(env)
     prefix = _text(env, "TABLE_PREFIX") or "vsts"
     if not _TABLE_PREFIX.fullmatch(prefix):
         raise SettingsError("The app setting TABLE_PREFIX must be 1-40 letters or digits, starting with a letter.")
@@ -277,8 +270,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     token_url = _url(env, "ADO_OAUTH_TOKEN_URL", DEFAULT_OAUTH_TOKEN_URL)
     assert token_url is not None
     return Settings(
-        storage_connection_string=_text(env, "STORAGE_CONNECTION_STRING") or webjobs,
-        webjobs_storage=webjobs,
+        table_storage=tables,
+        queue_storage=queues,
         table_prefix=prefix,
         account_lookup_url=lookup,
         oauth_token_url=token_url,

@@ -41,7 +41,11 @@ class HostProcess:
         assert response.status_code == 202, response.text
 
 
-def start_host(tmp: Path, extra_env: dict[str, str], port: int | None = None) -> HostProcess:
+def start_host(
+    tmp: Path, extra_env: dict[str, str], port: int | None = None, *, unset: tuple[str, ...] = ()
+) -> HostProcess:
+    """The local host on `port` with the session's environment and `extra_env`, without the settings in `unset`
+    that `extra_env` does not set."""
     port = port or free_port()
     env = {
         **os.environ,
@@ -54,6 +58,8 @@ def start_host(tmp: Path, extra_env: dict[str, str], port: int | None = None) ->
         **extra_env,
     }
     env.pop("STORAGE_CONNECTION_STRING", None) if "STORAGE_CONNECTION_STRING" not in extra_env else None
+    for name in set(unset) - set(extra_env):
+        env.pop(name, None)
     log_path = tmp / f"host-{port}.log"
     log_file = open(log_path, "w")
     process = subprocess.Popen(

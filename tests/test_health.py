@@ -25,7 +25,8 @@ def test_health_is_503_when_table_storage_is_unreachable(env) -> None:
     env.setenv("STORAGE_CONNECTION_STRING", connection_string(closed, closed, closed))
     response = _get()
     assert response.status_code == 503
-    assert json.loads(response.get_body())["storage"] == "unavailable"
+    body = json.loads(response.get_body())
+    assert (body["storage"], body["error"]) == ("unavailable", "Table Storage did not answer.")
 
 
 def test_health_is_registered_anonymous_get(registered_functions) -> None:

@@ -10,8 +10,8 @@ KEY = base64.urlsafe_b64encode(os.urandom(32)).decode()
 
 def test_defaults_match_the_contract() -> None:
     s = load_settings({})
-    assert s.webjobs_storage == "UseDevelopmentStorage=true"
-    assert s.storage_connection_string == "UseDevelopmentStorage=true"
+    assert s.queue_storage.connection_string == "UseDevelopmentStorage=true"
+    assert s.table_storage.connection_string == "UseDevelopmentStorage=true"
     assert s.table_prefix == "vsts"
     assert s.account_lookup_url == DEFAULT_ACCOUNT_LOOKUP_URL
     assert s.oauth_token_url == "https://app.vssps.visualstudio.com/oauth2/token"
@@ -26,9 +26,10 @@ def test_defaults_match_the_contract() -> None:
 
 
 def test_storage_connection_falls_back_to_webjobs_storage() -> None:
-    assert load_settings({"AzureWebJobsStorage": "A"}).storage_connection_string == "A"
+    assert load_settings({"AzureWebJobsStorage": "A"}).table_storage.connection_string == "A"
     assert (
-        load_settings({"AzureWebJobsStorage": "A", "STORAGE_CONNECTION_STRING": "B"}).storage_connection_string == "B"
+        load_settings({"AzureWebJobsStorage": "A", "STORAGE_CONNECTION_STRING": "B"}).table_storage.connection_string
+        == "B"
     )
 
 

@@ -16,7 +16,7 @@ from shared.model.integration import DISABLED
 from shared.model.sentry import INTERNAL, SentryInstallation
 from shared.model.tracker import Installation, Link, TrackedIssue
 from shared.pages import status_data
-from shared.pages.status_data import gather
+from shared.pages.status_data import View, gather
 from shared.store import failures, last_delivery, queues, timer_runs
 from shared.store.integrations import IntegrationStore
 from shared.store.sentry import SentryStore
@@ -126,7 +126,8 @@ def test_a_part_that_cannot_be_read_is_named_and_the_others_are_shown(own_queues
 
     from shared.pages.render import render
 
-    html = render("status.html", report=report, message=None, form_token="t", redrive_action="/x", when=str).html
+    forms = {"form_token": "t", "redrive_action": "/x", "action": "/y", "view_action": "/v", "view": View()}
+    html = render("status.html", report=report, message=None, when=str, **forms).html
     assert "Sentry installations could not be read" in html and "Timers could not be read" in html
     assert integration.id in html
 

@@ -41,7 +41,8 @@ def integration_problems(integration: Integration) -> list[Problem]:
         found.append(
             Problem(
                 "Azure DevOps refused its credentials (needs re-authorization).",
-                f"Enter new credentials (a new PAT, or a service principal with access) with {put}.",
+                "Enter new credentials (a new PAT, or a service principal with access): the Re-enter credentials "
+                f"button makes a setup link for it, or use {put}.",
             )
         )
     status = integration.subscription_status
@@ -49,14 +50,14 @@ def integration_problems(integration: Integration) -> list[Problem]:
         found.append(
             Problem(
                 "It has no service hook subscription, so Azure DevOps sends it no changes.",
-                f"Create one with {recreate}.",
+                f"Create one with the button here, or with {recreate}.",
             )
         )
     elif status == "disabledBySystem":
         found.append(
             Problem(
                 "Azure DevOps disabled its subscription after deliveries kept failing.",
-                f"subscription_check replaces it on its next run; to do it now, {recreate}.",
+                f"subscription_check replaces it on its next run; to do it now, use the button here or {recreate}.",
             )
         )
     elif status == "onProbation":
@@ -196,3 +197,27 @@ FAILURE_ACTIONS = {
 
 def failure_action(failure: Failure) -> str:
     return failure.advice or FAILURE_ACTIONS.get(failure.kind, "The reason and the app's log say what failed.")
+
+
+def integration_actions(integration: Integration) -> tuple[str, ...]:
+    """The buttons an integration's row offers (shared.pages.status_actions): re-entering credentials Azure DevOps
+    refused (or that cannot be decrypted), a service hook it lacks or that Azure DevOps disabled, and rotating
+    the webhook secret of a working one."""
+    if not integration.active:
+        return ()
+    found = []
+    if integration.sealed or integration.needs_reauth:
+        found.append("reauth")
+    if not integration.subscription_id or integration.subscription_status not in (None, "enabled"):
+        found.append("hook")
+    elif not integration.sealed and not integration.needs_reauth:
+        found.append("rotate")
+    return tuple(found)
+
+
+RETRYABLE = ("ado_failed", "sentry_failed")
+
+
+def is_retryable(failure: Failure) -> bool:
+    """Whether the retry button can queue the change again: a kind it knows, naming its issue."""
+    return failure.kind in RETRYABLE and all(isinstance(failure.details.get(k), str) for k in ("org_id", "issue_id"))

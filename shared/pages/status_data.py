@@ -22,7 +22,9 @@ from shared.pages.status_advice import (
     Problem,
     failure_action,
     installation_problems,
+    integration_actions,
     integration_problems,
+    is_retryable,
     queue_problems,
     sentry_problems,
     timer_outcome,
@@ -31,6 +33,7 @@ from shared.pages.status_advice import (
 from shared.settings import get_settings
 from shared.store import failures, last_delivery, queues, timer_runs
 from shared.store.deadline import storage_deadline
+from shared.store.health import storage_refusal
 from shared.store.integrations import IntegrationStore
 from shared.store.sentry import SentryInstallationSummary, SentryStore
 from shared.store.timer_runs import TimerRecord
@@ -38,7 +41,7 @@ from shared.store.tracker import TrackerStore
 
 log = logging.getLogger(__name__)
 
-MAX_LISTED = 500  # per list: integrations, tracker installations, Sentry installations
+MAX_LISTED = 500  # per list and page: integrations, tracker installations, Sentry installations
 TIMERS = ("domain_check", "subscription_check", "reconcile", "cleanup", "sweep")
 STORAGE_SECONDS = 10.0  # what all of the page's storage requests may take together
 
@@ -68,6 +71,7 @@ class IntegrationStatus:
     subscription_checked_at: float | None
     last_delivery_at: float | None
     problems: tuple[Problem, ...] = ()
+    actions: tuple[str, ...] = ()  # the buttons its row offers (shared.pages.status_actions)
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,8 @@ class FailureStatus:
     reason: str
     at: float
     action: str
+    key: str = ""  # names it for the retry button
+    retryable: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,44 +156,66 @@ def _read(title: str, read: Callable[[], tuple[tuple[T, ...], bool]]) -> Part[T]
         rows, more = read()
     except StorageUnavailable as exc:
         log.warning("Status: %s could not be read: %s", title, exc)
-        return Part(title, error="Storage did not answer while reading it; reload the page to try again.")
+        refused = storage_refusal(exc)
+        return Part(title, error=refused or "Storage did not answer while reading it; reload the page to try again.")
     except Exception:  # the page must show every other part; the log keeps the traceback
         log.exception("Status: %s could not be read", title)
         return Part(title, error="It could not be read because of an unexpected error; the app's log has details.")
     return Part(title, rows, more=more)
 
 
-def _capped(rows: list[T]) -> tuple[tuple[T, ...], bool]:
-    return tuple(rows[:MAX_LISTED]), len(rows) > MAX_LISTED
+@dataclass(frozen=True)
+class View:
+    """Which part of the lists the page shows: one organization's rows only (`org`), and which page of
+    MAX_LISTED rows of each list (0: the first)."""
+
+    org: str | None = None
+    page: int = 0
+
+    @property
+    def limit(self) -> int:
+        """Rows read of each list: up to the end of this page, and one more to know whether more follow."""
+        return (self.page + 1) * MAX_LISTED + 1
 
 
-def gather(now: float) -> StatusReport:
+EVERYTHING = View()  # the first page of every list
+
+
+def _window(rows: list[T], view: View) -> tuple[tuple[T, ...], bool]:
+    start = view.page * MAX_LISTED
+    return tuple(rows[start : start + MAX_LISTED]), len(rows) > start + MAX_LISTED
+
+
+def gather(now: float, view: View = EVERYTHING) -> StatusReport:
     """Everything the page shows, read now."""
     with storage_deadline(STORAGE_SECONDS):
-        return _gather(now)
+        return _gather(now, view)
 
 
-def _gather(now: float) -> StatusReport:
+def _gather(now: float, view: View) -> StatusReport:
     notes: list[str] = []
     listed: list[Integration] = []
+    found: list[Installation] = []
+    if view.org is not None:  # the organization's installations first: they say which integrations to show
+        found.extend(TrackerStore().installations_for_org(view.org, view.limit))
 
     def read_integrations() -> tuple[tuple[IntegrationStatus, ...], bool]:
-        listed.extend(IntegrationStore().list_all(MAX_LISTED + 1))
+        listed.extend(_integrations(view, found))
         try:
-            delivered = last_delivery.last_deliveries(MAX_LISTED + 1)
+            delivered = last_delivery.last_deliveries(view.limit)
         except StorageUnavailable:
             delivered = {}
             notes.append("The last deliveries could not be read; they show as unknown.")
-        return _capped([_integration_row(i, delivered.get(i.id)) for i in listed])
+        return _window([_integration_row(i, delivered.get(i.id)) for i in listed], view)
 
     integrations = _read("Integrations", read_integrations)
     by_id = {i.id: i for i in listed}
     complete = integrations.error is None and not integrations.more
-    found: list[Installation] = []
 
     def read_installations() -> tuple[tuple[InstallationStatus, ...], bool]:
-        found.extend(TrackerStore().list_installations(MAX_LISTED + 1))
-        return _capped([_installation_row(i, by_id.get(i.integration_id), complete) for i in found])
+        if view.org is None:
+            found.extend(TrackerStore().list_installations(view.limit))
+        return _window([_installation_row(i, by_id.get(i.integration_id), complete) for i in found], view)
 
     installations = _read("Tracker installations", read_installations)
     orgs = {i.org_id for i in found} if installations.error is None and not installations.more else None
@@ -195,12 +223,19 @@ def _gather(now: float) -> StatusReport:
         generated_at=now,
         integrations=integrations,
         installations=installations,
-        sentry=_read("Sentry installations", lambda: _capped(_sentry_rows(orgs))),
+        sentry=_read("Sentry installations", lambda: _window(_sentry_rows(orgs, view), view)),
         queues=_read("Queues", lambda: (tuple(_queue_row(name) for name in queues.APP_QUEUES), False)),
         timers=_read("Timers", lambda: (_timer_rows(timer_runs.timer_records(), now), False)),
-        failures=_read("Recent failures", lambda: (_failure_rows(), False)),
+        failures=_read("Recent failures", lambda: (_failure_rows(view.org), False)),
         notes=tuple(notes),
     )
+
+
+def _integrations(view: View, installed: list[Installation]) -> list[Integration]:
+    if view.org is None:
+        return IntegrationStore().list_all(view.limit)
+    store = IntegrationStore()
+    return [i for i in (store.get(n.integration_id) for n in installed[: view.limit]) if i is not None]
 
 
 def _integration_row(integration: Integration, delivered_at: float | None) -> IntegrationStatus:
@@ -216,6 +251,7 @@ def _integration_row(integration: Integration, delivered_at: float | None) -> In
         subscription_checked_at=integration.subscription_checked_at,
         last_delivery_at=delivered_at,
         problems=tuple(integration_problems(integration)),
+        actions=integration_actions(integration),
     )
 
 
@@ -226,12 +262,13 @@ def _installation_row(installation: Installation, integration: Integration | Non
     return InstallationStatus(installation.org_id, installation.integration_id, syncs, tuple(problems))
 
 
-def _sentry_rows(orgs: set[str] | None) -> list[SentryStatus]:
+def _sentry_rows(orgs: set[str] | None, view: View) -> list[SentryStatus]:
     def row(s: SentryInstallationSummary) -> SentryStatus:
         connected = None if orgs is None else org_id_for(s.organization_slug) in orgs
         return SentryStatus(s, tuple(sentry_problems(s, connected)))
 
-    return [row(s) for s in SentryStore().list_installations(MAX_LISTED + 1)]
+    listed = SentryStore().list_installations(view.limit)
+    return [row(s) for s in listed if view.org is None or org_id_for(s.organization_slug) == view.org]
 
 
 def _queue_row(name: str) -> QueueStatus:
@@ -256,7 +293,9 @@ def _timer_rows(records: dict[str, TimerRecord], now: float) -> tuple[TimerStatu
     return tuple(row(name) for name in TIMERS)
 
 
-def _failure_rows() -> tuple[FailureStatus, ...]:
+def _failure_rows(org: str | None) -> tuple[FailureStatus, ...]:
     return tuple(
-        FailureStatus(f.kind, f.subject, f.reason, f.at, failure_action(f)) for f in failures.recent_failures()
+        FailureStatus(f.kind, f.subject, f.reason, f.at, failure_action(f), f.key, is_retryable(f))
+        for f in failures.recent_failures()
+        if org is None or f.details.get("org_id") == org
     )

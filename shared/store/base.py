@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -31,6 +31,7 @@ from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 from shared.caching import PerKey
 from shared.errors import ConcurrentUpdate, StorageUnavailable, TooLargeToStore
 from shared.settings import get_settings
+from shared.store.connect import table_service_client
 from shared.store.deadline import attempt_bound
 
 __all__ = [
@@ -77,31 +78,56 @@ def table_name(base: str) -> str:
     return f"{get_settings().table_prefix}{base}"
 
 
-_PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+_PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy"}
+# The standard variables naming a CA bundle to trust (a private CA: a corporate proxy, Azurite over HTTPS), in
+# the order requests reads the first two; OpenSSL's SSL_CERT_FILE last.
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
 _sessions: list[requests.Session] = []
 _session_lock = threading.Lock()
 
 
+class _StorageSession(requests.Session):
+    """A session that never reads the environment per request (`trust_env` off: no ~/.netrc, whose password
+    would replace the bearer token, and no half-millisecond lookup per round trip), but still sends requests
+    through the proxy the environment names, honouring `no_proxy`, when one is set."""
+
+    def __init__(self, use_env_proxies: bool) -> None:
+        super().__init__()
+        self.trust_env = False
+        self._use_env_proxies = use_env_proxies
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        if self._use_env_proxies and url:
+            proxies = {**requests.utils.get_environ_proxies(url), **(proxies or {})}
+        return super().merge_environment_settings(url, proxies, stream, verify, cert)
+
+
+def ca_bundle(environ: Mapping[str, str] | None = None) -> str | None:
+    """The CA bundle the standard variables name, if any."""
+    environ = os.environ if environ is None else environ
+    return next((environ[name] for name in CA_BUNDLE_VARIABLES if environ.get(name)), None)
+
+
 def sdk_transport(connection_timeout: float, read_timeout: float) -> RequestsTransport:
     """The HTTP transport for the storage SDK clients: one shared requests session, with these timeouts (a client
-    given a transport ignores its own `connection_timeout`/`read_timeout` options, so they are set here).
-
-    Unless a proxy is configured in the environment, the session does not consult the environment on every
-    request (proxy variables and ~/.netrc): that lookup alone costs about half a millisecond per round trip.
-    """
+    given a transport ignores its own `connection_timeout`/`read_timeout` options, so they are set here), and the
+    CA bundle of `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE` or `SSL_CERT_FILE` when one is set."""
     with _session_lock:
         if not _sessions:
-            session = requests.Session()
-            session.trust_env = any(name.lower() in _PROXY_VARIABLES for name in os.environ)
-            _sessions.append(session)
+            _sessions.append(_StorageSession(any(name.lower() in _PROXY_VARIABLES for name in os.environ)))
     return RequestsTransport(
-        session=_sessions[0], session_owner=False, connection_timeout=connection_timeout, read_timeout=read_timeout
+        session=_sessions[0],
+        session_owner=False,
+        connection_timeout=connection_timeout,
+        read_timeout=read_timeout,
+        connection_verify=ca_bundle() or True,
     )
 
 
 def table_service(purpose: str = "data") -> TableServiceClient:
-    """The shared TableServiceClient for the app's data (`STORAGE_CONNECTION_STRING`)."""
-    conn = get_settings().storage_connection_string
+    """The shared TableServiceClient for the app's data (`STORAGE_CONNECTION_STRING`, else `AzureWebJobsStorage`:
+    a connection string or an identity)."""
+    connection = get_settings().table_storage
     if purpose == "health":
         # The health check must answer fast even when storage is down: short timeouts, no SDK retries.
         connect, read, retries = HEALTH_TIMEOUT_SECONDS, HEALTH_TIMEOUT_SECONDS, 0
@@ -110,9 +136,9 @@ def table_service(purpose: str = "data") -> TableServiceClient:
         connect, read, retries = 5, 15, 3
     options: dict[str, Any] = {"retry_total": retries, "retry_backoff_factor": 0.25, "retry_backoff_max": 2}
     return _services.get(
-        (purpose, conn),
-        lambda: TableServiceClient.from_connection_string(
-            conn,
+        (purpose, connection),
+        lambda: table_service_client(
+            connection,
             transport=sdk_transport(connect, read),
             raw_request_hook=attempt_bound(connect, read),
             **options,
@@ -124,7 +150,7 @@ def table(base: str) -> TableClient:
     """The shared TableClient of one of the app's tables."""
     service = table_service()
     name = table_name(base)
-    return _tables.get((service.url, name), lambda: service.get_table_client(name))
+    return _tables.get((get_settings().table_storage, name), lambda: service.get_table_client(name))
 
 
 def is_table_missing(exc: ResourceNotFoundError) -> bool:
@@ -243,14 +269,3 @@ def query(
         except ResourceNotFoundError:
             pass  # no table yet: nothing stored
     return found
-
-
-def storage_is_reachable() -> bool:
-    """One cheap request (list at most one table) that proves Table Storage answers."""
-    try:
-        pages = table_service("health").list_tables(results_per_page=1).by_page()
-        next(pages, None)
-    except (AzureError, OSError, ValueError) as exc:
-        log.warning("Table Storage is unreachable: %s", type(exc).__name__)
-        return False
-    return True

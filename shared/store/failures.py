@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 
 from shared.errors import StorageUnavailable
 from shared.store import base
@@ -45,6 +45,7 @@ class Failure:
     at: float
     advice: str | None = None  # what to do, when the recorder knows better than the kind's default
     details: dict[str, Any] = field(default_factory=dict)
+    key: str = ""  # its RowKey: names it for `find_failure` and `forget_failure`
 
 
 def _row_key(now: float) -> str:
@@ -111,21 +112,38 @@ def recent_failures(limit: int = KEEP) -> list[Failure]:
     entities = base.query(
         TABLE, "PartitionKey eq @pk", {"pk": PARTITION}, "reading failures", results_per_page=limit, limit=limit
     )
-    found = []
-    for e in entities:
+    return [_failure(e) for e in entities]
+
+
+def _failure(e: dict[str, Any]) -> Failure:
+    try:
+        details = json.loads(e.get("Details") or "{}")
+    except ValueError:
+        details = {}
+    at = e.get("At")
+    return Failure(
+        kind=str(e.get("Kind", "")),
+        subject=str(e.get("Subject", "")),
+        reason=str(e.get("Reason", "")),
+        at=float(at) if isinstance(at, (int, float)) else 0.0,
+        advice=e.get("Advice") or None,
+        details=details if isinstance(details, dict) else {},
+        key=str(e.get("RowKey", "")),
+    )
+
+
+def find_failure(key: str) -> Failure | None:
+    """One listed failure by its key; None when it is not (or no longer) listed."""
+    if not base.is_valid_key(key):
+        return None
+    entity = base.read_entity(TABLE, PARTITION, key, "reading a failure")
+    return None if entity is None else _failure(entity)
+
+
+def forget_failure(key: str) -> None:
+    """Take a failure off the list (a person acted on it); nothing when it is gone already."""
+    with base.storage_errors("removing a failure"):
         try:
-            details = json.loads(e.get("Details") or "{}")
-        except ValueError:
-            details = {}
-        at = e.get("At")
-        found.append(
-            Failure(
-                kind=str(e.get("Kind", "")),
-                subject=str(e.get("Subject", "")),
-                reason=str(e.get("Reason", "")),
-                at=float(at) if isinstance(at, (int, float)) else 0.0,
-                advice=e.get("Advice") or None,
-                details=details if isinstance(details, dict) else {},
-            )
-        )
-    return found
+            base.table(TABLE).delete_entity(PARTITION, key)
+        except ResourceNotFoundError:
+            pass

@@ -42,17 +42,19 @@ _clients: PerKey[QueueClient] = PerKey()
 
 def queue_client(name: str, *, raw: bool = False) -> QueueClient:
     """The shared client of one queue; `raw` moves message text as stored, without base64 decoding it."""
-    conn = get_settings().webjobs_storage
+    conn = get_settings().queue_storage  # a connection string or an identity (shared.store.connect)
 
     def make() -> QueueClient:
         # Imported on first use: only the webhook needs it, and it costs every cold start ~25 ms otherwise.
-        from azure.storage.queue import LinearRetry, QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
+        from azure.storage.queue import LinearRetry, TextBase64DecodePolicy, TextBase64EncodePolicy
+
+        from shared.store.connect import queue_client as connect
 
         codec = {} if raw else {
             "message_encode_policy": TextBase64EncodePolicy(),
             "message_decode_policy": TextBase64DecodePolicy(),
         }  # fmt: skip
-        return QueueClient.from_connection_string(
+        return connect(
             conn,
             name,
             # Few retries: the queue worker has its own back-off, and HTTP paths are cut shorter per request

@@ -24,7 +24,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
-from shared.model.tracker import UNRESOLVED, Installation, Link, Member, StateRule, TrackedIssue
+from shared.model.tracker import UNRESOLVED, Installation, Link, Member, StateRule, TrackedIssue, activity_json
 from shared.store import base
 
 INSTALLATIONS = "installations"
@@ -41,7 +41,7 @@ def _issue_entity(issue: TrackedIssue) -> dict[str, Any]:
         "Title": issue.title,
         "Status": issue.status,
         "Links": json.dumps([[link.integration_id, link.work_item_id] for link in issue.links]),
-        "Activity": json.dumps(list(issue.activity), separators=(",", ":")),
+        "Activity": activity_json(issue.activity),
         "Watermarks": json.dumps(issue.watermarks, separators=(",", ":")),
     }
     if issue.assignee_email is not None:

@@ -116,8 +116,8 @@ def connected(installation_uuid: str) -> Connected:
     installation = SentryStore().get(installation_uuid)
     if installation is None or not installation.active:
         raise NotFound(NO_INSTALLATION)
-    installed = TrackerStore().installations_for_org(installation.org_id)
-    return Connected(installation, tuple(normalize_id(i.integration_id) for i in installed))
+    installed = TrackerStore().integration_ids_for_org(installation.org_id)
+    return Connected(installation, tuple(normalize_id(integration_id) for integration_id in installed))
 
 
 def _named(connection: Connected, integration_id: str, label: str) -> str:

@@ -45,6 +45,13 @@ def _link(host, org_id: str) -> str:
     return response.json()["url"]
 
 
+def _open(browser, link: str) -> None:
+    """A setup link as a person opens it: the GET shows a button (it does not use the link), the button does."""
+    browser.get(link)
+    assert "Open the setup page" in _text(browser), _text(browser)
+    _click(browser, "Open the setup page")
+
+
 def _shot(browser, name: str) -> None:
     """A screenshot of the whole page, and its weight: the HTML's bytes and the requests it made (1: itself)."""
     # The whole page, not only the window (Chromium's DevTools protocol; headless windows stop at the screen).
@@ -79,6 +86,10 @@ def test_a_persons_whole_setup(browser, host, fake_ado) -> None:
     org_id = f"acme-{uuid.uuid4().hex[:6]}"
     link = _link(host, org_id)
     browser.get(link)
+    assert org_id in _text(browser) and browser.get_cookie("setup_session") is None  # a scanner's GET uses nothing
+    browser.get(link)  # so the person's own click still works
+    _shot(browser, "open")
+    _click(browser, "Open the setup page")
     assert browser.current_url == f"{host.url}/api/setup"  # the link's token left the address bar
     assert "Connect Azure DevOps" in browser.title and org_id in _text(browser)
     cookie = browser.get_cookie("setup_session")
@@ -134,7 +145,7 @@ def test_a_persons_whole_setup(browser, host, fake_ado) -> None:
 
 def test_a_wrong_credential_is_said_in_plain_words(browser, host, fake_ado) -> None:
     name, host_id = _org(fake_ado)
-    browser.get(_link(host, f"acme-{uuid.uuid4().hex[:6]}"))
+    _open(browser, _link(host, f"acme-{uuid.uuid4().hex[:6]}"))
     _fill(browser, "org_url", fake_ado.org_url(name))
     browser.find_element(_by("CSS_SELECTOR"), "input[name=auth][value=pat]").click()
     _fill(browser, "pat", WRONG_PAT)
@@ -180,7 +191,7 @@ def other_origin() -> Iterator[tuple[str, dict[str, bytes]]]:
 
 def test_a_forged_form_post_is_refused_and_saves_nothing(browser, host, fake_ado, other_origin) -> None:
     name, host_id = _org(fake_ado)
-    browser.get(_link(host, f"acme-{uuid.uuid4().hex[:6]}"))  # the victim has a session, and its cookie is sent
+    _open(browser, _link(host, f"acme-{uuid.uuid4().hex[:6]}"))  # the victim has a session, and its cookie is sent
     origin, pages = other_origin
     pages["/forged"] = (
         f'<form method="post" action="{host.url}/api/setup/connect">'
@@ -223,7 +234,7 @@ def test_page_weights_are_reported(browser, host) -> None:
     """Printed for the report (`pytest -s`); every page is one request and well under 20 KB. The first page is
     measured here, so that the test measures something when it runs alone; the others when their tests ran."""
     browser.delete_all_cookies()
-    browser.get(_link(host, f"acme-{uuid.uuid4().hex[:6]}"))
+    _open(browser, _link(host, f"acme-{uuid.uuid4().hex[:6]}"))
     _shot(browser, "connect")
     assert WEIGHTS["connect"][0] > 1000  # a whole page was measured, not an error body
     for name, (size, count) in sorted(WEIGHTS.items()):

@@ -69,7 +69,7 @@ def _form_token(response: func.HttpResponse) -> str:
 def _session(registered_functions: dict, org_id: str) -> tuple[str, str]:
     """(cookie, form token) of a session opened with a fresh link."""
     link = create_link({"org_id": org_id}, base_url=ORIGIN, now=time.time())
-    opened = _get(registered_functions, {"link": link["url"].split("link=")[1]})
+    opened = _post(registered_functions, "open", {"link": link["url"].split("link=")[1]}, None)
     cookie = _cookie(opened)
     return cookie, _form_token(_get(registered_functions, {}, cookie))
 
@@ -99,7 +99,14 @@ def test_a_link_is_made_with_the_function_key_route_and_opens_the_page_once(regi
     assert time.time() + 240 < body["expires_at"] <= time.time() + 300
     token = body["url"].split("link=")[1]
 
-    opened = _get(registered_functions, {"link": token})
+    for _ in range(3):  # a GET, as a mail or chat scanner sends, shows a button and uses nothing
+        shown = _get(registered_functions, {"link": token})
+        assert shown.status_code == 200 and "Set-Cookie" not in shown.headers
+        assert "Open the setup page" in _text(shown) and "acme" in _text(shown)
+        assert 'action="/api/setup/open"' in _text(shown)
+    forged = _post(registered_functions, "open", {"link": token}, None, origin="https://elsewhere.example")
+    assert forged.status_code == 403 and "Set-Cookie" not in forged.headers  # and the link is still good
+    opened = _post(registered_functions, "open", {"link": token}, None)
     assert opened.status_code == 303
     assert opened.headers["Location"] == "/api/setup"  # the token leaves the address bar
     cookie = opened.headers["Set-Cookie"]
@@ -109,9 +116,12 @@ def test_a_link_is_made_with_the_function_key_route_and_opens_the_page_once(regi
     assert page.status_code == 200 and "Connect Azure DevOps" in _text(page) and "acme" in _text(page)
     assert token not in _text(page)
 
-    again = _get(registered_functions, {"link": token})
-    assert again.status_code == 410
-    assert "used already" in _text(again) and "Set-Cookie" not in again.headers
+    for again in (
+        _get(registered_functions, {"link": token}),
+        _post(registered_functions, "open", {"link": token}, None),
+    ):
+        assert again.status_code == 410
+        assert "used already" in _text(again) and "Set-Cookie" not in again.headers
 
 
 @pytest.mark.parametrize(
@@ -181,13 +191,35 @@ def test_a_redirect_that_does_not_match_the_installation_is_refused(registered_f
     for params in (
         {**good, "code": "grant-code-x"},
         {**good, "orgSlug": "another-org"},
-        {**good, "installationId": str(uuid.uuid4())},
         {"code": "grant-code-2"},
     ):
         refused = _get(registered_functions, params)
         assert refused.status_code == 403 and "does not match" in _text(refused)
     assert SentryStore().get(installation.uuid).setup_claimed_at is None  # the real redirect still works
     assert _get(registered_functions, good).status_code == 303
+
+
+def test_a_redirect_before_the_installation_is_applied_waits_on_the_page(registered_functions) -> None:
+    """Sentry sends the person and `installation.created` at once: the page says "a moment" and asks again (a
+    meta refresh, the pages allow no script), then opens the session once the installation is saved."""
+    code, uuid_, slug = "grant-code-4", str(uuid.uuid4()), f"s{uuid.uuid4().hex[:8]}"
+    params = {"code": code, "installationId": uuid_, "orgSlug": slug}
+    waiting = _get(registered_functions, params)
+    assert waiting.status_code == 202 and "A moment" in _text(waiting), _text(waiting)
+    assert "install it again" not in _text(waiting) and "Set-Cookie" not in waiting.headers
+    refresh = re.search(r'<meta http-equiv="refresh" content="3;url=([^"]+)">', _text(waiting)).group(1)
+    assert "tries=1" in refresh and f"installationId={uuid_}" in refresh.replace("&amp;", "&")
+    SentryStore().put(
+        SentryInstallation(uuid=uuid_, organization_slug=slug, token="tok", grant_code_hash=token_hash(code))
+    )
+    opened = _get(registered_functions, {**params, "tries": "1"})
+    assert opened.status_code == 303 and f"sentry-{slug}" in _text(_get(registered_functions, {}, _cookie(opened)))
+
+
+def test_a_redirect_whose_installation_never_arrives_stops_asking(registered_functions) -> None:
+    params = {"code": "c", "installationId": str(uuid.uuid4()), "orgSlug": "acme", "tries": "40"}
+    stopped = _get(registered_functions, params)
+    assert stopped.status_code == 409 and "refresh" not in _text(stopped) and "operator" in _text(stopped)
 
 
 def test_a_redirect_more_than_10_minutes_after_the_installation_is_refused(registered_functions) -> None:

@@ -8,12 +8,15 @@ import json
 import re
 import time
 import uuid
+from dataclasses import replace
 from urllib.parse import urlencode
 
 import azure.functions as func
 import pytest
 import requests
 
+from shared.ado.credentials import pat_header
+from shared.model.integration import DISABLED
 from shared.model.sentry import SentryInstallation
 from shared.model.tracker import Installation
 from shared.pages.setup_entry import create_link, token_hash
@@ -467,12 +470,10 @@ def test_the_service_hook_is_created_and_the_last_page_says_what_works(registere
     assert saved.subscription_id == "sub-1" and saved.webhook_secret not in text and PAT not in text
 
 
-def test_a_link_for_one_organization_keeps_the_working_credential_another_organization_uses(
-    registered_functions, ado
-) -> None:
-    """A setup link is for one tracker organization: proving access to an Azure DevOps organization that another
-    tracker organization already syncs with (its credential working) installs it here too, but never replaces
-    that credential."""
+def test_another_organizations_credential_is_never_used_nor_replaced_by_this_one(registered_functions, ado) -> None:
+    """Issue 18, finding 1: proving access to an Azure DevOps organization that another tracker organization
+    already syncs with installs it here, with the credential entered here, kept for this organization alone: the
+    other's is neither used (its forms ask with this one's PAT) nor replaced."""
     instance = str(uuid.uuid4())
     make_integration(integration_id=instance, credentials={"type": "pat", "token": "theirs-0123456789"})
     TrackerStore().put_installation(Installation(instance, f"other-{new_id()[:8]}", sync_status_reverse=True))
@@ -480,8 +481,53 @@ def test_a_link_for_one_organization_keeps_the_working_credential_another_organi
     cookie, form_token = _session(registered_functions, org_id)
     _connection_data(ado, instance=instance)
     _wiql(ado)
+    projects = ado.get(f"{ORG_URL}_apis/projects", json={"count": 1, "value": [{"id": "p1", "name": "Web"}]})
     fields = {"form_token": form_token, "org_url": ORG_URL, "auth": "pat", "pat": PAT}
     page = _post(registered_functions, "connect", fields, cookie)
-    assert page.status_code == 200 and "already connected for another organization" in _text(page)
+    assert page.status_code == 200 and "kept for this organization only" in _text(page), _text(page)
     assert IntegrationStore().get(instance).credentials == {"type": "pat", "token": "theirs-0123456789"}
-    assert TrackerStore().get_installation(instance, org_id) is not None
+    installation = TrackerStore().get_installation(instance, org_id)
+    assert installation.credentials == {"type": "pat", "token": PAT} and not installation.credential_shared
+    [listed] = [call for call in ado.calls if call.request.url.startswith(f"{ORG_URL}_apis/projects")]
+    assert listed.request.headers["Authorization"] == pat_header(PAT)  # the sync page's projects: this one's PAT
+    assert projects.call_count == 1
+
+
+@pytest.mark.parametrize("why", ["refused", "disabled"])
+def test_a_broken_or_disabled_integration_of_another_is_neither_replaced_nor_enabled(
+    registered_functions, ado, why: str
+) -> None:
+    """The other branch of finding 1: the other organization's credential is refused (needs_reauth), or an
+    operator disabled the integration. The credential entered here does not replace it, nor enable it."""
+    instance = str(uuid.uuid4())
+    make_integration(integration_id=instance, credentials={"type": "pat", "token": "theirs-0123456789"})
+    IntegrationStore().update(
+        instance,
+        lambda cur: replace(cur, needs_reauth=True) if why == "refused" else replace(cur, status=DISABLED),
+    )
+    org_id = f"org-{new_id()[:8]}"
+    cookie, form_token = _session(registered_functions, org_id)
+    _connection_data(ado, instance=instance)
+    _wiql(ado)
+    fields = {"form_token": form_token, "org_url": ORG_URL, "auth": "pat", "pat": PAT}
+    page = _post(registered_functions, "connect", fields, cookie)
+    assert page.status_code == 200, _text(page)
+    stored = IntegrationStore().get(instance)
+    assert stored.credentials == {"type": "pat", "token": "theirs-0123456789"}
+    assert (stored.active, stored.needs_reauth) == ((True, True) if why == "refused" else (False, False))
+    assert TrackerStore().get_installation(instance, org_id).credentials == {"type": "pat", "token": PAT}
+    if why == "disabled":
+        assert "operator has disabled" in _text(page)
+
+
+def test_credentials_an_organization_entered_itself_are_replaced_by_it(registered_functions, ado) -> None:
+    org_id, instance = f"org-{new_id()[:8]}", str(uuid.uuid4())
+    for pat in ("first-pat-0123456789", "second-pat-0123456789"):
+        cookie, form_token = _session(registered_functions, org_id)
+        _connection_data(ado, instance=instance)
+        _wiql(ado)
+        fields = {"form_token": form_token, "org_url": ORG_URL, "auth": "pat", "pat": pat}
+        assert _post(registered_functions, "connect", fields, cookie).status_code == 200
+        stored = IntegrationStore().get(instance)
+        assert (stored.credentials, stored.credential_owner) == ({"type": "pat", "token": pat}, org_id)
+        assert TrackerStore().get_installation(instance, org_id).credentials == {}

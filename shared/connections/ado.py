@@ -16,8 +16,11 @@ from typing import TypeVar
 from shared.ado.client import AdoClient, AdoError, AdoTimeout, AdoUnauthorized, get_base_url
 from shared.ado.domains import is_well_formed, normalize_location, search_base_url
 from shared.connections.credentials import authorization_for
+from shared.model.integration import IntegrationNotFound
+from shared.model.tracker import Installation
 from shared.settings import Settings, get_settings
 from shared.store.integrations import Integration, IntegrationStore
+from shared.store.tracker import TrackerStore
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,40 @@ def get_client(
     return client_for(store.get_active(integration_id), store=store, settings=settings, deadline=deadline)
 
 
+class CredentialNotShared(IntegrationNotFound):
+    """The tracker organization may not use the integration's credentials, and entered none of its own."""
+
+
+def usable_by(integration: Integration, installation: Installation | None) -> Integration:
+    """The integration as the installation's organization may use it (contract §16): with the organization's own
+    credentials when it entered some, else with the integration's when it entered them itself or an operator
+    shared them with it. CredentialNotShared (a 404) otherwise, and for an organization that did not install it."""
+    if installation is None or installation.integration_id != integration.id:
+        raise CredentialNotShared("This organization has not installed that integration.")
+    if installation.credentials:
+        return replace(integration, credentials=dict(installation.credentials), needs_reauth=False, borrowed=True)
+    if installation.credential_shared or integration.credential_owner == installation.org_id:
+        return integration
+    raise CredentialNotShared(
+        "This organization has no Azure DevOps credentials for that integration: enter its own on the setup page, "
+        "or ask the app's operator to share the integration's."
+    )
+
+
+def get_client_for_org(
+    integration_id: str,
+    org_id: str,
+    *,
+    store: IntegrationStore | None = None,
+    deadline: Deadline | None = None,
+) -> tuple[Integration, AdoClient]:
+    """`get_client` for the work of one tracker organization, with the credentials it may use (`usable_by`)."""
+    store = store or IntegrationStore()
+    integration = store.get_active(integration_id)
+    installation = TrackerStore().get_installation(integration.id, org_id)
+    return client_for(usable_by(integration, installation), store=store, deadline=deadline)
+
+
 class Deadline:
     """When a timer's work must be done, on its clock: each request's timeout is cut to what is left."""
 
@@ -115,7 +152,10 @@ def client_for(
 
 def call_tracking_reauth(store: IntegrationStore, integration: Integration, call: Callable[[], T]) -> T:
     """Run an Azure DevOps call; refused credentials mark the integration as needing re-authorization,
-    and a success clears that mark."""
+    and a success clears that mark (not for a tracker organization's own credentials: they are not the
+    integration's)."""
+    if integration.borrowed:
+        return call()
     try:
         result = call()
     except AdoUnauthorized:

@@ -61,6 +61,12 @@ class Installation:
     sync_forward_assignment: bool = False
     sync_comments: bool = False
     state_rules: tuple[StateRule, ...] = ()
+    # The organization's own Azure DevOps credentials for this integration (entered on the setup page when the
+    # integration's own belong to another organization); used before the integration's. Never shown.
+    credentials: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Whether an operator shared the integration's credentials with this organization (contract §16: the admin
+    # API's PUT of the installation is such a share).
+    credential_shared: bool = False
 
     @property
     def syncs_forward(self) -> bool:

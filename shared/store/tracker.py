@@ -26,7 +26,7 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from shared.model.tracker import UNRESOLVED, Installation, Link, Member, StateRule, TrackedIssue, activity_json
-from shared.store import base
+from shared.store import base, crypto
 
 INSTALLATIONS = "installations"
 MEMBERS = "members"
@@ -84,7 +84,20 @@ def _installation_from(e: dict[str, Any]) -> Installation:
         sync_forward_assignment=bool(e.get("SyncForwardAssignment")),
         sync_comments=bool(e.get("SyncComments")),
         state_rules=tuple(StateRule(**rule) for rule in json.loads(e.get("StateRules") or "[]")),
+        credentials=_credentials(e),
+        # Saved before credentials had owners: an operator's API or a setup page made it, as a share.
+        credential_shared=bool(e.get("CredentialShared", True)),
     )
+
+
+def _credentials(e: dict[str, Any]) -> dict[str, Any]:
+    sealed = e.get("Credentials")
+    if not sealed:
+        return {}
+    try:
+        return json.loads(crypto.decrypt(sealed))
+    except crypto.DecryptionError:  # SECRETS_KEY changed: as if none were entered (the setup page asks again)
+        return {}
 
 
 class TrackerStore:
@@ -104,7 +117,10 @@ class TrackerStore:
             "SyncForwardAssignment": installation.sync_forward_assignment,
             "SyncComments": installation.sync_comments,
             "StateRules": json.dumps([rule.public() for rule in installation.state_rules]),
+            "CredentialShared": installation.credential_shared,
         }
+        if installation.credentials:
+            entity["Credentials"] = crypto.encrypt_json(installation.credentials)
         # The index first: an index entry whose installation is missing is passed over; the reverse would hide it.
         base.upsert(
             ORG_INTEGRATIONS,

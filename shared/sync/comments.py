@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from shared.ado import comments as api
 from shared.ado.client import AdoClient, AdoError, AdoNotFound, AdoRequestRejected
 from shared.clock import SYSTEM, Clock
-from shared.connections.ado import call_tracking_reauth, client_for
+from shared.connections.ado import CredentialNotShared, call_tracking_reauth, client_for, usable_by
 from shared.errors import RetryLater, StorageUnavailable
 from shared.model.comments import Comment, CommentChange, RemoteCopy
 from shared.model.tracker import Link, activity_entry
@@ -118,7 +118,12 @@ def _sync_link(
     if integration is None or not integration.active:
         report.notes.append(f"{link.key}: the integration is disabled or gone")
         return None
-    connected, client = client_for(integration, store=integrations)
+    try:
+        usable = usable_by(integration, installation)  # only credentials this organization may use (§16)
+    except CredentialNotShared as exc:
+        report.notes.append(f"{link.key}: {exc}")
+        return None
+    connected, client = client_for(usable, store=integrations)
 
     def call(request: Callable[[AdoClient], T]) -> T:
         return call_tracking_reauth(integrations, connected, lambda: request(client))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from shared.ado.client import AdoClient, AdoError, AdoNotFound, AdoRequestRejected, AdoThrottled, AdoTimeout
-from shared.connections.ado import call_tracking_reauth, client_for
+from shared.connections.ado import CredentialNotShared, call_tracking_reauth, client_for, usable_by
 from shared.deliveries.workitem import email_from_identity
 from shared.errors import ConcurrentUpdate, RetryLater, StorageUnavailable
 from shared.model.changes import OutboundChange
@@ -120,7 +120,12 @@ def _sync_link(
     if integration is None or not integration.active:
         report.notes.append(f"{link.key}: the integration is disabled or gone")
         return
-    connected, client = client_for(integration, store=integrations)
+    try:
+        usable = usable_by(integration, installation)  # only credentials this organization may use (§16)
+    except CredentialNotShared as exc:
+        report.notes.append(f"{link.key}: {exc}")
+        return
+    connected, client = client_for(usable, store=integrations)
 
     def call(request: Callable[[AdoClient], T]) -> T:
         return call_tracking_reauth(integrations, connected, lambda: request(client))

@@ -158,6 +158,58 @@ def test_a_wrong_credential_is_said_in_plain_words(browser, host, fake_ado) -> N
     _shot(browser, "wrong-credential")
 
 
+def test_another_organizations_credential_is_neither_borrowed_nor_replaced(browser, host, fake_ado) -> None:
+    """Issue 18, finding 1, from the setup page: tracker organization B syncs with the Azure DevOps organization
+    (an operator connected it with B's PAT and installed it for B). Organization A proves access with an X
+    member's PAT of its own: its credential is kept for A alone, B's is untouched, and what A then does in Azure
+    DevOps is done with A's PAT (its work items are A's), never with B's; when A's PAT is revoked, A's work
+    fails instead of borrowing B's."""
+    name, host_id = _org(fake_ado)
+    b_pat, a_pat = "b-operator-pat-0123456789", "a-member-pat-0123456789"
+    fake_ado.add_pat(name, b_pat, identity="Bea Bot <bea@b.example>")
+    fake_ado.add_pat(name, a_pat, identity="Ann Member <ann@a.example>")
+    b_org, a_org = f"b-{uuid.uuid4().hex[:6]}", f"a-{uuid.uuid4().hex[:6]}"
+    body = {"name": name, "domain_name": fake_ado.org_url(name), "credentials": {"type": "pat", "token": b_pat}}
+    assert host.call("PUT", f"/api/vsts/integrations/{host_id}", json=body).status_code == 201
+    sync = {"sync_reverse_assignment": True, "sync_status_reverse": True}
+    assert host.call("PUT", f"/api/orgs/{b_org}/integrations/{host_id}", json=sync).status_code == 201
+
+    browser.delete_all_cookies()
+    _open(browser, _link(host, a_org))
+    _fill(browser, "org_url", fake_ado.org_url(name))
+    browser.find_element(_by("CSS_SELECTOR"), "input[name=auth][value=pat]").click()
+    _fill(browser, "pat", a_pat)
+    _click(browser, "Check and connect")
+    assert "kept for this organization only" in _text(browser), _text(browser)
+    _no_secret(browser, a_pat, b_pat)
+    assert IntegrationStore().get(host_id).credentials == {"type": "pat", "token": b_pat}
+
+    def create(org: str) -> requests.Response:
+        assert host.call("PUT", f"/api/orgs/{org}/issues/I1", json={"title": "Checkout fails"}).status_code in (
+            200,
+            201,
+        )
+        work_item = {"integration_id": host_id, "project": "Web", "type": "Bug"}
+        return host.call("POST", f"/api/orgs/{org}/issues/I1/workitems", json=work_item)
+
+    made = {org: create(org) for org in (a_org, b_org)}
+    assert all(answer.status_code == 201 for answer in made.values()), {o: a.text for o, a in made.items()}
+    by = {
+        org: fake_ado.work_item(name, answer.json()["work_item_id"])["fields"]["System.ChangedBy"]
+        for org, answer in made.items()
+    }
+    assert "Ann Member" in by[a_org] and "Bea Bot" in by[b_org], by
+
+    fake_ado.remove_pat(name, a_pat)
+    refused = host.call(
+        "POST",
+        f"/api/orgs/{a_org}/issues/I1/workitems",
+        json={"integration_id": host_id, "project": "Web", "type": "Bug"},
+    )
+    assert refused.status_code >= 400 and b_pat not in refused.text
+    assert IntegrationStore().get(host_id).needs_reauth is False  # A's refused PAT is not the integration's
+
+
 def test_an_expired_link_says_to_ask_for_a_new_one(browser, host) -> None:
     old = create_link({"org_id": "acme", "lifetime_minutes": 1}, base_url=host.url, now=time.time() - 120)
     browser.get(old["url"])

@@ -81,9 +81,11 @@ class CredentialNotShared(IntegrationNotFound):
 def usable_by(integration: Integration, installation: Installation | None) -> Integration:
     """The integration as the installation's organization may use it (contract §16): with the organization's own
     credentials when it entered some, else with the integration's when it entered them itself or an operator
-    shared them with it. CredentialNotShared (a 404) otherwise, and for an organization that did not install it."""
-    if installation is None or installation.integration_id != integration.id:
-        raise CredentialNotShared("This organization has not installed that integration.")
+    shared them with it. CredentialNotShared (a 404) otherwise. Without an installation, only the operator's
+    function key can have asked (a link made through the admin API for an organization that syncs nothing): the
+    integration's own credentials, as for the function key's lookups."""
+    if installation is None:
+        return integration
     if installation.credentials:
         return replace(integration, credentials=dict(installation.credentials), needs_reauth=False, borrowed=True)
     if installation.credential_shared or integration.credential_owner == installation.org_id:

@@ -177,3 +177,49 @@ def test_default_states_for_each_process(out_host, fake_ado, process, kind, star
     wait_for(lambda: fake_ado.work_item(name, 90)["fields"]["System.State"] == resolved, what=f"{kind} resolved")
     put_issue(out_host, org, {"status": "unresolved"}, wid=90)
     wait_for(lambda: fake_ado.work_item(name, 90)["fields"]["System.State"] == reopened, what=f"{kind} reopened")
+
+
+def test_a_persons_newer_state_in_azure_devops_is_never_patched_over(out_host, fake_ado) -> None:
+    """Issue 18, finding 5: a tracker change is still queued (its first read of the work item meets a 503) when a
+    person closes the work item in Azure DevOps, whose delivery is late. The worker reads the person's revision:
+    its state changed since the app last saw it, so it is newer, and it is applied inbound (by the rules a
+    delivery follows: Resolved to Closed changes no issue), never patched over; the late delivery changes
+    nothing; and the tracker's next change is sent as usual."""
+    name, _, org = world(out_host, fake_ado, sync_status_forward=True)
+    put_issue(out_host, org, {"status": "resolved"})  # a first round trip, so the app has seen the work item
+    wait_for(lambda: fake_ado.work_item(name, 77)["fields"]["System.State"] == "Resolved", what="the first patch")
+    settled(out_host)
+    sent = patches(fake_ado, name)
+    fake_ado.fail_next("GET", item_path(name), 503, headers={"Retry-After": "1"}, count=1)
+    put_issue(out_host, org, {"status": "unresolved"})  # the older change, queued
+    late = fake_ado.update_work_item(name, 77, {"System.State": "Closed"}, deliver=False)  # the person's, newer
+    wait_for(lambda: "status changed in Azure DevOps since last seen" in out_host.log(), 60, "the outbound attempt")
+    settled(out_host)
+    assert fake_ado.work_item(name, 77)["fields"]["System.State"] == "Closed"  # never overwritten
+    assert patches(fake_ado, name) == sent
+    fake_ado.deliver(name, late)  # its delivery, late: nothing more to do
+    settled(out_host)
+    assert fake_ado.work_item(name, 77)["fields"]["System.State"] == "Closed" and patches(fake_ado, name) == sent
+    # The app has now seen Closed: the tracker's next change is sent.
+    put_issue(out_host, org, {"status": "resolved"})
+    put_issue(out_host, org, {"status": "unresolved"})
+    wait_for(lambda: fake_ado.work_item(name, 77)["fields"]["System.State"] == "Active", what="the next change")
+
+
+def test_a_persons_newer_assignee_in_azure_devops_is_applied_inbound_first(out_host, fake_ado) -> None:
+    """The same for the assignee: the tracker's older assignment to Lee is queued while a person unassigns the
+    work item in Azure DevOps. The unassignment is newer: the issue is unassigned too, and Lee is never set."""
+    name, _, org = world(out_host, fake_ado, sync_forward_assignment=True)
+    put_issue(out_host, org, {"assignee": "dana@example.com"})
+    wait_for(lambda: "dana" in str(fake_ado.work_item(name, 77)["fields"].get("System.AssignedTo")), what="Dana")
+    settled(out_host)
+    sent = patches(fake_ado, name)
+    fake_ado.fail_next("GET", item_path(name), 503, headers={"Retry-After": "1"}, count=1)
+    put_issue(out_host, org, {"assignee": "lee@example.com"})  # the older change, queued
+    late = fake_ado.update_work_item(name, 77, {"System.AssignedTo": None}, deliver=False)  # the person's, newer
+    wait_for(lambda: tracked_issue(out_host, org)["assignee"] is None, 60, "the person's change applied inbound")
+    settled(out_host)
+    assert "System.AssignedTo" not in fake_ado.work_item(name, 77)["fields"] and patches(fake_ado, name) == sent
+    fake_ado.deliver(name, late)
+    settled(out_host)
+    assert tracked_issue(out_host, org)["assignee"] is None and patches(fake_ado, name) == sent

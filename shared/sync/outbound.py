@@ -23,8 +23,8 @@ from shared.errors import ConcurrentUpdate, RetryLater, StorageUnavailable
 from shared.model.changes import OutboundChange
 from shared.model.tracker import Installation, Link, TrackedIssue, activity_entry
 from shared.store import failures
+from shared.store.catalog_cache import CatalogCache
 from shared.store.integrations import IntegrationStore
-from shared.store.states_cache import StatesCache
 from shared.store.tracker import TrackerStore
 from shared.sync.done_states import DoneStates, type_states
 from shared.sync.forward import WorkItemView, changed_fields, patch_for, target_state
@@ -60,10 +60,14 @@ def apply_outbound(
     *,
     tracker: TrackerStore | None = None,
     integrations: IntegrationStore | None = None,
-    cache: StatesCache | None = None,
+    cache: CatalogCache | None = None,
 ) -> OutboundReport:
     """Apply `change`; raises RetryLater (with `only` the links still to do in the log) when some may pass."""
-    tracker, integrations, cache = tracker or TrackerStore(), integrations or IntegrationStore(), cache or StatesCache()
+    tracker, integrations, cache = (
+        tracker or TrackerStore(),
+        integrations or IntegrationStore(),
+        cache or CatalogCache(),
+    )
     report = OutboundReport()
     try:
         issue = tracker.get_issue(change.org_id, change.issue_id)
@@ -111,7 +115,7 @@ def _sync_link(
     link: Link,
     tracker: TrackerStore,
     integrations: IntegrationStore,
-    cache: StatesCache,
+    cache: CatalogCache,
     report: OutboundReport,
 ) -> None:
     installation = tracker.get_installation(link.integration_id, issue.org_id)
@@ -209,7 +213,7 @@ def _apply_inbound_first(
     newer: list[str],
     tracker: TrackerStore,
     integrations: IntegrationStore,
-    cache: StatesCache,
+    cache: CatalogCache,
 ) -> TrackedIssue:
     """Apply the work item as it is now to its linked issues, as its delivery would (the rules and watermarks of
     §5.3, so a late delivery of it changes nothing more); then make sure the fields are marked as seen at this

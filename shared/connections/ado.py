@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from shared.ado.client import AdoClient, AdoError, AdoTimeout, AdoUnauthorized, get_base_url
 from shared.ado.domains import is_well_formed, normalize_location, search_base_url
+from shared.clock import Deadline
 from shared.connections.credentials import authorization_for
 from shared.model.integration import IntegrationNotFound
 from shared.model.tracker import Installation
@@ -110,22 +111,13 @@ def get_client_for_org(
     return client_for(usable_by(integration, installation), store=store, deadline=deadline)
 
 
-class Deadline:
-    """When a timer's work must be done, on its clock: each request's timeout is cut to what is left."""
-
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.at = clock() + seconds
-
-    def left(self) -> float:
-        return self.at - self.clock()
-
-    def timeout(self, most: float) -> float:
-        """min(most, what is left); a request that would start with no time left fails as a timeout."""
-        left = self.left()
-        if left <= 0:
-            raise AdoTimeout("the time budget of this run is spent")
-        return min(most, left)
+def request_timeout(deadline: Deadline, most: float) -> float:
+    """min(most, what is left of a timer's budget); a request that would start with no time left fails as a
+    timeout (an Azure DevOps error the timers already handle)."""
+    timeout = deadline.cut(most)
+    if timeout <= 0:
+        raise AdoTimeout("the time budget of this run is spent")
+    return timeout
 
 
 def client_for(
@@ -140,13 +132,13 @@ def client_for(
     settings = settings or get_settings()
     http_timeout = settings.http_timeout
     if not is_well_formed(integration.domain_name, settings.allowed_origins):
-        timeout = deadline.timeout(http_timeout) if deadline else None
+        timeout = request_timeout(deadline, http_timeout) if deadline else None
         integration = check_domain_name(store, integration, settings, timeout=timeout)
     client = AdoClient(
         integration.domain_name,
         authorization_for(integration, store, settings),
         allowed_origins=settings.allowed_origins,
-        timeout=(lambda: deadline.timeout(http_timeout)) if deadline else http_timeout,
+        timeout=(lambda: request_timeout(deadline, http_timeout)) if deadline else http_timeout,
         search_base_url=search_base_url(integration.domain_name, integration.name, settings.search_base_url),
     )
     return integration, client

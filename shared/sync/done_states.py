@@ -9,7 +9,8 @@ from typing import TypeVar
 
 from shared.ado import catalog
 from shared.ado.client import AdoClient, AdoError
-from shared.connections.ado import Deadline, call_tracking_reauth, client_for
+from shared.clock import Deadline
+from shared.connections.ado import call_tracking_reauth, client_for
 from shared.errors import RetryLater, StorageUnavailable
 from shared.model.changes import WorkItemUpdate
 from shared.store.catalog_cache import CatalogCache

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import create_world, queue_length, start_host, stop_host, tracked_issue
+from tests.e2e import create_world, queue_length, settled, start_host, stop_host, tracked_issue
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("azurite")]
@@ -38,11 +38,6 @@ def world(host, fake, *, work_items=(77,), **settings: Any) -> tuple[str, str, s
 def put_issue(host, org: str, body: dict, wid: int = 77) -> None:
     response = host.call("PUT", f"/api/orgs/{org}/issues/I{wid}", json=body)
     assert response.status_code == 200, response.text
-
-
-def settled(host) -> None:
-    """Every queue drained: what was queued has been applied (or failed for good)."""
-    wait_for(lambda: queue_length(host, OUTBOUND) in (-1, 0) and queue_length(host) in (-1, 0), 60, "the queues")
 
 
 def activity(host, org: str, wid: int = 77) -> list[tuple[str, str]]:

@@ -198,7 +198,8 @@ fake of `devtools/fakes/ado/` (it adds no work of its own beyond the stated dela
   import of each), as a deployed app once its .pyc files exist.
 - **Sentry webhook**: the local host beside the fake Sentry with its queue function off (it only acknowledges);
   {s["samples"]} signed `issue.resolved` webhooks, each with its own `Request-ID`, from {s["senders"]} threads at
-  once, each with its own connection; every answer is 202 (verified, recorded, queued: two storage operations).
+  once, each with its own connection; each answer is 202 (verified, recorded, queued: two storage operations),
+  or 503 when shed.
   The baselines are one bare point read, alone and by {s["senders"]} readers at once (each its own client).
   On 2 cores, 20 senders queue behind each other, so the ratio to a read alone mostly measures the queueing.
 - **Issue-link create**: Sentry's form posted by the fake Sentry (`link_issue`) for a new Sentry issue of an

@@ -187,8 +187,9 @@ fake of `devtools/fakes/ado/` (it adds no work of its own beyond the stated dela
   integration with a PAT and a well-formed domain (the first one opens connections).
 - **Outbound**: in this process, `PUT orgs/…/issues/…` through the admin code, then the queued change applied
   with `apply_outbound` while the fake counts Azure DevOps requests and a transport hook counts storage round
-  trips: the issue, the installation and the integration read, the type's states from the cache (one read),
-  and the issue's conditional write of the new watermarks and activity. The `PUT` figures interleave
+  trips: the issue, the installation and the integration read, the issue read again right before the patch (a
+  worker may have waited meanwhile, and a person's change must not be overwritten), the type's states from the
+  cache (one read), and the issue's conditional write of the new watermarks and activity. The `PUT` figures interleave
   {o["samples"]} calls each on a linked issue whose installation syncs forward, one whose installation does
   not, and an unlinked issue. Whether to send is the worker's decision (it reads the installation), so a linked
   issue's `PUT` costs the same with outbound on or off: it saves, then queues one `vsts-outbound` message, the

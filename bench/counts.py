@@ -10,8 +10,18 @@ from dataclasses import replace
 
 import azure.functions as func
 
+SETUP_ATTEMPTS = 5
+
 
 def _apply_assignment(fake, linked: int) -> int:
+    """The set-up and the queue worker's apply, with storage's background timeouts and retries, as the worker has."""
+    from shared.store.deadline import background
+
+    with background():
+        return _apply_assignment_counted(fake, linked)
+
+
+def _apply_assignment_counted(fake, linked: int) -> int:
     from shared.admin import tracker as tracker_admin
     from shared.deliveries import AssigneeChange, WorkItemUpdate
     from shared.settings import reset_settings
@@ -56,18 +66,28 @@ def _ado_requests_per_warm_get_issue(fake) -> tuple[int, int]:
     fake.add_org(name, host_id)
     fake.add_pat(name, "bench-pat")
     fake.add_work_item(name, 309, {"System.Title": "t"})
-    make_integration(
-        integration_id=host_id,
-        name=name,
-        domain_name=fake.org_url(name),
-        credentials={"type": "pat", "token": "bench-pat"},
-    )
+    from shared.store.deadline import background
+
+    with background():
+        make_integration(
+            integration_id=host_id,
+            name=name,
+            domain_name=fake.org_url(name),
+            credentials={"type": "pat", "token": "bench-pat"},
+        )
     request = func.HttpRequest("GET", "http://x", route_params={"integration_id": host_id, "issue_id": "309"}, body=b"")
-    assert get_issue(request).status_code == 200  # cold: clients made, connections opened
-    fake.reset_log()
-    with count_storage_requests() as storage_calls:
-        assert get_issue(request).status_code == 200
-    return len(fake.requests), len(storage_calls)
+    for _ in range(SETUP_ATTEMPTS):  # cold: clients made, connections opened (a 503 when storage stalled: again)
+        if get_issue(request).status_code == 200:
+            break
+    for attempt in range(1, SETUP_ATTEMPTS + 1):  # only a whole answered call is counted
+        fake.reset_log()
+        with count_storage_requests() as storage_calls:
+            status = get_issue(request).status_code
+        if status == 200:
+            return len(fake.requests), len(storage_calls)
+        assert status == 503 and attempt < SETUP_ATTEMPTS, status
+        print(f"  (get_issue answered 503 while counted: storage stalled; attempt {attempt})", flush=True)
+    raise AssertionError("unreachable")
 
 
 def measure(fake) -> dict:

@@ -18,6 +18,14 @@ import azure.functions as func
 
 
 def _world(fake) -> tuple[str, str]:
+    """The set-up, with storage's background timeouts and retries: a stalled Azurite slows it, never stops it."""
+    from shared.store.deadline import background
+
+    with background():
+        return _make_world(fake)
+
+
+def _make_world(fake) -> tuple[str, str]:
     """An organization in the fake with an Active Bug 77 and a member identity; its integration, installed with
     status and assignment synced forward; issue I77 linked to the work item and I0 linked to nothing."""
     from shared.admin import tracker as tracker_admin
@@ -75,13 +83,14 @@ def _take_outbound(attempts: int = 3) -> list[str]:
 def _apply_counted(fake) -> tuple[int, int]:
     """Apply the one queued outbound change: (Azure DevOps requests, storage round trips)."""
     from shared.deliveries.outbound import read_outbound_message
+    from shared.store.deadline import background
     from shared.sync.outbound import apply_outbound
     from tests.helpers import count_storage_requests
 
     [text] = _take_outbound()
     change, _ = read_outbound_message(text)
     fake.reset_log()
-    with count_storage_requests() as calls:
+    with background(), count_storage_requests() as calls:  # the queue worker's profile
         report = apply_outbound(change)
     assert not report.retry and not report.failed, report
     return len(fake.requests), len(calls)
@@ -89,16 +98,22 @@ def _apply_counted(fake) -> tuple[int, int]:
 
 def counts(fake) -> dict[str, int]:
     from shared.admin import tracker as tracker_admin
+    from shared.store.deadline import background
 
     org, _ = _world(fake)
     found: dict[str, int] = {}
-    tracker_admin.put_issue(org, "I77", {"status": "resolved"})
+
+    def put(body: dict) -> None:
+        with background():  # the set-up of what is counted: not the figure itself
+            tracker_admin.put_issue(org, "I77", body)
+
+    put({"status": "resolved"})
     found["status_cold_ado"], found["status_cold_storage"] = _apply_counted(fake)
-    tracker_admin.put_issue(org, "I77", {"status": "unresolved"})
+    put({"status": "unresolved"})
     found["status_ado"], found["status_storage"] = _apply_counted(fake)
-    tracker_admin.put_issue(org, "I77", {"status": "unresolved"})  # already in line: nothing to send
+    put({"status": "unresolved"})  # already in line: nothing to send
     found["unchanged_ado"], found["unchanged_storage"] = _apply_counted(fake)
-    tracker_admin.put_issue(org, "I77", {"assignee": "dana@example.com"})
+    put({"assignee": "dana@example.com"})
     found["assignment_ado"], found["assignment_storage"] = _apply_counted(fake)
     return found
 
@@ -109,12 +124,14 @@ def put_ratio(fake, samples: int) -> dict[str, float]:
     a linked issue's PUT costs the same with outbound on or off: it saves, then queues."""
     from functions.admin_tracker import put_issue
     from shared.admin import tracker as tracker_admin
+    from shared.store.deadline import background
 
     org_on, _ = _world(fake)
     org_off, integration_off = _world(fake)
-    tracker_admin.put_installation(
-        org_off, integration_off, {"sync_reverse_assignment": True, "sync_status_reverse": True}
-    )
+    with background():
+        tracker_admin.put_installation(
+            org_off, integration_off, {"sync_reverse_assignment": True, "sync_status_reverse": True}
+        )
 
     def put(org: str, issue_id: str, status: str) -> float:
         body = json.dumps({"status": status}).encode()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from bench.webhook import _bare_table, _percentile
+from bench.webhook import SETUP_ATTEMPTS, SHED, _bare_table, _percentile
 from shared.deliveries.sentry import signature
 
 SENDERS = 20
@@ -79,11 +79,12 @@ def _acknowledge(ado, sentry, samples: int) -> dict:
 
         queue_client(SENTRY_HOOKS_QUEUE_NAME).clear_messages()
     statuses = {status for _, status in results}
-    assert statuses == {202}, statuses
+    assert statuses <= {202, SHED}, statuses
     latencies = [seconds for seconds, _ in results]
     concurrent = [seconds for seconds, _ in bare_concurrent]
     return {
         "samples": samples,
+        "shed": sum(status == SHED for _, status in results),
         "senders": SENDERS,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": _percentile(latencies, 0.99) * 1000,
@@ -93,6 +94,19 @@ def _acknowledge(ado, sentry, samples: int) -> dict:
         "bare_concurrent_p99_ms": _percentile(concurrent, 0.99) * 1000,
         "throughput_per_s": samples / elapsed,
     }
+
+
+def _retried(make, what: str):
+    """The bench's own set-up through the host, made again when a step was shed (503) or storage stalled."""
+    for attempt in range(1, SETUP_ATTEMPTS + 1):
+        try:
+            return make()
+        except AssertionError as exc:
+            if attempt == SETUP_ATTEMPTS:
+                raise
+            print(f"  ({what}: {exc}; attempt {attempt} of {SETUP_ATTEMPTS})", flush=True)
+            time.sleep(attempt)
+    raise AssertionError("unreachable")
 
 
 def _timed(call) -> tuple[float, int]:
@@ -132,18 +146,22 @@ def _issue_link_counts(ado, sentry) -> dict:
 
     world = _host(ado, sentry, {})
     try:
-        place = sentry_world(world, work_item_id=5)
+        place = _retried(lambda: sentry_world(world, work_item_id=5), "the Sentry world's set-up")
         counts = {}
         for label in ("cold", "warm"):
-            issue_id = str(uuid.uuid4().int % 10**9 + 1)
-            sentry.add_issue(place.org_slug, issue_id, f"Bench issue {label}", "backend")
-            ado.reset_log()
-            sentry.reset_log()
-            fields = {"project": f"{place.integration_id}|{DEFAULT_PROJECT}", "work_item_type": "Bug"}
-            fields.update(title=f"Bench {label}", description="From the bench")
-            answer = sentry.link_issue(
-                place.installation_uuid, issue_id, "/api/sentry/issue-link/create", fields, by_user=101
-            )
+            for attempt in range(1, SETUP_ATTEMPTS + 1):  # only a create that was answered is counted
+                issue_id = str(uuid.uuid4().int % 10**9 + 1)
+                sentry.add_issue(place.org_slug, issue_id, f"Bench issue {label}", "backend")
+                ado.reset_log()
+                sentry.reset_log()
+                fields = {"project": f"{place.integration_id}|{DEFAULT_PROJECT}", "work_item_type": "Bug"}
+                fields.update(title=f"Bench {label}", description="From the bench")
+                answer = sentry.link_issue(
+                    place.installation_uuid, issue_id, "/api/sentry/issue-link/create", fields, by_user=101
+                )
+                if answer.status_code != SHED or attempt == SETUP_ATTEMPTS:
+                    break
+                print(f"  (issue-link create answered 503: storage stalled; attempt {attempt})", flush=True)
             assert answer.status_code in (200, 201), answer.text
             counts[f"create_{label}_ado"] = len(ado.requests)
             # The fake Sentry logs the app's calls to its API; its own call to the app is not among them.

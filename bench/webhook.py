@@ -17,6 +17,20 @@ import requests
 from azure.data.tables import TableServiceClient
 
 SECRET = "bench-webhook-secret-0123456789"
+SHED = 503  # the webhook's answer when storage did not answer within its budget: Azure DevOps sends it again
+SETUP_ATTEMPTS = 5
+
+
+def setup_call(host, method: str, path: str, **kwargs):
+    """A call of the bench's own set-up through the host: answered 503 when storage stalled past the request's
+    budget (the machine is busy with other work), so it is sent again, as any client would."""
+    for attempt in range(1, SETUP_ATTEMPTS + 1):
+        response = host.call(method, path, **kwargs)
+        if response.status_code != SHED or attempt == SETUP_ATTEMPTS:
+            return response
+        print(f"  (set-up: {method} {path} answered 503, attempt {attempt} of {SETUP_ATTEMPTS})", flush=True)
+        time.sleep(attempt)
+    raise AssertionError("unreachable")
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -62,7 +76,7 @@ def _measure(fake, samples: int, apply: bool) -> dict:
             "credentials": {"type": "pat", "token": "t"},
             "webhook_secret": SECRET,
         }
-        assert host.call("PUT", f"/api/vsts/integrations/{integration_id}", json=body).status_code == 201
+        assert setup_call(host, "PUT", f"/api/vsts/integrations/{integration_id}", json=body).status_code == 201
 
         def payload(n: int) -> dict:
             return {
@@ -83,12 +97,13 @@ def _measure(fake, samples: int, apply: bool) -> dict:
         for n in range(50):  # warm the app, its clients and the connection
             session.post(url, json=payload(n), headers=headers)
         # Interleaved, one of each in turn, so the webhook and its baseline see the same machine at the same time.
-        latencies, bare = [], []
+        latencies, bare, shed = [], [], 0
         for n in range(samples):
             started = time.perf_counter()
             response = session.post(url, json=payload(n), headers=headers)
-            latencies.append(time.perf_counter() - started)
-            assert response.status_code == 202, response.text
+            latencies.append(time.perf_counter() - started)  # a shed answer is an answer too: it counts
+            assert response.status_code in (202, SHED), response.text
+            shed += response.status_code == SHED
             started = time.perf_counter()
             table.get_entity("p", "r")
             bare.append(time.perf_counter() - started)
@@ -99,7 +114,7 @@ def _measure(fake, samples: int, apply: bool) -> dict:
                 pool.map(lambda n: requests.post(url, json=payload(n), headers=headers).status_code, range(total))
             )
             elapsed = time.perf_counter() - started
-        assert set(statuses) == {202}
+        assert set(statuses) <= {202, SHED}, set(statuses)
     finally:
         stop_host(host, drain=apply)  # with the queue function off, nothing drains it
         if not apply:  # what this host queued must not load the next one
@@ -108,6 +123,8 @@ def _measure(fake, samples: int, apply: bool) -> dict:
             updates_queue().clear_messages()
     return {
         "samples": samples,
+        "shed": shed,
+        "throughput_shed": statuses.count(SHED),
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": _percentile(latencies, 0.99) * 1000,
         "bare_p50_ms": statistics.median(bare) * 1000,

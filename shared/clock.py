@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -33,6 +34,26 @@ class SystemClock:
 
 
 SYSTEM: Clock = SystemClock()
+
+
+class Deadline:
+    """When some work must be done, on a monotonic clock: the one deadline mechanism, for a timer's budget of
+    Azure DevOps requests (`shared.connections.ado`) and an HTTP path's storage budget (`shared.store.deadline`)."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] | None = None) -> None:
+        self.clock = clock or time.monotonic  # read at construction, so a test's patched clock holds
+        self.at = self.clock() + seconds
+
+    def left(self) -> float:
+        return self.at - self.clock()
+
+    def cut(self, most: float) -> float:
+        """min(most, what is left): a timeout that never outlasts the deadline (0 or less once it passed)."""
+        return min(most, self.left())
+
+    def earlier(self, other: Deadline | None) -> Deadline:
+        """Whichever of the two ends first."""
+        return self if other is None or self.at <= other.at else other
 
 
 def iso_utc(seconds: float) -> str:

@@ -113,6 +113,28 @@ def registered_functions() -> dict:
 
 
 @pytest.fixture
+def own_tables(env: SettingsPatch, fake_ado) -> SettingsPatch:  # noqa: F811 (the fixture, by name)
+    """A table prefix of this test's own (empty tables: a timer that visits every integration sees only the
+    test's) and the app pointed at the fake Azure DevOps."""
+    import uuid
+
+    env.setenv("TABLE_PREFIX", f"own{uuid.uuid4().hex[:10]}")
+    for key, value in fake_ado.settings_env().items():
+        env.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def empty_queue() -> Iterator[None]:
+    """The deliveries' queue emptied before and after the test, so it sees only what it queued."""
+    from tests.sync_helpers import queued_messages
+
+    queued_messages()
+    yield
+    queued_messages()
+
+
+@pytest.fixture
 def ado() -> Iterator[responses.RequestsMock]:
     """Azure DevOps faked at the HTTP boundary with `responses`; loopback (Azurite, local fakes) passes through."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:

@@ -113,6 +113,15 @@ def host(
     stop_host(process)
 
 
+def settled(host: HostProcess, *queues: str) -> None:
+    """Every one of the host's queues named (by default the deliveries' and the outbound changes') drained: what
+    was queued has been applied, or failed for good."""
+    from tests.helpers import wait_for
+
+    names = queues or ("vsts-workitem-updates", "vsts-outbound")
+    wait_for(lambda: all(queue_length(host, name) in (-1, 0) for name in names), 60, "the queues")
+
+
 def queue_length(host: HostProcess, queue: str = "vsts-workitem-updates") -> int:
     """Messages in one of the host's queues (visible or not), or -1 when the queue does not exist."""
     from azure.core.exceptions import ResourceNotFoundError

@@ -4,6 +4,7 @@ the text sent to Azure DevOps, and the worker's decisions, on Azurite, with Azur
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import azure.functions as func
@@ -19,6 +20,7 @@ from shared.deliveries.outbound import read_outbound_message, to_outbound_messag
 from shared.errors import InvalidInput, NotFound, StorageUnavailable
 from shared.model.changes import OutboundChange
 from shared.model.comments import MAX_TEXT, Comment, CommentChange
+from shared.model.tracker import Link
 from shared.store import pending
 from shared.store.comments import CommentStore
 from shared.store.queues import OUTBOUND_QUEUE_NAME
@@ -347,3 +349,32 @@ def test_a_deletion_follows_a_work_item_that_moved_to_another_project(world, ado
     assert len(calls(ado, "DELETE", moved)) == 1
     copy = CommentStore().get(org, "I1", saved.comment_id).remote[f"{integration_id}|42"]
     assert copy.deleted and copy.project == "Other"
+
+
+def test_an_edit_accepted_while_an_older_one_is_sent_is_sent_too_and_versions_only_grow(world, ado) -> None:
+    """Issue 18, finding 5 for comments: an edit accepted while the worker sends the previous one (so another
+    worker may send it first, and this older text land over it). Right after its edit, the worker reads the comment
+    again and sends the newest; a stored copy's version never goes back."""
+    org, integration_id = world
+    AzureDevOpsComments(ado)
+    saved = admin.add_comment(org, "I1", {"author": "Dana <dana@example.com>", "text": "first"})
+    run(org)
+    sent: list[str] = []
+
+    def edit_there(request: Any) -> tuple[int, dict, str]:
+        sent.append(json.loads(request.body)["text"])
+        if len(sent) == 1:  # a person edits again while this edit is on its way
+            admin.edit_comment(org, "I1", saved.comment_id, {"text": "newest"})
+        return 200, {}, json.dumps({"id": 1000})
+
+    ado.add_callback(responses.PATCH, COMMENTS + "/1000", callback=edit_there)
+    admin.edit_comment(org, "I1", saved.comment_id, {"text": "older"})
+    [older_message] = outbound()
+    process_outbound_message(older_message)
+    assert sent[-1].endswith("wrote:\n\nnewest"), sent  # the newest text is what Azure DevOps shows
+    key = f"{integration_id}|42"
+    assert CommentStore().get(org, "I1", saved.comment_id).remote[key].version == 3
+    # A slower worker recording the older version afterwards does not take the stored one back.
+    stale = replace(CommentStore().get(org, "I1", saved.comment_id).remote[key], version=2)
+    worker._save(CommentStore(), CommentStore().get(org, "I1", saved.comment_id), Link(integration_id, 42), stale)
+    assert CommentStore().get(org, "I1", saved.comment_id).remote[key].version == 3

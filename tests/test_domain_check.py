@@ -13,15 +13,6 @@ from tests.helpers import FakeClock, new_id, populate_integrations, wait_for
 pytestmark = pytest.mark.usefixtures("azurite")
 
 
-@pytest.fixture
-def own_tables(env, fake_ado):
-    """A table prefix of its own (an empty integrations table) and the app pointed at the fake."""
-    env.setenv("TABLE_PREFIX", f"dc{uuid.uuid4().hex[:10]}")
-    for key, value in fake_ado.settings_env().items():
-        env.setenv(key, value)
-    return env
-
-
 def test_repairs_through_the_timer_and_refuses_other_origins(own_tables, fake_ado) -> None:
     store = IntegrationStore()
     good, bad = populate_integrations(fake_ado, 6, 2)

@@ -9,7 +9,7 @@ import pytest
 
 from shared.model.comments import RemoteCopy
 from shared.store.comments import CommentStore
-from tests.e2e import create_world, queue_length, start_host, stop_host, tracked_issue
+from tests.e2e import create_world, settled, start_host, stop_host, tracked_issue
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("azurite")]
@@ -48,11 +48,6 @@ def requests_made(fake, name: str, wid: int = 77) -> dict[str, int]:
         "PATCH": fake.count("PATCH", comments_path(name, wid, True)),
         "DELETE": fake.count("DELETE", comments_path(name, wid, True)),
     }
-
-
-def settled(host) -> None:
-    """Every queue drained: what was queued has been applied (or failed for good)."""
-    wait_for(lambda: queue_length(host, OUTBOUND) in (-1, 0) and queue_length(host) in (-1, 0), 60, "the queues")
 
 
 def add(host, org: str, text: str, author: str = "Dana", wid: int = 77) -> dict[str, Any]:

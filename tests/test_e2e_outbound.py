@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import create_world, queue_length, start_host, stop_host, tracked_issue
+from tests.e2e import create_world, queue_length, settled, start_host, stop_host, tracked_issue
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("azurite")]
@@ -38,11 +38,6 @@ def world(host, fake, *, work_items=(77,), **settings: Any) -> tuple[str, str, s
 def put_issue(host, org: str, body: dict, wid: int = 77) -> None:
     response = host.call("PUT", f"/api/orgs/{org}/issues/I{wid}", json=body)
     assert response.status_code == 200, response.text
-
-
-def settled(host) -> None:
-    """Every queue drained: what was queued has been applied (or failed for good)."""
-    wait_for(lambda: queue_length(host, OUTBOUND) in (-1, 0) and queue_length(host) in (-1, 0), 60, "the queues")
 
 
 def activity(host, org: str, wid: int = 77) -> list[tuple[str, str]]:
@@ -148,7 +143,11 @@ def test_a_change_from_one_work_item_reaches_the_other_and_never_goes_back(out_h
     settled(out_host)
     assert patches(fake_ado, first, 77) == 0  # never sent back to where it came from
     assert patches(fake_ado, second, 88) == 1  # and W2's echo did not bounce anywhere
-    assert other_org  # the second world's own tracker organization is untouched by this
+    # The second world's own tracker organization links W2 too: W2 really changed, so its issue follows W2 (an
+    # inbound change, not an echo), and sends nothing back, having no other work item.
+    wait_for(lambda: tracked_issue(out_host, other_org, 88)["status"] == "resolved", what="W2's other tracker issue")
+    settled(out_host)
+    assert patches(fake_ado, second, 88) == 1
 
 
 @pytest.mark.parametrize(
@@ -173,3 +172,49 @@ def test_default_states_for_each_process(out_host, fake_ado, process, kind, star
     wait_for(lambda: fake_ado.work_item(name, 90)["fields"]["System.State"] == resolved, what=f"{kind} resolved")
     put_issue(out_host, org, {"status": "unresolved"}, wid=90)
     wait_for(lambda: fake_ado.work_item(name, 90)["fields"]["System.State"] == reopened, what=f"{kind} reopened")
+
+
+def test_a_persons_newer_state_in_azure_devops_is_never_patched_over(out_host, fake_ado) -> None:
+    """Issue 18, finding 5: a tracker change is still queued (its first read of the work item meets a 503) when a
+    person closes the work item in Azure DevOps, whose delivery is late. The worker reads the person's revision:
+    its state changed since the app last saw it, so it is newer, and it is applied inbound (by the rules a
+    delivery follows: Resolved to Closed changes no issue), never patched over; the late delivery changes
+    nothing; and the tracker's next change is sent as usual."""
+    name, _, org = world(out_host, fake_ado, sync_status_forward=True)
+    put_issue(out_host, org, {"status": "resolved"})  # a first round trip, so the app has seen the work item
+    wait_for(lambda: fake_ado.work_item(name, 77)["fields"]["System.State"] == "Resolved", what="the first patch")
+    settled(out_host)
+    sent = patches(fake_ado, name)
+    fake_ado.fail_next("GET", item_path(name), 503, headers={"Retry-After": "1"}, count=1)
+    put_issue(out_host, org, {"status": "unresolved"})  # the older change, queued
+    late = fake_ado.update_work_item(name, 77, {"System.State": "Closed"}, deliver=False)  # the person's, newer
+    wait_for(lambda: "status changed in Azure DevOps since last seen" in out_host.log(), 60, "the outbound attempt")
+    settled(out_host)
+    assert fake_ado.work_item(name, 77)["fields"]["System.State"] == "Closed"  # never overwritten
+    assert patches(fake_ado, name) == sent
+    fake_ado.deliver(name, late)  # its delivery, late: nothing more to do
+    settled(out_host)
+    assert fake_ado.work_item(name, 77)["fields"]["System.State"] == "Closed" and patches(fake_ado, name) == sent
+    # The app has now seen Closed: the tracker's next change is sent.
+    put_issue(out_host, org, {"status": "resolved"})
+    put_issue(out_host, org, {"status": "unresolved"})
+    wait_for(lambda: fake_ado.work_item(name, 77)["fields"]["System.State"] == "Active", what="the next change")
+
+
+def test_a_persons_newer_assignee_in_azure_devops_is_applied_inbound_first(out_host, fake_ado) -> None:
+    """The same for the assignee: the tracker's older assignment to Lee is queued while a person unassigns the
+    work item in Azure DevOps. The unassignment is newer: the issue is unassigned too, and Lee is never set."""
+    name, _, org = world(out_host, fake_ado, sync_forward_assignment=True)
+    put_issue(out_host, org, {"assignee": "dana@example.com"})
+    wait_for(lambda: "dana" in str(fake_ado.work_item(name, 77)["fields"].get("System.AssignedTo")), what="Dana")
+    settled(out_host)
+    sent = patches(fake_ado, name)
+    fake_ado.fail_next("GET", item_path(name), 503, headers={"Retry-After": "1"}, count=1)
+    put_issue(out_host, org, {"assignee": "lee@example.com"})  # the older change, queued
+    late = fake_ado.update_work_item(name, 77, {"System.AssignedTo": None}, deliver=False)  # the person's, newer
+    wait_for(lambda: tracked_issue(out_host, org)["assignee"] is None, 60, "the person's change applied inbound")
+    settled(out_host)
+    assert "System.AssignedTo" not in fake_ado.work_item(name, 77)["fields"] and patches(fake_ado, name) == sent
+    fake_ado.deliver(name, late)
+    settled(out_host)
+    assert tracked_issue(out_host, org)["assignee"] is None and patches(fake_ado, name) == sent

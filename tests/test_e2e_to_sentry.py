@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from devtools.fakes import FakeAzureDevOps, FakeSentry
-from tests.e2e import queue_length, stop_host
+from tests.e2e import settled as settle
+from tests.e2e import stop_host
 from tests.helpers import wait_for
 from tests.sentry_e2e import SentryHost, SentryWorld, sentry_world, start_sentry_host
 
@@ -38,8 +39,7 @@ def subscribed_world(out_host: SentryHost) -> SentryWorld:
 
 def settled(out_host: SentryHost) -> None:
     """Every queue on the way drained: what was queued has been applied (or failed for good)."""
-    queues = (UPDATES, "vsts-workitem-updates", "vsts-outbound")
-    wait_for(lambda: all(queue_length(out_host.host, q) in (-1, 0) for q in queues), 60, "the queues")
+    settle(out_host.host, UPDATES, "vsts-workitem-updates", "vsts-outbound")
 
 
 def issue_requests(out_host: SentryHost, world: SentryWorld) -> dict[str, int]:

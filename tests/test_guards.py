@@ -44,13 +44,6 @@ def _link(org: str, issue: str, integration_id: str, work_item: int) -> func.Htt
         return put_link_route(_request("PUT", "http://localhost/api/orgs/x", route))
 
 
-@pytest.fixture
-def empty_queue():
-    queued_messages()
-    yield
-    queued_messages()
-
-
 # -- item 9: links per issue, their watermarks, entities too large ---------------------------------------------
 
 

@@ -22,7 +22,7 @@ from tests.sync_helpers import (
     tracked_issue,
 )
 
-pytestmark = pytest.mark.usefixtures("azurite")
+pytestmark = pytest.mark.usefixtures("azurite", "empty_queue")
 
 BUG_STATES = {
     "count": 5,
@@ -38,13 +38,6 @@ BUG_STATES = {
 
 def states_url(project: str = "proj-1", kind: str = "Bug") -> str:
     return f"https://dev.azure.com/fabrikam/{project}/_apis/wit/workitemtypes/{kind}/states"
-
-
-@pytest.fixture(autouse=True)
-def empty_queue():
-    queued_messages()
-    yield
-    queued_messages()
 
 
 @pytest.fixture

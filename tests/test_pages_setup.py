@@ -45,6 +45,13 @@ def _link(host, org_id: str) -> str:
     return response.json()["url"]
 
 
+def _open(browser, link: str) -> None:
+    """A setup link as a person opens it: the GET shows a button (it does not use the link), the button does."""
+    browser.get(link)
+    assert "Open the setup page" in _text(browser), _text(browser)
+    _click(browser, "Open the setup page")
+
+
 def _shot(browser, name: str) -> None:
     """A screenshot of the whole page, and its weight: the HTML's bytes and the requests it made (1: itself)."""
     # The whole page, not only the window (Chromium's DevTools protocol; headless windows stop at the screen).
@@ -79,6 +86,10 @@ def test_a_persons_whole_setup(browser, host, fake_ado) -> None:
     org_id = f"acme-{uuid.uuid4().hex[:6]}"
     link = _link(host, org_id)
     browser.get(link)
+    assert org_id in _text(browser) and browser.get_cookie("setup_session") is None  # a scanner's GET uses nothing
+    browser.get(link)  # so the person's own click still works
+    _shot(browser, "open")
+    _click(browser, "Open the setup page")
     assert browser.current_url == f"{host.url}/api/setup"  # the link's token left the address bar
     assert "Connect Azure DevOps" in browser.title and org_id in _text(browser)
     cookie = browser.get_cookie("setup_session")
@@ -134,7 +145,7 @@ def test_a_persons_whole_setup(browser, host, fake_ado) -> None:
 
 def test_a_wrong_credential_is_said_in_plain_words(browser, host, fake_ado) -> None:
     name, host_id = _org(fake_ado)
-    browser.get(_link(host, f"acme-{uuid.uuid4().hex[:6]}"))
+    _open(browser, _link(host, f"acme-{uuid.uuid4().hex[:6]}"))
     _fill(browser, "org_url", fake_ado.org_url(name))
     browser.find_element(_by("CSS_SELECTOR"), "input[name=auth][value=pat]").click()
     _fill(browser, "pat", WRONG_PAT)
@@ -145,6 +156,58 @@ def test_a_wrong_credential_is_said_in_plain_words(browser, host, fake_ado) -> N
     assert browser.find_element(_by("NAME"), "pat").get_attribute("value") == ""
     assert IntegrationStore().get(host_id) is None
     _shot(browser, "wrong-credential")
+
+
+def test_another_organizations_credential_is_neither_borrowed_nor_replaced(browser, host, fake_ado) -> None:
+    """Issue 18, finding 1, from the setup page: tracker organization B syncs with the Azure DevOps organization
+    (an operator connected it with B's PAT and installed it for B). Organization A proves access with an X
+    member's PAT of its own: its credential is kept for A alone, B's is untouched, and what A then does in Azure
+    DevOps is done with A's PAT (its work items are A's), never with B's; when A's PAT is revoked, A's work
+    fails instead of borrowing B's."""
+    name, host_id = _org(fake_ado)
+    b_pat, a_pat = "b-operator-pat-0123456789", "a-member-pat-0123456789"
+    fake_ado.add_pat(name, b_pat, identity="Bea Bot <bea@b.example>")
+    fake_ado.add_pat(name, a_pat, identity="Ann Member <ann@a.example>")
+    b_org, a_org = f"b-{uuid.uuid4().hex[:6]}", f"a-{uuid.uuid4().hex[:6]}"
+    body = {"name": name, "domain_name": fake_ado.org_url(name), "credentials": {"type": "pat", "token": b_pat}}
+    assert host.call("PUT", f"/api/vsts/integrations/{host_id}", json=body).status_code == 201
+    sync = {"sync_reverse_assignment": True, "sync_status_reverse": True}
+    assert host.call("PUT", f"/api/orgs/{b_org}/integrations/{host_id}", json=sync).status_code == 201
+
+    browser.delete_all_cookies()
+    _open(browser, _link(host, a_org))
+    _fill(browser, "org_url", fake_ado.org_url(name))
+    browser.find_element(_by("CSS_SELECTOR"), "input[name=auth][value=pat]").click()
+    _fill(browser, "pat", a_pat)
+    _click(browser, "Check and connect")
+    assert "kept for this organization only" in _text(browser), _text(browser)
+    _no_secret(browser, a_pat, b_pat)
+    assert IntegrationStore().get(host_id).credentials == {"type": "pat", "token": b_pat}
+
+    def create(org: str) -> requests.Response:
+        assert host.call("PUT", f"/api/orgs/{org}/issues/I1", json={"title": "Checkout fails"}).status_code in (
+            200,
+            201,
+        )
+        work_item = {"integration_id": host_id, "project": "Web", "type": "Bug"}
+        return host.call("POST", f"/api/orgs/{org}/issues/I1/workitems", json=work_item)
+
+    made = {org: create(org) for org in (a_org, b_org)}
+    assert all(answer.status_code == 201 for answer in made.values()), {o: a.text for o, a in made.items()}
+    by = {
+        org: fake_ado.work_item(name, answer.json()["work_item_id"])["fields"]["System.ChangedBy"]
+        for org, answer in made.items()
+    }
+    assert "Ann Member" in by[a_org] and "Bea Bot" in by[b_org], by
+
+    fake_ado.remove_pat(name, a_pat)
+    refused = host.call(
+        "POST",
+        f"/api/orgs/{a_org}/issues/I1/workitems",
+        json={"integration_id": host_id, "project": "Web", "type": "Bug"},
+    )
+    assert refused.status_code >= 400 and b_pat not in refused.text
+    assert IntegrationStore().get(host_id).needs_reauth is False  # A's refused PAT is not the integration's
 
 
 def test_an_expired_link_says_to_ask_for_a_new_one(browser, host) -> None:
@@ -180,7 +243,7 @@ def other_origin() -> Iterator[tuple[str, dict[str, bytes]]]:
 
 def test_a_forged_form_post_is_refused_and_saves_nothing(browser, host, fake_ado, other_origin) -> None:
     name, host_id = _org(fake_ado)
-    browser.get(_link(host, f"acme-{uuid.uuid4().hex[:6]}"))  # the victim has a session, and its cookie is sent
+    _open(browser, _link(host, f"acme-{uuid.uuid4().hex[:6]}"))  # the victim has a session, and its cookie is sent
     origin, pages = other_origin
     pages["/forged"] = (
         f'<form method="post" action="{host.url}/api/setup/connect">'
@@ -219,8 +282,13 @@ def test_sentrys_redirect_is_accepted_once(browser, host) -> None:
     _shot(browser, "sentry-used")
 
 
-def test_page_weights_are_reported() -> None:
-    """Printed for the report (`pytest -s`); every page is one request and well under 20 KB."""
+def test_page_weights_are_reported(browser, host) -> None:
+    """Printed for the report (`pytest -s`); every page is one request and well under 20 KB. The first page is
+    measured here, so that the test measures something when it runs alone; the others when their tests ran."""
+    browser.delete_all_cookies()
+    _open(browser, _link(host, f"acme-{uuid.uuid4().hex[:6]}"))
+    _shot(browser, "connect")
+    assert WEIGHTS["connect"][0] > 1000  # a whole page was measured, not an error body
     for name, (size, count) in sorted(WEIGHTS.items()):
         print(f"setup-{name}: {size} bytes of HTML, {count} request(s)")
         assert size < 20_000 and count == 1

@@ -64,3 +64,25 @@ def test_a_person_installs_in_sentry_and_sets_up_azure_devops_on_the_page(browse
     work_item = int(answer.json()["identifier"])
     h.ado.update_work_item(ado_org, work_item, {"System.State": "Resolved"})
     wait_for(lambda: h.sentry.issue(slug, "5151")["status"] == "resolved", 60, "the Sentry issue resolved")
+
+
+def test_sentrys_redirect_before_the_installation_is_applied_waits_then_opens(browser, sentry_host: SentryHost) -> None:
+    """Sentry sends the person at once, often before the app applied `installation.created` (here: the grant code
+    exchange meets Sentry unavailable, and is retried later). The page says "a moment" and asks again by itself,
+    then opens the setup page: never "uninstall and install again"."""
+    h = sentry_host
+    slug = f"s{uuid.uuid4().hex[:8]}"
+    h.sentry.add_member(slug, "101", "dana@example.com", "Dana Lee")
+    h.sentry.set_down(True)
+    try:
+        installation = h.sentry.install(APP, slug, by_user="101")
+        [created] = [w for w in h.sentry.webhooks if w.installation == installation and w.action == "created"]
+        code = created.payload["data"]["installation"]["code"]
+        browser.delete_all_cookies()
+        browser.get(f"{h.host.url}/api/setup?code={code}&installationId={installation}&orgSlug={slug}")
+        assert "A moment" in text(browser) and "install it again" not in text(browser), text(browser)
+        assert SentryStore().get(installation) is None
+    finally:
+        h.sentry.set_down(False)
+    wait_for(lambda: "Connect Azure DevOps" in browser.title, 120, "the waiting page to open the setup page")
+    assert f"sentry-{slug}" in text(browser) and browser.current_url == f"{h.host.url}/api/setup"

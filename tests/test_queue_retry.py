@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from shared import clock
 from shared.deliveries import InvalidDelivery, from_message, read_message, to_message
 from shared.model.changes import StateChange, WorkItemUpdate
 from shared.settings import load_settings
@@ -99,7 +100,7 @@ def _attempt() -> SimpleNamespace:
 
 def test_an_interactive_storage_operation_is_cut_to_its_budget_and_refused_after_it(monkeypatch) -> None:
     now = [1000.0]
-    monkeypatch.setattr(deadline.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(clock.time, "monotonic", lambda: now[0])
     hook = deadline.attempt_bound(5, 15)
     request = _attempt()
     hook(request)
@@ -117,7 +118,7 @@ def test_an_interactive_storage_operation_is_cut_to_its_budget_and_refused_after
 
 def test_a_request_deadline_is_shared_by_its_operations(monkeypatch) -> None:
     now = [50.0]
-    monkeypatch.setattr(deadline.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(clock.time, "monotonic", lambda: now[0])
     hook = deadline.attempt_bound(5, 15)
     with deadline.storage_deadline(4):
         hook(_attempt())
@@ -165,3 +166,18 @@ def test_the_deadline_hook_reaches_real_storage_clients(monkeypatch) -> None:
     assert len(seen) == 1
     queues.enqueue("hello", f"q{int(time.time() * 1000) % 10**9}")  # a new queue: send, create, send
     assert len(seen) == 4 and all(0 < t <= deadline.OPERATION_SECONDS for t in seen)
+
+
+def test_one_deadline_serves_storage_and_azure_devops(monkeypatch) -> None:
+    """Issue 18, finding 11: the timers' Azure DevOps budget and the HTTP paths' storage budget are one mechanism
+    (`shared.clock.Deadline`), cut the same way."""
+    from shared.ado.client import AdoTimeout
+    from shared.connections import ado
+
+    now = [10.0]
+    budget = clock.Deadline(5, lambda: now[0])
+    assert ado.request_timeout(budget, 30) == 5 and budget.cut(2) == 2
+    now[0] += 5
+    with pytest.raises(AdoTimeout):
+        ado.request_timeout(budget, 30)
+    assert ado.Deadline is clock.Deadline  # the timers import the one class

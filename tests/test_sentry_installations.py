@@ -202,6 +202,8 @@ def test_an_internal_integrations_token_is_stored_and_never_shown() -> None:
         {"token": "tok", "organization": "-acme"},
         {"token": "tok", "organization": "acme", "app_uuid": "a b"},
         {"token": "tok", "organization": "acme", "extra": 1},
+        {"token": "tok", "organization": "acme"},
+        {"token": "tok", "organization": "acme", "app_uuid": None},
         b"not json",
         b"[]",
     ],
@@ -214,9 +216,17 @@ def test_a_bad_token_body_is_400_and_writes_nothing(body: object) -> None:
     assert SentryStore().get(uuid) is None
 
 
+def test_an_internal_installation_without_app_uuid_is_refused_with_one_sentence() -> None:
+    uuid = new_id()
+    refused = _put(uuid, {"token": "tok", "organization": "acme"})
+    assert refused.status_code == 400
+    assert "app_uuid is required" in answer_of(refused)["error"]
+    assert SentryStore().get(uuid) is None
+
+
 @pytest.mark.parametrize("uuid", ["a/b", "-x", "x" * 200, "é"])
 def test_a_bad_uuid_is_400_on_put_and_404_on_get(uuid: str) -> None:
-    assert _put(uuid, {"token": "tok", "organization": "acme"}).status_code == 400
+    assert _put(uuid, {"token": "tok", "organization": "acme", "app_uuid": APP_UUID}).status_code == 400
     assert _get(uuid).status_code == 404
 
 

@@ -8,12 +8,15 @@ import json
 import re
 import time
 import uuid
+from dataclasses import replace
 from urllib.parse import urlencode
 
 import azure.functions as func
 import pytest
 import requests
 
+from shared.ado.credentials import pat_header
+from shared.model.integration import DISABLED
 from shared.model.sentry import SentryInstallation
 from shared.model.tracker import Installation
 from shared.pages.setup_entry import create_link, token_hash
@@ -69,7 +72,7 @@ def _form_token(response: func.HttpResponse) -> str:
 def _session(registered_functions: dict, org_id: str) -> tuple[str, str]:
     """(cookie, form token) of a session opened with a fresh link."""
     link = create_link({"org_id": org_id}, base_url=ORIGIN, now=time.time())
-    opened = _get(registered_functions, {"link": link["url"].split("link=")[1]})
+    opened = _post(registered_functions, "open", {"link": link["url"].split("link=")[1]}, None)
     cookie = _cookie(opened)
     return cookie, _form_token(_get(registered_functions, {}, cookie))
 
@@ -99,7 +102,14 @@ def test_a_link_is_made_with_the_function_key_route_and_opens_the_page_once(regi
     assert time.time() + 240 < body["expires_at"] <= time.time() + 300
     token = body["url"].split("link=")[1]
 
-    opened = _get(registered_functions, {"link": token})
+    for _ in range(3):  # a GET, as a mail or chat scanner sends, shows a button and uses nothing
+        shown = _get(registered_functions, {"link": token})
+        assert shown.status_code == 200 and "Set-Cookie" not in shown.headers
+        assert "Open the setup page" in _text(shown) and "acme" in _text(shown)
+        assert 'action="/api/setup/open"' in _text(shown)
+    forged = _post(registered_functions, "open", {"link": token}, None, origin="https://elsewhere.example")
+    assert forged.status_code == 403 and "Set-Cookie" not in forged.headers  # and the link is still good
+    opened = _post(registered_functions, "open", {"link": token}, None)
     assert opened.status_code == 303
     assert opened.headers["Location"] == "/api/setup"  # the token leaves the address bar
     cookie = opened.headers["Set-Cookie"]
@@ -109,9 +119,12 @@ def test_a_link_is_made_with_the_function_key_route_and_opens_the_page_once(regi
     assert page.status_code == 200 and "Connect Azure DevOps" in _text(page) and "acme" in _text(page)
     assert token not in _text(page)
 
-    again = _get(registered_functions, {"link": token})
-    assert again.status_code == 410
-    assert "used already" in _text(again) and "Set-Cookie" not in again.headers
+    for again in (
+        _get(registered_functions, {"link": token}),
+        _post(registered_functions, "open", {"link": token}, None),
+    ):
+        assert again.status_code == 410
+        assert "used already" in _text(again) and "Set-Cookie" not in again.headers
 
 
 @pytest.mark.parametrize(
@@ -181,13 +194,35 @@ def test_a_redirect_that_does_not_match_the_installation_is_refused(registered_f
     for params in (
         {**good, "code": "grant-code-x"},
         {**good, "orgSlug": "another-org"},
-        {**good, "installationId": str(uuid.uuid4())},
         {"code": "grant-code-2"},
     ):
         refused = _get(registered_functions, params)
         assert refused.status_code == 403 and "does not match" in _text(refused)
     assert SentryStore().get(installation.uuid).setup_claimed_at is None  # the real redirect still works
     assert _get(registered_functions, good).status_code == 303
+
+
+def test_a_redirect_before_the_installation_is_applied_waits_on_the_page(registered_functions) -> None:
+    """Sentry sends the person and `installation.created` at once: the page says "a moment" and asks again (a
+    meta refresh, the pages allow no script), then opens the session once the installation is saved."""
+    code, uuid_, slug = "grant-code-4", str(uuid.uuid4()), f"s{uuid.uuid4().hex[:8]}"
+    params = {"code": code, "installationId": uuid_, "orgSlug": slug}
+    waiting = _get(registered_functions, params)
+    assert waiting.status_code == 202 and "A moment" in _text(waiting), _text(waiting)
+    assert "install it again" not in _text(waiting) and "Set-Cookie" not in waiting.headers
+    refresh = re.search(r'<meta http-equiv="refresh" content="3;url=([^"]+)">', _text(waiting)).group(1)
+    assert "tries=1" in refresh and f"installationId={uuid_}" in refresh.replace("&amp;", "&")
+    SentryStore().put(
+        SentryInstallation(uuid=uuid_, organization_slug=slug, token="tok", grant_code_hash=token_hash(code))
+    )
+    opened = _get(registered_functions, {**params, "tries": "1"})
+    assert opened.status_code == 303 and f"sentry-{slug}" in _text(_get(registered_functions, {}, _cookie(opened)))
+
+
+def test_a_redirect_whose_installation_never_arrives_stops_asking(registered_functions) -> None:
+    params = {"code": "c", "installationId": str(uuid.uuid4()), "orgSlug": "acme", "tries": "40"}
+    stopped = _get(registered_functions, params)
+    assert stopped.status_code == 409 and "refresh" not in _text(stopped) and "operator" in _text(stopped)
 
 
 def test_a_redirect_more_than_10_minutes_after_the_installation_is_refused(registered_functions) -> None:
@@ -435,12 +470,10 @@ def test_the_service_hook_is_created_and_the_last_page_says_what_works(registere
     assert saved.subscription_id == "sub-1" and saved.webhook_secret not in text and PAT not in text
 
 
-def test_a_link_for_one_organization_keeps_the_working_credential_another_organization_uses(
-    registered_functions, ado
-) -> None:
-    """A setup link is for one tracker organization: proving access to an Azure DevOps organization that another
-    tracker organization already syncs with (its credential working) installs it here too, but never replaces
-    that credential."""
+def test_another_organizations_credential_is_never_used_nor_replaced_by_this_one(registered_functions, ado) -> None:
+    """Issue 18, finding 1: proving access to an Azure DevOps organization that another tracker organization
+    already syncs with installs it here, with the credential entered here, kept for this organization alone: the
+    other's is neither used (its forms ask with this one's PAT) nor replaced."""
     instance = str(uuid.uuid4())
     make_integration(integration_id=instance, credentials={"type": "pat", "token": "theirs-0123456789"})
     TrackerStore().put_installation(Installation(instance, f"other-{new_id()[:8]}", sync_status_reverse=True))
@@ -448,8 +481,53 @@ def test_a_link_for_one_organization_keeps_the_working_credential_another_organi
     cookie, form_token = _session(registered_functions, org_id)
     _connection_data(ado, instance=instance)
     _wiql(ado)
+    projects = ado.get(f"{ORG_URL}_apis/projects", json={"count": 1, "value": [{"id": "p1", "name": "Web"}]})
     fields = {"form_token": form_token, "org_url": ORG_URL, "auth": "pat", "pat": PAT}
     page = _post(registered_functions, "connect", fields, cookie)
-    assert page.status_code == 200 and "already connected for another organization" in _text(page)
+    assert page.status_code == 200 and "kept for this organization only" in _text(page), _text(page)
     assert IntegrationStore().get(instance).credentials == {"type": "pat", "token": "theirs-0123456789"}
-    assert TrackerStore().get_installation(instance, org_id) is not None
+    installation = TrackerStore().get_installation(instance, org_id)
+    assert installation.credentials == {"type": "pat", "token": PAT} and not installation.credential_shared
+    [listed] = [call for call in ado.calls if call.request.url.startswith(f"{ORG_URL}_apis/projects")]
+    assert listed.request.headers["Authorization"] == pat_header(PAT)  # the sync page's projects: this one's PAT
+    assert projects.call_count == 1
+
+
+@pytest.mark.parametrize("why", ["refused", "disabled"])
+def test_a_broken_or_disabled_integration_of_another_is_neither_replaced_nor_enabled(
+    registered_functions, ado, why: str
+) -> None:
+    """The other branch of finding 1: the other organization's credential is refused (needs_reauth), or an
+    operator disabled the integration. The credential entered here does not replace it, nor enable it."""
+    instance = str(uuid.uuid4())
+    make_integration(integration_id=instance, credentials={"type": "pat", "token": "theirs-0123456789"})
+    IntegrationStore().update(
+        instance,
+        lambda cur: replace(cur, needs_reauth=True) if why == "refused" else replace(cur, status=DISABLED),
+    )
+    org_id = f"org-{new_id()[:8]}"
+    cookie, form_token = _session(registered_functions, org_id)
+    _connection_data(ado, instance=instance)
+    _wiql(ado)
+    fields = {"form_token": form_token, "org_url": ORG_URL, "auth": "pat", "pat": PAT}
+    page = _post(registered_functions, "connect", fields, cookie)
+    assert page.status_code == 200, _text(page)
+    stored = IntegrationStore().get(instance)
+    assert stored.credentials == {"type": "pat", "token": "theirs-0123456789"}
+    assert (stored.active, stored.needs_reauth) == ((True, True) if why == "refused" else (False, False))
+    assert TrackerStore().get_installation(instance, org_id).credentials == {"type": "pat", "token": PAT}
+    if why == "disabled":
+        assert "operator has disabled" in _text(page)
+
+
+def test_credentials_an_organization_entered_itself_are_replaced_by_it(registered_functions, ado) -> None:
+    org_id, instance = f"org-{new_id()[:8]}", str(uuid.uuid4())
+    for pat in ("first-pat-0123456789", "second-pat-0123456789"):
+        cookie, form_token = _session(registered_functions, org_id)
+        _connection_data(ado, instance=instance)
+        _wiql(ado)
+        fields = {"form_token": form_token, "org_url": ORG_URL, "auth": "pat", "pat": pat}
+        assert _post(registered_functions, "connect", fields, cookie).status_code == 200
+        stored = IntegrationStore().get(instance)
+        assert (stored.credentials, stored.credential_owner) == ({"type": "pat", "token": pat}, org_id)
+        assert TrackerStore().get_installation(instance, org_id).credentials == {}

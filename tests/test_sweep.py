@@ -19,15 +19,6 @@ pytestmark = pytest.mark.usefixtures("azurite")
 PAT = "sweep-pat-0123456789"
 
 
-@pytest.fixture
-def own_tables(env, fake_ado):
-    """A table prefix of its own (only this test's integrations are swept) and the app pointed at the fake."""
-    env.setenv("TABLE_PREFIX", f"sw{uuid.uuid4().hex[:10]}")
-    for key, value in fake_ado.settings_env().items():
-        env.setenv(key, value)
-    return env
-
-
 def _integrations(count: int) -> list[str]:
     store = IntegrationStore()
     ids = sorted(new_id() for _ in range(count))

@@ -17,7 +17,7 @@ from tests.fuzzing import fuzz_settings
 from tests.helpers import count_storage_requests, make_integration, new_id
 from tests.sync_helpers import SECRET, delivery, post, queued_messages, sample_delivery
 
-pytestmark = pytest.mark.usefixtures("azurite")
+pytestmark = pytest.mark.usefixtures("azurite", "empty_queue")
 
 
 def _json(response):
@@ -27,13 +27,6 @@ def _json(response):
 @pytest.fixture
 def integration():
     return make_integration(webhook_secret=SECRET)
-
-
-@pytest.fixture(autouse=True)
-def empty_queue():
-    queued_messages()
-    yield
-    queued_messages()
 
 
 def test_an_authenticated_delivery_is_queued_and_answered_202(integration) -> None:

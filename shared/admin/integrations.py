@@ -34,6 +34,10 @@ CREDENTIAL_FIELDS = {
 }
 
 
+class NotTheOwner(Exception):
+    """A tracker organization tried to replace credentials that another organization, or an operator, entered."""
+
+
 @dataclass(frozen=True)
 class PutResult:
     integration: Integration
@@ -88,8 +92,15 @@ def parse_credentials(value: Any) -> dict[str, Any]:
     return credentials
 
 
-def put_integration(integration_id: str, body: dict[str, Any], store: IntegrationStore | None = None) -> PutResult:
-    """Create the integration, or update the fields given; everything is validated before any write."""
+def put_integration(
+    integration_id: str, body: dict[str, Any], store: IntegrationStore | None = None, *, owner: str | None = None
+) -> PutResult:
+    """Create the integration, or update the fields given; everything is validated before any write.
+
+    `owner` None is an operator (the function key): the credentials become the operator's, and an update enables
+    the integration. A tracker organization's setup page passes its id: it may create the integration (its
+    credentials then belong to it) or replace credentials it entered itself, never another's (NotTheOwner), and
+    never enables an integration an operator disabled (contract §16)."""
     store = store or IntegrationStore()
     integration_id = valid_integration_id(integration_id)
     check_fields(body, {"name", "domain_name", "credentials", "webhook_secret"})
@@ -117,6 +128,7 @@ def put_integration(integration_id: str, body: dict[str, Any], store: Integratio
             domain_name=changes.get("domain_name", ""),
             credentials=changes["credentials"],
             webhook_secret=changes.get("webhook_secret", generated),
+            credential_owner=owner or "",
         )
         try:
             return PutResult(store.create(new), True, generated)
@@ -124,9 +136,11 @@ def put_integration(integration_id: str, body: dict[str, Any], store: Integratio
             pass  # created concurrently: apply this as an update instead
 
     def apply(current: Integration) -> Integration:
-        updated = replace(current, status=ACTIVE, **changes)
+        if owner is not None and current.credential_owner != owner:
+            raise NotTheOwner(f"integration {current.id}'s credentials belong to another organization or an operator")
+        updated = replace(current, **changes) if owner is not None else replace(current, status=ACTIVE, **changes)
         if "credentials" in changes:
-            updated = replace(updated, needs_reauth=False, refresh_lock_until=None)
+            updated = replace(updated, needs_reauth=False, refresh_lock_until=None, credential_owner=owner or "")
         if "domain_name" in changes:
             updated = replace(updated, domain_checked_at=None)
         return updated

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from shared.admin.changes import forward_change, with_status_and_assignee
 from shared.admin.sentry_links import announce_link
 from shared.ado.client import AdoNotFound
-from shared.connections.ado import call_tracking_reauth, client_for
+from shared.connections.ado import CredentialNotShared, call_tracking_reauth, client_for, usable_by
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.model.tracker import (
     ANY,
@@ -61,7 +61,12 @@ def _email(value: str) -> str:
     return email
 
 
-def put_installation(org_id: str, integration_id: str, body: dict[str, Any]) -> tuple[Installation, bool]:
+def put_installation(
+    org_id: str, integration_id: str, body: dict[str, Any], *, share: bool = True
+) -> tuple[Installation, bool]:
+    """Create or replace an organization's installation settings. With the function key (`share`), this shares the
+    integration's credentials with the organization (contract §16); the setup page saves settings without sharing.
+    The organization's own credentials, and an earlier share, are kept."""
     org_id = require_id(org_id, "organization id")
     integration_id = normalize_id(integration_id)
     require_id(integration_id, "integration id")
@@ -89,7 +94,14 @@ def put_installation(org_id: str, integration_id: str, body: dict[str, Any]) -> 
     )
     if IntegrationStore().get(integration_id) is None:
         raise NotFound("No integration has that id.")
-    return installation, TrackerStore().put_installation(installation)
+    tracker = TrackerStore()
+    existing = tracker.get_installation(integration_id, org_id)
+    installation = replace(
+        installation,
+        credentials=existing.credentials if existing is not None else {},
+        credential_shared=share or (existing is not None and existing.credential_shared),
+    )
+    return installation, tracker.put_installation(installation)
 
 
 def _state_rules(value: Any) -> tuple[StateRule, ...]:
@@ -231,9 +243,13 @@ def put_link(
         raise NotFound("No integration has that id.")
     if not integration.active:  # as for lookups: a disabled integration's credentials are not used
         raise NotFound("No active integration has that id.")
-    _, client = client_for(integration, store=store)  # the work item must exist and be readable (§12.4)
     try:
-        call_tracking_reauth(store, integration, lambda: client.get_work_item(link.work_item_id))
+        usable = usable_by(integration, tracker.get_installation(integration.id, org_id))  # its credentials (§16)
+    except CredentialNotShared as exc:
+        raise NotFound(str(exc)) from None
+    _, client = client_for(usable, store=store)  # the work item must exist and be readable (§12.4)
+    try:
+        call_tracking_reauth(store, usable, lambda: client.get_work_item(link.work_item_id))
     except AdoNotFound:
         raise NotFound(f"Work item {link.work_item_id} does not exist or cannot be read.") from None
     saved = add_link(tracker, org_id, issue_id, link)

@@ -54,7 +54,7 @@ from shared.ado.client import (
     AdoUnauthorized,
 )
 from shared.clock import SYSTEM, Clock
-from shared.connections.ado import call_tracking_reauth, get_client
+from shared.connections.ado import call_tracking_reauth, get_client_for_org
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.model.tracker import Link, TrackedIssue
 from shared.settings import get_settings
@@ -119,7 +119,7 @@ def create_work_item(
     if tracker.get_installation(request.integration_id, org_id) is None:
         raise NotFound("This organization has not installed that integration; install it before creating work items.")
     store = IntegrationStore()
-    integration, client = get_client(request.integration_id, store=store)
+    integration, client = get_client_for_org(request.integration_id, org_id, store=store)  # its credentials (§16)
     work = _Work(tracker, store, integration, client, issue, request, clock, announce_to_sentry)
     if key is None:
         return work.link(work.create(None))

@@ -15,9 +15,13 @@ from typing import TypeVar
 
 from shared.ado.client import AdoClient, AdoError, AdoTimeout, AdoUnauthorized, get_base_url
 from shared.ado.domains import is_well_formed, normalize_location, search_base_url
+from shared.clock import Deadline
 from shared.connections.credentials import authorization_for
+from shared.model.integration import IntegrationNotFound
+from shared.model.tracker import Installation
 from shared.settings import Settings, get_settings
 from shared.store.integrations import Integration, IntegrationStore
+from shared.store.tracker import TrackerStore
 
 log = logging.getLogger(__name__)
 
@@ -71,22 +75,49 @@ def get_client(
     return client_for(store.get_active(integration_id), store=store, settings=settings, deadline=deadline)
 
 
-class Deadline:
-    """When a timer's work must be done, on its clock: each request's timeout is cut to what is left."""
+class CredentialNotShared(IntegrationNotFound):
+    """The tracker organization may not use the integration's credentials, and entered none of its own."""
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.at = clock() + seconds
 
-    def left(self) -> float:
-        return self.at - self.clock()
+def usable_by(integration: Integration, installation: Installation | None) -> Integration:
+    """The integration as the installation's organization may use it (contract §16): with the organization's own
+    credentials when it entered some, else with the integration's when it entered them itself or an operator
+    shared them with it. CredentialNotShared (a 404) otherwise. Without an installation, only the operator's
+    function key can have asked (a link made through the admin API for an organization that syncs nothing): the
+    integration's own credentials, as for the function key's lookups."""
+    if installation is None:
+        return integration
+    if installation.credentials:
+        return replace(integration, credentials=dict(installation.credentials), needs_reauth=False, borrowed=True)
+    if installation.credential_shared or integration.credential_owner == installation.org_id:
+        return integration
+    raise CredentialNotShared(
+        "This organization has no Azure DevOps credentials for that integration: enter its own on the setup page, "
+        "or ask the app's operator to share the integration's."
+    )
 
-    def timeout(self, most: float) -> float:
-        """min(most, what is left); a request that would start with no time left fails as a timeout."""
-        left = self.left()
-        if left <= 0:
-            raise AdoTimeout("the time budget of this run is spent")
-        return min(most, left)
+
+def get_client_for_org(
+    integration_id: str,
+    org_id: str,
+    *,
+    store: IntegrationStore | None = None,
+    deadline: Deadline | None = None,
+) -> tuple[Integration, AdoClient]:
+    """`get_client` for the work of one tracker organization, with the credentials it may use (`usable_by`)."""
+    store = store or IntegrationStore()
+    integration = store.get_active(integration_id)
+    installation = TrackerStore().get_installation(integration.id, org_id)
+    return client_for(usable_by(integration, installation), store=store, deadline=deadline)
+
+
+def request_timeout(deadline: Deadline, most: float) -> float:
+    """min(most, what is left of a timer's budget); a request that would start with no time left fails as a
+    timeout (an Azure DevOps error the timers already handle)."""
+    timeout = deadline.cut(most)
+    if timeout <= 0:
+        raise AdoTimeout("the time budget of this run is spent")
+    return timeout
 
 
 def client_for(
@@ -101,13 +132,13 @@ def client_for(
     settings = settings or get_settings()
     http_timeout = settings.http_timeout
     if not is_well_formed(integration.domain_name, settings.allowed_origins):
-        timeout = deadline.timeout(http_timeout) if deadline else None
+        timeout = request_timeout(deadline, http_timeout) if deadline else None
         integration = check_domain_name(store, integration, settings, timeout=timeout)
     client = AdoClient(
         integration.domain_name,
         authorization_for(integration, store, settings),
         allowed_origins=settings.allowed_origins,
-        timeout=(lambda: deadline.timeout(http_timeout)) if deadline else http_timeout,
+        timeout=(lambda: request_timeout(deadline, http_timeout)) if deadline else http_timeout,
         search_base_url=search_base_url(integration.domain_name, integration.name, settings.search_base_url),
     )
     return integration, client
@@ -115,7 +146,10 @@ def client_for(
 
 def call_tracking_reauth(store: IntegrationStore, integration: Integration, call: Callable[[], T]) -> T:
     """Run an Azure DevOps call; refused credentials mark the integration as needing re-authorization,
-    and a success clears that mark."""
+    and a success clears that mark (not for a tracker organization's own credentials: they are not the
+    integration's)."""
+    if integration.borrowed:
+        return call()
     try:
         result = call()
     except AdoUnauthorized:

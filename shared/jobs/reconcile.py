@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from shared.clock import SYSTEM, Clock
-from shared.connections.ado import Deadline
+from shared.clock import SYSTEM, Clock, Deadline
 from shared.jobs.sweep import SweepReport, TimerRun, Work, run_timer
 from shared.store.cursors import CursorStore
 from shared.store.integrations import IntegrationSummary

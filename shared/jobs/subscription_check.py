@@ -14,8 +14,8 @@ from dataclasses import replace
 
 from shared.ado import subscriptions
 from shared.ado.client import AdoNotFound
-from shared.clock import SYSTEM, Clock
-from shared.connections.ado import Deadline, get_client
+from shared.clock import SYSTEM, Clock, Deadline
+from shared.connections.ado import get_client
 from shared.connections.subscriptions import save_new_subscription
 from shared.jobs.sweep import SweepReport, TimerRun, Wanted, Work, run_timer
 from shared.settings import Settings

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from shared.ado import catalog
 from shared.ado.client import AdoClient
 from shared.clock import SYSTEM, Clock
-from shared.connections.ado import call_tracking_reauth, client_for
+from shared.connections.ado import call_tracking_reauth, client_for, usable_by
 from shared.errors import InvalidInput, StorageUnavailable
 from shared.store.catalog_cache import CatalogCache, Options
 from shared.store.integrations import IntegrationStore
+from shared.store.tracker import TrackerStore
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +45,26 @@ class Forms:
         self.integrations = integrations or IntegrationStore()
         self.cache = cache or CatalogCache(clock)
 
-    def projects(self, integration_id: str, *, refresh: bool = False) -> Options:
-        return self._cached(integration_id, "projects", (), catalog.list_projects, refresh)
+    def projects(self, integration_id: str, *, refresh: bool = False, org_id: str | None = None) -> Options:
+        return self._cached(integration_id, "projects", (), catalog.list_projects, refresh, org_id)
 
-    def work_item_types(self, integration_id: str, project: str, *, refresh: bool = False) -> Options:
+    def work_item_types(
+        self, integration_id: str, project: str, *, refresh: bool = False, org_id: str | None = None
+    ) -> Options:
         project = check_name(project, "project")
         return self._cached(
-            integration_id, "types", (project,), lambda c: catalog.list_work_item_types(c, project), refresh
+            integration_id, "types", (project,), lambda c: catalog.list_work_item_types(c, project), refresh, org_id
         )
 
-    def states(self, integration_id: str, project: str, work_item_type: str, *, refresh: bool = False) -> Options:
+    def states(
+        self,
+        integration_id: str,
+        project: str,
+        work_item_type: str,
+        *,
+        refresh: bool = False,
+        org_id: str | None = None,
+    ) -> Options:
         project, work_item_type = check_name(project, "project"), check_name(work_item_type, "work item type")
         return self._cached(
             integration_id,
@@ -61,13 +72,16 @@ class Forms:
             (project, work_item_type),
             lambda c: catalog.list_states(c, project, work_item_type),
             refresh,
+            org_id,
         )
 
-    def paths(self, integration_id: str, project: str, structure: str, *, refresh: bool = False) -> Options:
+    def paths(
+        self, integration_id: str, project: str, structure: str, *, refresh: bool = False, org_id: str | None = None
+    ) -> Options:
         """`structure` "areas" or "iterations"."""
         project = check_name(project, "project")
         return self._cached(
-            integration_id, structure, (project,), lambda c: catalog.list_paths(c, project, structure), refresh
+            integration_id, structure, (project,), lambda c: catalog.list_paths(c, project, structure), refresh, org_id
         )
 
     def _cached(
@@ -77,11 +91,17 @@ class Forms:
         names: tuple[str, ...],
         fetch: Callable[[AdoClient], Options],
         refresh: bool,
+        org_id: str | None,
     ) -> Options:
+        """For a tracker organization (`org_id`), with the credentials it may use (contract §16), and cached apart
+        when they are its own: what another organization's credentials can see is not shown to it."""
         integration = self.integrations.get_active(integration_id)  # IntegrationNotFound: 404
+        if org_id is not None:
+            integration = usable_by(integration, TrackerStore().get_installation(integration.id, org_id))
+        scope = f"{integration.id}|{org_id}" if integration.borrowed else integration.id
         if not refresh:
             try:
-                cached = self.cache.get(integration.id, kind, names)
+                cached = self.cache.get(scope, kind, names)
             except StorageUnavailable as exc:
                 log.warning("Could not read cached form options: %s", exc)
                 cached = None
@@ -89,5 +109,5 @@ class Forms:
                 return cached
         integration, client = client_for(integration, store=self.integrations)
         options = call_tracking_reauth(self.integrations, integration, lambda: fetch(client))
-        self.cache.put(integration.id, kind, names, options)
+        self.cache.put(scope, kind, names, options)
         return options

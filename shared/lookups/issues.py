@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.ado.client import AdoError
-from shared.connections.ado import call_tracking_reauth, get_client
-from shared.store.integrations import IntegrationStore
+from shared.ado.client import AdoClient, AdoError
+from shared.connections.ado import call_tracking_reauth, get_client, get_client_for_org
+from shared.store.integrations import Integration, IntegrationStore
 
 DEFAULT_SEARCH_TOP = 100
 MAX_SEARCH_TOP = 1000
@@ -25,18 +25,28 @@ def format_issue(work_item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def get_issue(integration_id: str, work_item_id: int) -> dict[str, Any]:
+def _client(integration_id: str, org_id: str | None, store: IntegrationStore) -> tuple[Integration, AdoClient]:
+    """For a tracker organization (Sentry's forms), the credentials it may use; without one (the function key's
+    lookups, an operator's), the integration's."""
+    if org_id is None:
+        return get_client(integration_id, store=store)
+    return get_client_for_org(integration_id, org_id, store=store)
+
+
+def get_issue(integration_id: str, work_item_id: int, org_id: str | None = None) -> dict[str, Any]:
     store = IntegrationStore()
-    integration, client = get_client(integration_id, store=store)
+    integration, client = _client(integration_id, org_id, store)
     work_item = call_tracking_reauth(store, integration, lambda: client.get_work_item(work_item_id))
     if not isinstance(work_item, dict) or "id" not in work_item:
         raise AdoError("Azure DevOps answered with something that is not a work item")
     return format_issue(work_item)
 
 
-def search_issues(integration_id: str, text: str, top: int = DEFAULT_SEARCH_TOP) -> list[dict[str, str]]:
+def search_issues(
+    integration_id: str, text: str, top: int = DEFAULT_SEARCH_TOP, org_id: str | None = None
+) -> list[dict[str, str]]:
     store = IntegrationStore()
-    integration, client = get_client(integration_id, store=store)
+    integration, client = _client(integration_id, org_id, store)
     answer = call_tracking_reauth(store, integration, lambda: client.search_work_items(text, top))
     results = answer.get("results") if isinstance(answer, dict) else None
     found = []

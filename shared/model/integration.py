@@ -35,6 +35,12 @@ class Integration:
     refresh_lock_until: float | None = None
     created_at: float | None = None
     updated_at: float | None = None
+    # Which tracker organization entered the credentials on the setup page; "" when an operator did (admin API).
+    # Only that organization, and those an operator shared it with, may use them (contract §16).
+    credential_owner: str = ""
+    # Not stored: True when `credentials` were replaced by a tracker organization's own (`shared.connections.
+    # access`), so a refusal marks nothing on the integration and nothing refreshes into it.
+    borrowed: bool = field(default=False, compare=False)
     etag: str | None = field(default=None, compare=False)
     # Stored values that could not be decrypted, kept as they are until replaced (see _from_entity).
     sealed: dict[str, str] = field(default_factory=dict, repr=False, compare=False)

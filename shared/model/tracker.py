@@ -5,6 +5,7 @@ Stored by `shared.store.tracker`; changed by the pure rules of `shared.sync.rule
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -13,6 +14,9 @@ from shared.clock import iso_utc
 from shared.errors import Conflict
 
 MAX_ACTIVITY = 100
+# The activity is one string property: Table Storage counts it in UTF-16 (2 bytes a character of the ASCII JSON)
+# and refuses more than 64 KiB. Kept below that with room, newest first, so that no issue becomes unwritable.
+MAX_ACTIVITY_BYTES = 60 * 1024
 # Links, their watermarks and the activity share one entity, whose properties Table Storage caps at 64 KiB each:
 # fifty links with their watermarks stay far below that.
 MAX_LINKS = 50
@@ -57,6 +61,12 @@ class Installation:
     sync_forward_assignment: bool = False
     sync_comments: bool = False
     state_rules: tuple[StateRule, ...] = ()
+    # The organization's own Azure DevOps credentials for this integration (entered on the setup page when the
+    # integration's own belong to another organization); used before the integration's. Never shown.
+    credentials: dict[str, Any] = field(default_factory=dict, repr=False)
+    # Whether an operator shared the integration's credentials with this organization (contract §16: the admin
+    # API's PUT of the installation is such a share).
+    credential_shared: bool = False
 
     @property
     def syncs_forward(self) -> bool:
@@ -150,7 +160,24 @@ class TrackedIssue:
         return replace(self, links=tuple(x for x in self.links if x != link), watermarks=watermarks)
 
     def with_activity(self, *entries: dict[str, Any]) -> TrackedIssue:
-        return replace(self, activity=(self.activity + entries)[-MAX_ACTIVITY:])
+        return replace(self, activity=newest_activity(self.activity + entries))
+
+
+def activity_json(entries: tuple[dict[str, Any], ...] | list[dict[str, Any]]) -> str:
+    """The activity as stored: compact JSON, ASCII only (json.dumps escapes the rest)."""
+    return json.dumps(list(entries), separators=(",", ":"))
+
+
+def newest_activity(entries: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+    """The newest entries, at most MAX_ACTIVITY, whose stored JSON is at most MAX_ACTIVITY_BYTES of UTF-16."""
+    budget = MAX_ACTIVITY_BYTES // 2 - 2  # ASCII JSON: one UTF-16 unit a character; less the brackets
+    kept: list[dict[str, Any]] = []
+    for entry in reversed(entries[-MAX_ACTIVITY:]):
+        budget -= len(activity_json([entry])) - 2 + (1 if kept else 0)  # the entry, and its comma
+        if budget < 0:
+            break
+        kept.append(entry)
+    return tuple(reversed(kept))
 
 
 def activity_entry(

@@ -1,8 +1,10 @@
 """The setup page (contract §14): `GET /api/setup` and its form posts, `POST /api/setup/{connect,sync,rules,hook}`.
 
-`GET /api/setup` is entered with a one-time link (`?link=`) or from Sentry's redirect (`?code=&installationId=
-&orgSlug=`); either opens the session cookie and answers 303 to the bare `/api/setup`, so no token stays in the
-address bar or the history. With a session it shows a step (`?step=connect|sync|hook|done`). A form post is
+`GET /api/setup` is entered with a one-time link (`?link=`), which only shows a button: its `POST /api/setup/open`
+uses the link (mail and chat scanners GET links too). Sentry's redirect (`?code=&installationId=&orgSlug=`) is
+claimed by the GET; while the app has not yet applied the installation it names, the page waits and asks again.
+Either opens the session cookie and answers 303 to the bare `/api/setup`, so no token stays in the address bar or
+the history. With a session it shows a step (`?step=connect|sync|hook|done`). A form post is
 refused (403, nothing saved) unless it comes from this origin with the session's anti-forgery token.
 """
 
@@ -11,13 +13,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from shared.clock import SYSTEM, Clock
 from shared.errors import ConcurrentUpdate, InvalidInput, StorageUnavailable
 from shared.pages import setup_rules, setup_steps
 from shared.pages.render import Page, render
-from shared.pages.setup_entry import Refused, open_link, open_sentry_redirect
+from shared.pages.setup_entry import NotYet, Refused, Usable, check_link, open_link, open_sentry_redirect
 from shared.pages.setup_form import CONNECT_FIELDS, FORM_TOKEN, RULE_FIELDS, SYNC_FIELDS, parse_form
 from shared.pages.setup_session import (
     COOKIE_PATH,
@@ -39,6 +41,12 @@ FIELDS = {
     "hook": {FORM_TOKEN},
 }
 SENTRY_PARAMS = ("code", "installationId", "orgSlug")
+LINK = "link"
+# Sentry's redirect before the app applied `installation.created`: the page asks again every few seconds (a meta
+# refresh: the pages allow no script), for about two minutes, then says what to do.
+WAIT_SECONDS = 3
+WAIT_TRIES = 40
+TRIES = "tries"
 NO_SESSION = (
     "To connect Azure DevOps, open the setup page from Sentry right after installing the integration, or ask the "
     "app's operator for a one-time setup link (POST /api/setup/links with the function key)."
@@ -77,11 +85,15 @@ def show(request: PageRequest, *, clock: Clock = SYSTEM) -> Page:
     now = clock.now()
     params = request.params
     try:
-        if "link" in params:
-            return _entered(open_link(params["link"], now=now), request, now)
+        if LINK in params:
+            # A GET only shows a button: mail and chat scanners open links too, and must not use this one up.
+            return _link_page(check_link(params[LINK], now=now), params[LINK])
         if any(name in params for name in SENTRY_PARAMS):
             code, installation_id, slug = (params.get(name, "") for name in SENTRY_PARAMS)
-            return _entered(open_sentry_redirect(code, installation_id, slug, now=now), request, now)
+            entered = open_sentry_redirect(code, installation_id, slug, now=now)
+            if isinstance(entered, NotYet):
+                return _waiting(entered, code, installation_id, slug, params.get(TRIES, ""))
+            return _entered(entered, request, now)
         session = read_session(request.headers.get("cookie"), now=now)
         if session is None:
             return message_page(
@@ -125,9 +137,54 @@ def _entered(result: Session | Refused, request: PageRequest, now: float) -> Pag
     )
 
 
+def _link_page(result: Usable | Refused, token: str) -> Page:
+    if isinstance(result, Refused):
+        return message_page(result.status, "This setup address cannot be used", result.message)
+    return render("setup_open.html", org_id=result.org_id, link=token)
+
+
+def _waiting(not_yet: NotYet, code: str, installation_id: str, slug: str, tries_text: str) -> Page:
+    tries = int(tries_text) if tries_text.isdigit() and len(tries_text) < 4 else 0
+    if tries >= WAIT_TRIES:
+        return message_page(
+            409,
+            "The installation has not arrived",
+            "Sentry has not told the app about this installation yet, or the app could not save it.",
+            hint="Open the integration's configuration in Sentry again in a few minutes; if this page comes back, "
+            "tell the app's operator.",
+        )
+    again = "/api/setup?" + urlencode(
+        {"code": code, "installationId": installation_id, "orgSlug": slug, TRIES: str(tries + 1)}
+    )
+    return render(
+        "setup_wait.html",
+        status=202,
+        heading="A moment…",
+        message=not_yet.message,
+        again=again,
+        seconds=WAIT_SECONDS,
+    )
+
+
+def open_with_link(request: PageRequest, *, clock: Clock = SYSTEM) -> Page:
+    """`POST /api/setup/open`: the button of a setup link's page, which uses the link and opens the session."""
+    now = clock.now()
+    if not from_this_origin(request.headers, request.host):
+        return message_page(403, "Refused", FORGED)
+    try:
+        form = parse_form(request.body, request.headers.get("content-type"), {LINK})
+        return _entered(open_link(form.get(LINK, ""), now=now), request, now)
+    except InvalidInput as exc:
+        return message_page(400, "The form could not be read", f"{exc} Nothing was saved.")
+    except (StorageUnavailable, ConcurrentUpdate, SettingsError) as exc:
+        return _unavailable(exc)
+
+
 def post(step: str, request: PageRequest, *, clock: Clock = SYSTEM) -> Page:
     """A form post of step `step`; the answer is the step's page with its result."""
     now = clock.now()
+    if step == "open":
+        return open_with_link(request, clock=clock)
     if step not in FIELDS:
         return message_page(404, "No such step", "The setup page has no such form.")
     session = read_session(request.headers.get("cookie"), now=now)

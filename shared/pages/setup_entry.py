@@ -18,12 +18,13 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import Any
 
+from shared.deliveries.sentry import is_slug
 from shared.errors import InvalidInput
 from shared.model.sentry import SentryInstallation, hash_grant_code
 from shared.pages.setup_session import Session, open_session
 from shared.store.sentry import SentryStore
 from shared.store.setup_links import EXPIRED, USED, VALID, SetupLinkStore
-from shared.validation import check_fields, require_id
+from shared.validation import check_fields, is_valid_id, require_id
 
 DEFAULT_LINK_MINUTES = 60
 MAX_LINK_MINUTES = 1440
@@ -57,28 +58,60 @@ def create_link(body: dict[str, Any], *, base_url: str, now: float, links: Setup
     return {"url": f"{base_url.rstrip('/')}/api/setup?link={token}", "expires_at": math.floor(expires_at)}
 
 
+@dataclass(frozen=True)
+class Usable:
+    """A setup link that would open a session for `org_id`: shown with a button, used only by the POST."""
+
+    org_id: str
+
+
+@dataclass(frozen=True)
+class NotYet:
+    """Sentry's redirect arrived before the app applied `installation.created`: the page waits and asks again."""
+
+    message: str
+
+
+def check_link(token: str, *, now: float, links: SetupLinkStore | None = None) -> Usable | Refused:
+    """Whether the link could open a session, without using it (for `GET /api/setup?link=`)."""
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        return Refused(403, f"This setup link is not valid. {NEW_LINK}")
+    found = (links or SetupLinkStore()).peek(token_hash(token), now=now)
+    if found.state == VALID and found.org_id:
+        return Usable(found.org_id)
+    return _link_refusal(found.state)
+
+
 def open_link(token: str, *, now: float, links: SetupLinkStore | None = None) -> Session | Refused:
     if not token or len(token) > MAX_TOKEN_CHARS:
         return Refused(403, f"This setup link is not valid. {NEW_LINK}")
     consumed = (links or SetupLinkStore()).consume(token_hash(token), now=now)
     if consumed.state == VALID and consumed.org_id:
         return open_session(consumed.org_id, now=now)
-    if consumed.state == USED:
+    return _link_refusal(consumed.state)
+
+
+def _link_refusal(state: str) -> Refused:
+    if state == USED:
         return Refused(410, f"This setup link was used already; each link opens the setup page once. {NEW_LINK}")
-    if consumed.state == EXPIRED:
+    if state == EXPIRED:
         return Refused(410, f"This setup link has expired. {NEW_LINK}")
     return Refused(403, f"This setup link is not valid. {NEW_LINK}")
 
 
 def open_sentry_redirect(
     code: str, installation_id: str, org_slug: str, *, now: float, store: SentryStore | None = None
-) -> Session | Refused:
+) -> Session | Refused | NotYet:
+    """A session for the installation the redirect names; NotYet while the app has not applied its
+    `installation.created` (Sentry sends the person and the webhook at the same moment)."""
     store = store or SentryStore()
     forged = Refused(403, f"This address does not match an installation of the app. {INSTALL_AGAIN}")
     if not code or len(code) > MAX_TOKEN_CHARS or len(installation_id) > MAX_TOKEN_CHARS:
         return forged
     for _ in range(CLAIM_ATTEMPTS):
         installation = store.get(installation_id)
+        if installation is None and is_valid_id(installation_id) and is_slug(org_slug):
+            return NotYet("A moment… the app is still saving the installation Sentry just told it about.")
         refusal = _redirect_refusal(installation, code, org_slug, now, forged)
         if refusal is not None:
             return refusal

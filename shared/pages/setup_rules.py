@@ -37,7 +37,10 @@ def rules(session: Session, form: dict[str, str]) -> tuple[Page, Session]:
         if removal is not None:
             removed = current.pop(removal)
             put_installation(
-                session.org_id, installation.integration_id, installation_body(installation, state_rules=current)
+                session.org_id,
+                installation.integration_id,
+                installation_body(installation, state_rules=current),
+                share=False,
             )
             return sync_page(
                 session, message=f"Removed the rule for {removed['type']} in {removed['project']}."
@@ -57,14 +60,15 @@ def rules(session: Session, form: dict[str, str]) -> tuple[Page, Session]:
 def _next(session: Session, integration_id: str, choice: RuleChoice, current: list[dict]) -> Page:
     from shared.lookups.forms import Forms
 
-    forms = Forms()
+    forms, org_id = Forms(), session.org_id
     project = str(choice.project)
-    _require(project, forms.projects(integration_id), "That project is not one of the organization's projects.")
-    types = forms.work_item_types(integration_id, project)
+    projects = forms.projects(integration_id, org_id=org_id)
+    _require(project, projects, "That project is not one of the organization's projects.")
+    types = forms.work_item_types(integration_id, project, org_id=org_id)
     if not choice.type:
         return step_page("setup_rule.html", session, project=project, type=None, types=types, states=None)
     _require(choice.type, types, f"That work item type is not one of {project}'s types.")
-    states = forms.states(integration_id, project, choice.type)
+    states = forms.states(integration_id, project, choice.type, org_id=org_id)
     if not choice.complete:
         return step_page("setup_rule.html", session, project=project, type=choice.type, types=types, states=states)
     for state in (choice.resolved, choice.unresolved):
@@ -79,7 +83,9 @@ def _next(session: Session, integration_id: str, choice: RuleChoice, current: li
     installation = installation_of(session)
     if installation is None:
         raise InvalidInput(CONNECT_FIRST)
-    put_installation(session.org_id, integration_id, installation_body(installation, state_rules=[*current, rule]))
+    put_installation(
+        session.org_id, integration_id, installation_body(installation, state_rules=[*current, rule]), share=False
+    )
     where = "every project" if choice.every_project else project
     moves = ", ".join(
         f"{direction} to {state}"

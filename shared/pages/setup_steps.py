@@ -9,9 +9,10 @@ is then issued again, keeping its end). A stored secret is never put on a page: 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
-from shared.admin.integrations import put_integration
+from shared.admin.integrations import NotTheOwner, put_integration
 from shared.admin.subscriptions import create_subscription
 from shared.admin.tracker import put_installation
 from shared.ado.client import AdoError, AdoUnauthorized
@@ -61,11 +62,10 @@ def connect_page(
     integration = _integration(session)
     shown = None
     if integration is not None:
-        kind_label = (
-            "A Microsoft Entra ID service principal"
-            if integration.credentials_type == ENTRA
-            else ("A personal access token")
-        )
+        installation = installation_of(session)
+        own = installation.credentials if installation is not None else {}
+        kind = own.get("type") if own else integration.credentials_type
+        kind_label = "A Microsoft Entra ID service principal" if kind == ENTRA else "A personal access token"
         shown = {
             "name": integration.name,
             "domain_name": integration.domain_name,
@@ -91,33 +91,46 @@ def connect(session: Session, form: dict[str, str]) -> tuple[Page, Session]:
     except (InvalidInput, AccessProblem) as exc:
         status = exc.status if isinstance(exc, AccessProblem) else 400
         return connect_page(session, status=status, message=str(exc), kind="bad", values=form), session
-    message = (
-        f"Connected to {org.name}: the app may enter the organization and read its work items. Now choose what to sync."
-    )
-    if _shared_and_working(connected.integration_id, session.org_id):
-        # Another tracker organization syncs with it, and its credential works: a setup link for this one must
-        # not replace it (nor weaken it). The credential entered was checked, and is not kept.
-        message = (
-            f"{org.name} is already connected for another organization, and its connection works, so it is kept; "
-            "the credential you entered was checked but is not stored. Now choose what to sync."
-        )
-    else:
-        body = {"name": org.name, "domain_name": org.domain_name, "credentials": credentials}
-        put_integration(connected.integration_id, body)  # a generated webhook secret is never shown: step 3 sets one
-    if TrackerStore().get_installation(connected.integration_id, session.org_id) is None:
-        put_installation(session.org_id, connected.integration_id, dict(NEW_INSTALLATION))
-    session = with_integration(session, connected.integration_id)
-    log.info("Setup page connected integration %s for %s", connected.integration_id, session.org_id)
-    return sync_page(session, message=message), session
-
-
-def _shared_and_working(integration_id: str, org_id: str) -> bool:
-    """Whether the integration exists, is active with credentials Azure DevOps accepts, and another tracker
-    organization installed it."""
+    integration_id = connected.integration_id
     existing = IntegrationStore().get(integration_id)
-    if existing is None or not existing.active or existing.needs_reauth or not existing.credentials:
-        return False
-    return any(i.org_id != org_id for i in TrackerStore().installations_of(integration_id))
+    own: dict[str, Any] = {}  # this organization's own credentials, when the integration's are not its own
+    if existing is None or existing.credential_owner == session.org_id:
+        body = {"name": org.name, "domain_name": org.domain_name, "credentials": credentials}
+        try:
+            # New, or credentials this organization entered itself: the integration's (a generated webhook
+            # secret is never shown: step 3 sets one). Never enables an integration an operator disabled.
+            put_integration(integration_id, body, owner=session.org_id)
+        except NotTheOwner:  # another organization connected it meanwhile
+            own = credentials
+    else:
+        # Another organization's or an operator's credentials: never used by this one, never replaced by it
+        # (contract §16). What it entered is kept for it alone.
+        own = credentials
+    _save_installation(session.org_id, integration_id, own)
+    session = with_integration(session, integration_id)
+    message = f"Connected to {org.name}: the app may enter the organization and read its work items."
+    if own:
+        message += (
+            f" {org.name} is connected for another organization too; the credential you entered is kept for "
+            "this organization only, and everything done for it uses that credential."
+        )
+    saved = IntegrationStore().get(integration_id)
+    if saved is not None and not saved.active:
+        message += (
+            " The app's operator has disabled this organization's connection: nothing syncs until they enable it."
+        )
+    log.info("Setup page connected integration %s for %s", integration_id, session.org_id)
+    return sync_page(session, message=message + " Now choose what to sync."), session
+
+
+def _save_installation(org_id: str, integration_id: str, own: dict[str, Any]) -> None:
+    """The organization's installation with its own credentials (none when the integration's are its own),
+    keeping its settings and an operator's share; a new one syncs what NEW_INSTALLATION says."""
+    tracker = TrackerStore()
+    current = tracker.get_installation(integration_id, org_id)
+    if current is None:
+        current = Installation(integration_id, org_id, **NEW_INSTALLATION)
+    tracker.put_installation(replace(current, credentials=own))
 
 
 def _integration(session: Session) -> Integration | None:
@@ -150,7 +163,7 @@ def sync_page(session: Session, *, status: int = 200, message: str = "", kind: s
     from shared.lookups.forms import Forms
 
     try:
-        projects = Forms().projects(installation.integration_id)
+        projects = Forms().projects(installation.integration_id, org_id=session.org_id)
     except (AdoError, IntegrationNotFound) as exc:
         log.info("The setup page could not list projects: %s", exc)
         message = (message + " " if message else "") + "The organization's projects could not be read just now."
@@ -172,7 +185,9 @@ def save_sync(session: Session, form: dict[str, str]) -> tuple[Page, Session]:
         chosen = parse_sync(form)
     except InvalidInput as exc:
         return sync_page(session, status=400, message=str(exc), kind="bad"), session
-    put_installation(session.org_id, installation.integration_id, installation_body(installation, **chosen))
+    put_installation(
+        session.org_id, installation.integration_id, installation_body(installation, **chosen), share=False
+    )
     count = sum(chosen.values())
     message = (
         f"Saved: {count} of {len(chosen)} kinds of change are synced." if count else ("Saved: nothing is synced now.")
@@ -222,7 +237,7 @@ def create_hook(session: Session, host: str, secure: bool) -> tuple[Page, Sessio
         )
         return hook_page(session, host, secure, status=409, message=message, kind="bad"), session
     try:
-        saved = create_subscription(str(session.integration_id))
+        saved = create_subscription(str(session.integration_id), org_id=session.org_id)
     except SubscriptionRefused as exc:
         return hook_page(session, host, secure, status=502, message=str(exc), kind="bad"), session
     except AdoUnauthorized:

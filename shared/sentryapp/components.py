@@ -116,8 +116,8 @@ def connected(installation_uuid: str) -> Connected:
     installation = SentryStore().get(installation_uuid)
     if installation is None or not installation.active:
         raise NotFound(NO_INSTALLATION)
-    installed = TrackerStore().installations_for_org(installation.org_id)
-    return Connected(installation, tuple(normalize_id(i.integration_id) for i in installed))
+    installed = TrackerStore().integration_ids_for_org(installation.org_id)
+    return Connected(installation, tuple(normalize_id(integration_id) for integration_id in installed))
 
 
 def _named(connection: Connected, integration_id: str, label: str) -> str:
@@ -139,7 +139,7 @@ def _projects(connection: Connected, request: OptionsRequest) -> list[dict[str, 
     forms, options, missing = Forms(), [], 0
     for integration_id in connection.integration_ids:
         try:
-            projects = forms.projects(integration_id)
+            projects = forms.projects(integration_id, org_id=connection.org_id)
         except IntegrationNotFound:  # disabled: the others' projects are still offered
             missing += 1
             continue
@@ -157,7 +157,9 @@ def _work_item_types(connection: Connected, request: OptionsRequest) -> list[dic
     if project is None:
         raise InvalidInput("Choose the Azure DevOps project first.")
     choice = parse_choice(project, "project")
-    types = Forms().work_item_types(connection.integration_for(choice, "project"), choice.value)
+    types = Forms().work_item_types(
+        connection.integration_for(choice, "project"), choice.value, org_id=connection.org_id
+    )
     return _matching(types, request.query)
 
 
@@ -169,7 +171,7 @@ def _work_items(connection: Connected, request: OptionsRequest) -> list[dict[str
     number, found, unsearchable = positive_int(request.query), {}, 0
     for integration_id in connection.integration_ids:
         try:
-            options = _found(integration_id, number, request.query)
+            options = _found(integration_id, number, request.query, connection.org_id)
         except (AdoNotFound, IntegrationNotFound):  # no search there (or disabled): the others still answer
             unsearchable += 1
             continue
@@ -181,18 +183,18 @@ def _work_items(connection: Connected, request: OptionsRequest) -> list[dict[str
     return list(found.values())[:MAX_OPTIONS]
 
 
-def _found(integration_id: str, number: int | None, query: str) -> list[dict[str, str]]:
+def _found(integration_id: str, number: int | None, query: str, org_id: str) -> list[dict[str, str]]:
     """Work items of one integration matching `query`: when it is a number, the work item with that id first
     (whatever the search ranks); then the search. AdoNotFound when there is no search and no such id."""
     options = []
     if number is not None:
         try:
-            item = lookups.get_issue(integration_id, number)
+            item = lookups.get_issue(integration_id, number, org_id)
             options.append({"label": f"({item['key']}) {item['title'] or ''}", "value": item["key"]})
         except AdoNotFound:
             pass
     try:
-        options += lookups.search_issues(integration_id, query, MAX_OPTIONS)
+        options += lookups.search_issues(integration_id, query, MAX_OPTIONS, org_id)
     except AdoNotFound:
         if not options:
             raise

@@ -132,11 +132,15 @@ def put_static_token(uuid: str, body: dict[str, Any]) -> tuple[SentryInstallatio
         raise InvalidInput("app_uuid must be the Sentry App's uuid.")
     store = SentryStore()
     existing = store.get(uuid)
+    app_uuid = app_uuid or (existing.app_uuid if existing is not None else None)
+    if app_uuid is None:
+        # Without it the webhooks the app's own writes cause would look like a person's changes (echoes, §13.2).
+        raise InvalidInput("app_uuid is required: the Sentry App's uuid (app.uuid in Sentry's installations list).")
     installation = SentryInstallation(
         uuid,
         organization,
         kind=INTERNAL,
-        app_uuid=app_uuid or (existing.app_uuid if existing is not None else None),
+        app_uuid=app_uuid,
         token=token,
         created_at=existing.created_at if existing is not None else None,
     )

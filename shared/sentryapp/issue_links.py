@@ -101,7 +101,7 @@ def link(request: IssueLinkRequest) -> dict[str, str]:
         raise InvalidInput("The work item must be chosen from the list or given as its id, a positive whole number.")
     try:
         # The one read of the work item: add_link below, not put_link, which would read it a second time.
-        found = lookups.get_issue(integration_id, work_item_id)
+        found = lookups.get_issue(integration_id, work_item_id, connection.org_id)
     except AdoNotFound:
         raise NotFound(f"Work item {work_item_id} does not exist or cannot be read.") from None
     _track(connection, request, None)

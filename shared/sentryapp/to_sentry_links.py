@@ -19,7 +19,7 @@ work item through the admin API leaves it shown in Sentry, until another link re
 from __future__ import annotations
 
 from shared.ado.client import AdoError, AdoNotFound
-from shared.connections.ado import call_tracking_reauth, get_client
+from shared.connections.ado import call_tracking_reauth, get_client_for_org
 from shared.errors import RetryLater
 from shared.model.integration import IntegrationNotFound
 from shared.model.sentry import SentryInstallation
@@ -58,7 +58,7 @@ def sync_link(
         return "unlink"
     if not issue.issue_id.isdigit():
         raise Refused("The issue id is not a Sentry issue id, so Sentry cannot show the link.")
-    web_url, area_path = _work_item_page(target)
+    web_url, area_path = _work_item_page(target, issue.org_id)
     external_id = client.link_external_issue(
         installation.uuid,
         issue_id=issue.issue_id,
@@ -81,11 +81,11 @@ def _target(changed: str, shown: ShownLink | None, linked: tuple[Link, ...]) -> 
     return linked[-1] if linked else None
 
 
-def _work_item_page(link: Link) -> tuple[str, str]:
-    """The work item's web page and area path."""
+def _work_item_page(link: Link, org_id: str) -> tuple[str, str]:
+    """The work item's web page and area path, read with the credentials the organization may use."""
     store = IntegrationStore()
     try:
-        integration, ado = get_client(link.integration_id, store=store)
+        integration, ado = get_client_for_org(link.integration_id, org_id, store=store)
         item = call_tracking_reauth(store, integration, lambda: ado.get_work_item(link.work_item_id))
     except IntegrationNotFound:
         raise Refused("The integration of the linked work item is disabled or gone.") from None

@@ -3,7 +3,7 @@ list, project[, type]), so a form that opens again costs no Azure DevOps request
 
 How long each list is kept, and why (a person who just changed one asks with `?refresh=true` instead of waiting):
 - projects, work item types, states: 1 hour. They change when an administrator creates a project or edits the
-  process, which is rare and deliberate; the done states of `statescache` live as long for the same reason.
+  process, which is rare and deliberate; the done states inbound and outbound sync read are this same list.
 - areas, iterations: 10 minutes. Teams add sprints and areas during planning, often just before filing work
   into them, so a stale list would be noticed; ten minutes still answers a burst of forms from the cache.
 

@@ -15,20 +15,19 @@ before each attempt (`raw_request_hook`), so no call site passes timeouts.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from shared.clock import Deadline
 from shared.errors import StorageUnavailable
 
 # Interactive storage budget per operation, and each attempt's connect timeout within it.
 OPERATION_SECONDS = 3.0
 CONNECT_SECONDS = 2.0
 
-_deadline: ContextVar[float | None] = ContextVar("storage_deadline", default=None)
+_deadline: ContextVar[Deadline | None] = ContextVar("storage_deadline", default=None)
 _background: ContextVar[bool] = ContextVar("storage_background", default=False)
 _KEY = "vsts_storage_deadline"  # where an operation keeps its deadline across its retries (pipeline context)
 
@@ -40,9 +39,7 @@ class StorageDeadlineExceeded(StorageUnavailable):
 @contextmanager
 def storage_deadline(seconds: float) -> Iterator[None]:
     """Every storage operation inside shares one deadline, `seconds` from now (or an earlier one already set)."""
-    end = time.monotonic() + seconds
-    current = _deadline.get()
-    token = _deadline.set(end if current is None else min(current, end))
+    token = _deadline.set(Deadline(seconds).earlier(_deadline.get()))
     try:
         yield
     finally:
@@ -67,13 +64,12 @@ def attempt_bound(connect_seconds: float, read_seconds: float) -> Callable[[Any]
     def bound(request: Any) -> None:
         if _background.get():
             return
-        now = time.monotonic()
         context = request.context
-        end = context.get(_KEY)
-        if end is None:  # the operation's first attempt: its deadline holds for its retries too
-            end = min(_deadline.get() or math.inf, now + OPERATION_SECONDS)
-            context[_KEY] = end
-        left = end - now
+        deadline: Deadline | None = context.get(_KEY)
+        if deadline is None:  # the operation's first attempt: its deadline holds for its retries too
+            deadline = Deadline(OPERATION_SECONDS).earlier(_deadline.get())
+            context[_KEY] = deadline
+        left = deadline.left()
         if left <= 0:
             raise StorageDeadlineExceeded("storage did not answer in time")
         context.options["connection_timeout"] = min(connect_seconds, CONNECT_SECONDS, left)

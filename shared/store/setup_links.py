@@ -38,6 +38,19 @@ class SetupLinkStore:
         with base.storage_errors("saving a setup link"):
             base.write(base.table(LINKS), lambda t: t.create_entity(entity))
 
+    def peek(self, token_hash: str, *, now: float) -> Consumed:
+        """What `consume` would find, without using the link (a GET, which mail and chat scanners send too)."""
+        if not base.is_valid_key(token_hash):
+            return Consumed(UNKNOWN)
+        entity = base.read_entity(LINKS, token_hash, ROW, "reading a setup link")
+        if entity is None:
+            return Consumed(UNKNOWN)
+        if entity.get("UsedAt") is not None:
+            return Consumed(USED)
+        if not _number(entity.get("ExpiresAt")) > now:
+            return Consumed(EXPIRED)
+        return Consumed(VALID, str(entity["OrgId"]))
+
     def consume(self, token_hash: str, *, now: float) -> Consumed:
         """Mark the link used, once; UNKNOWN, EXPIRED or USED when it cannot open a session."""
         if not base.is_valid_key(token_hash):

@@ -9,6 +9,7 @@ Tables, chosen so that the delivery path uses point reads and single-partition q
 | `issues`        | org id                          | issue id            | a tracked issue: status, assignee,    |
 |                 |                                 |                     | its links, activity, watermarks       |
 | `links`         | `integration id|work item id`   | `org id|issue id`   | which issues link a work item         |
+| `orgintegrations` | org id                        | integration id      | which integrations an org installed   |
 
 A link lives in the issue (the truth, shown by GET) and in the `links` index (for the delivery path); the
 index is written first and removed last, and a delivery ignores an index entry its issue does not confirm.
@@ -24,13 +25,17 @@ from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
-from shared.model.tracker import UNRESOLVED, Installation, Link, Member, StateRule, TrackedIssue
-from shared.store import base
+from shared.model.tracker import UNRESOLVED, Installation, Link, Member, StateRule, TrackedIssue, activity_json
+from shared.store import base, crypto
 
 INSTALLATIONS = "installations"
 MEMBERS = "members"
 ISSUES = "issues"
 LINKS = "links"
+ORG_INTEGRATIONS = "orgintegrations"
+# In an organization's index partition: its index is complete (installations saved before the index existed have
+# been copied into it). No integration id starts with "!" (ids are keys, and uuids in practice).
+INDEX_COMPLETE = "!complete"
 MAX_UPDATE_ATTEMPTS = 20  # many deliveries for one work item may race on one issue
 
 
@@ -41,7 +46,7 @@ def _issue_entity(issue: TrackedIssue) -> dict[str, Any]:
         "Title": issue.title,
         "Status": issue.status,
         "Links": json.dumps([[link.integration_id, link.work_item_id] for link in issue.links]),
-        "Activity": json.dumps(list(issue.activity), separators=(",", ":")),
+        "Activity": activity_json(issue.activity),
         "Watermarks": json.dumps(issue.watermarks, separators=(",", ":")),
     }
     if issue.assignee_email is not None:
@@ -79,7 +84,20 @@ def _installation_from(e: dict[str, Any]) -> Installation:
         sync_forward_assignment=bool(e.get("SyncForwardAssignment")),
         sync_comments=bool(e.get("SyncComments")),
         state_rules=tuple(StateRule(**rule) for rule in json.loads(e.get("StateRules") or "[]")),
+        credentials=_credentials(e),
+        # Saved before credentials had owners: an operator's API or a setup page made it, as a share.
+        credential_shared=bool(e.get("CredentialShared", True)),
     )
+
+
+def _credentials(e: dict[str, Any]) -> dict[str, Any]:
+    sealed = e.get("Credentials")
+    if not sealed:
+        return {}
+    try:
+        return json.loads(crypto.decrypt(sealed))
+    except crypto.DecryptionError:  # SECRETS_KEY changed: as if none were entered (the setup page asks again)
+        return {}
 
 
 class TrackerStore:
@@ -99,7 +117,16 @@ class TrackerStore:
             "SyncForwardAssignment": installation.sync_forward_assignment,
             "SyncComments": installation.sync_comments,
             "StateRules": json.dumps([rule.public() for rule in installation.state_rules]),
+            "CredentialShared": installation.credential_shared,
         }
+        if installation.credentials:
+            entity["Credentials"] = crypto.encrypt_json(installation.credentials)
+        # The index first: an index entry whose installation is missing is passed over; the reverse would hide it.
+        base.upsert(
+            ORG_INTEGRATIONS,
+            {"PartitionKey": installation.org_id, "RowKey": installation.integration_id},
+            "indexing an installation",
+        )
         return self._put(INSTALLATIONS, entity, "saving an installation")
 
     def get_installation(self, integration_id: str, org_id: str) -> Installation | None:
@@ -111,13 +138,27 @@ class TrackerStore:
         entities = base.query(INSTALLATIONS, "PartitionKey eq @pk", {"pk": integration_id}, "reading installations")
         return [_installation_from(e) for e in entities]
 
-    def installations_for_org(self, org_id: str, limit: int = 100) -> list[Installation]:
-        """The integrations an organization installed, by integration id: a query on RowKey across partitions,
-        which is a scan, but of a small table (one row per installation), so it stays cheap."""
+    def integration_ids_for_org(self, org_id: str) -> list[str]:
+        """The integrations an organization installed, by id: one single-partition query of its index (asked on
+        each keystroke of a select option). The first time, installations saved before the index existed are
+        found by a scan and indexed, once."""
         if not base.is_valid_key(org_id):
             return []
-        entities = base.query(INSTALLATIONS, "RowKey eq @org", {"org": org_id}, "reading installations", limit=limit)
-        return sorted((_installation_from(e) for e in entities), key=lambda i: i.integration_id)
+        rows = base.query(ORG_INTEGRATIONS, "PartitionKey eq @org", {"org": org_id}, "reading installations")
+        ids = {row["RowKey"] for row in rows}
+        if INDEX_COMPLETE not in ids:
+            ids |= self._index_earlier_installations(org_id)
+        ids.discard(INDEX_COMPLETE)
+        return sorted(ids)
+
+    def _index_earlier_installations(self, org_id: str) -> set[str]:
+        entities = base.query(
+            INSTALLATIONS, "RowKey eq @org", {"org": org_id}, "reading installations", select=["PartitionKey"]
+        )
+        found = {entity["PartitionKey"] for entity in entities}
+        for integration_id in sorted(found) + [INDEX_COMPLETE]:
+            base.upsert(ORG_INTEGRATIONS, {"PartitionKey": org_id, "RowKey": integration_id}, "indexing installations")
+        return found
 
     def list_installations(self, limit: int) -> list[Installation]:
         """Up to `limit` installations of every integration, in key order (one query; for the status page)."""

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from shared.ado import comments as api
 from shared.ado.client import AdoClient, AdoError, AdoNotFound, AdoRequestRejected
 from shared.clock import SYSTEM, Clock
-from shared.connections.ado import call_tracking_reauth, client_for
+from shared.connections.ado import CredentialNotShared, call_tracking_reauth, client_for, usable_by
 from shared.errors import RetryLater, StorageUnavailable
 from shared.model.comments import Comment, CommentChange, RemoteCopy
 from shared.model.tracker import Link, activity_entry
@@ -42,6 +42,7 @@ from shared.sync.comment_text import is_copy_of, render
 from shared.sync.outbound import OutboundReport
 
 log = logging.getLogger(__name__)
+MAX_EDIT_ROUNDS = 3  # an edit, and the newer ones accepted while it was sent
 
 T = TypeVar("T")
 Call = Callable[[Callable[[AdoClient], T]], T]
@@ -118,7 +119,12 @@ def _sync_link(
     if integration is None or not integration.active:
         report.notes.append(f"{link.key}: the integration is disabled or gone")
         return None
-    connected, client = client_for(integration, store=integrations)
+    try:
+        usable = usable_by(integration, installation)  # only credentials this organization may use (§16)
+    except CredentialNotShared as exc:
+        report.notes.append(f"{link.key}: {exc}")
+        return None
+    connected, client = client_for(usable, store=integrations)
 
     def call(request: Callable[[AdoClient], T]) -> T:
         return call_tracking_reauth(integrations, connected, lambda: request(client))
@@ -161,16 +167,27 @@ def _bring_in_line(
     if comment.deleted:
         copy, _ = _on_copy(link, copy, call, lambda c, p: api.delete_comment(c, p, link.work_item_id, copy.ado_id))
         return "deleted", _save(store, comment, link, replace(copy, deleted=True))
-    if copy.version < comment.version:
-        text = render(comment)
+    for _ in range(MAX_EDIT_ROUNDS):
+        if copy.version >= comment.version:
+            break
+        text, ado_id = render(comment), copy.ado_id
         copy, there = _on_copy(
-            link, copy, call, lambda c, p: api.update_comment(c, p, link.work_item_id, copy.ado_id, text)
+            link,
+            copy,
+            call,
+            lambda c, p, ado_id=ado_id, text=text: api.update_comment(c, p, link.work_item_id, ado_id, text),
         )
         if not there:
             _save(store, comment, link, replace(copy, deleted=True))
             raise AdoNotFound(f"comment {copy.ado_id} on work item {link.work_item_id} was deleted there")
         copy = _save(store, comment, link, replace(copy, version=comment.version))
         action = action or "edited"
+        # Right after the edit, the comment as it is now: a newer edit accepted meanwhile may have been sent by
+        # another worker before this one's older text landed over it. Then the newest is sent again.
+        latest = store.get(comment.org_id, comment.issue_id, comment.comment_id)
+        if latest is None or latest.deleted or latest.version <= comment.version:
+            break
+        comment, copy = latest, replace(copy, version=comment.version)
     return action, copy
 
 
@@ -262,8 +279,15 @@ def _project(call: Call, link: Link) -> str:
 
 
 def _save(store: CommentStore, comment: Comment, link: Link, copy: RemoteCopy) -> RemoteCopy:
-    """Record the copy on one link (whatever else changed in the comment meanwhile stays)."""
-    store.update(
-        comment.org_id, comment.issue_id, comment.comment_id, lambda current: current.with_copy(link.key, copy)
-    )
+    """Record the copy on one link (whatever else changed in the comment meanwhile stays). A stored copy's version
+    only grows, and a copy deleted there stays deleted: a slower worker never records an older state over it."""
+
+    def newest(current: Comment) -> Comment:
+        stored = current.remote.get(link.key)
+        kept = copy
+        if stored is not None and stored.ado_id is not None and stored.ado_id == copy.ado_id:
+            kept = replace(kept, version=max(stored.version, copy.version), deleted=stored.deleted or copy.deleted)
+        return current.with_copy(link.key, kept)
+
+    store.update(comment.org_id, comment.issue_id, comment.comment_id, newest)
     return copy

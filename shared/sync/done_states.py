@@ -1,21 +1,24 @@
 """The done states of a work item's type (contract §5.2): those whose category is Resolved or Completed in
-Azure DevOps, cached for an hour in `statescache`. When they cannot be read the update is retried later
-(`RetryLater`), never guessed."""
+Azure DevOps, from the list the forms show too (cached an hour in `shared.store.catalog_cache`). When they cannot
+be read the update is retried later (`RetryLater`), never guessed."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TypeVar
 
+from shared.ado import catalog
 from shared.ado.client import AdoClient, AdoError
-from shared.connections.ado import Deadline, call_tracking_reauth, client_for
+from shared.clock import Deadline
+from shared.connections.ado import call_tracking_reauth, client_for
 from shared.errors import RetryLater, StorageUnavailable
 from shared.model.changes import WorkItemUpdate
+from shared.store.catalog_cache import CatalogCache
 from shared.store.integrations import Integration, IntegrationStore
-from shared.store.states_cache import States, StatesCache
 from shared.sync.rules import done_states_from_categories
 
 T = TypeVar("T")
+States = tuple[tuple[str, str], ...]  # (state name, category), in Azure DevOps' order
 
 
 class DoneStates:
@@ -24,12 +27,12 @@ class DoneStates:
     def __init__(
         self,
         integrations: IntegrationStore | None = None,
-        cache: StatesCache | None = None,
+        cache: CatalogCache | None = None,
         *,
         deadline: Deadline | None = None,  # a timer's budget, which cuts each request's timeout
     ) -> None:
         self.integrations = integrations or IntegrationStore()
-        self.cache = cache or StatesCache()
+        self.cache = cache or CatalogCache()
         self.deadline = deadline
 
     def for_update(self, update: WorkItemUpdate, integration: Integration) -> frozenset[str]:
@@ -64,21 +67,25 @@ class DoneStates:
 
 
 def type_states(
-    cache: StatesCache, integration_id: str, project: str, kind: str, call: Callable[[Callable[[AdoClient], T]], T]
+    cache: CatalogCache, integration_id: str, project: str, kind: str, call: Callable[[Callable[[AdoClient], T]], T]
 ) -> States:
-    """A work item type's states with their categories: from the cache, else from Azure DevOps (then cached).
-    Raises RetryLater when Azure DevOps lists none."""
-    cached = cache.get(integration_id, project, kind)
-    if cached is not None:
-        return cached
-    answer = call(lambda client: client.get_work_item_type_states(project, kind))
-    values = answer.get("value") if isinstance(answer, dict) else None
+    """A work item type's states with their categories: the list the forms cache (`Forms.states`), else read
+    from Azure DevOps (then cached for both). Raises RetryLater when Azure DevOps lists none. A cache that cannot
+    be read only costs the request."""
+    names = (project, kind)
+    try:
+        options = cache.get(integration_id, "states", names)
+    except StorageUnavailable:
+        options = None
+    if not options:
+        options = call(lambda client: catalog.list_states(client, project, kind))
+        if options:
+            cache.put(integration_id, "states", names, options)
     states = tuple(
-        (entry["name"], entry["category"])
-        for entry in values or []
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("category"), str)
+        (option["value"], option["category"])
+        for option in options or []
+        if isinstance(option.get("value"), str) and isinstance(option.get("category"), str) and option["category"]
     )
     if not states:
         raise RetryLater(f"Azure DevOps listed no states for {kind!r}")
-    cache.put(integration_id, project, kind, states)
     return states

@@ -17,17 +17,19 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from shared.ado.client import AdoClient, AdoError, AdoNotFound, AdoRequestRejected, AdoThrottled, AdoTimeout
-from shared.connections.ado import call_tracking_reauth, client_for
+from shared.connections.ado import CredentialNotShared, call_tracking_reauth, client_for, usable_by
 from shared.deliveries.workitem import email_from_identity
 from shared.errors import ConcurrentUpdate, RetryLater, StorageUnavailable
 from shared.model.changes import OutboundChange
 from shared.model.tracker import Installation, Link, TrackedIssue, activity_entry
 from shared.store import failures
+from shared.store.catalog_cache import CatalogCache
 from shared.store.integrations import IntegrationStore
-from shared.store.states_cache import StatesCache
 from shared.store.tracker import TrackerStore
-from shared.sync.done_states import type_states
+from shared.sync.done_states import DoneStates, type_states
 from shared.sync.forward import WorkItemView, changed_fields, patch_for, target_state
+from shared.sync.inbound import apply_workitem_update
+from shared.sync.reconcile import snapshot_update
 from shared.sync.rules import (
     ASSIGNEE_REV,
     ASSIGNEE_SEEN,
@@ -58,10 +60,14 @@ def apply_outbound(
     *,
     tracker: TrackerStore | None = None,
     integrations: IntegrationStore | None = None,
-    cache: StatesCache | None = None,
+    cache: CatalogCache | None = None,
 ) -> OutboundReport:
     """Apply `change`; raises RetryLater (with `only` the links still to do in the log) when some may pass."""
-    tracker, integrations, cache = tracker or TrackerStore(), integrations or IntegrationStore(), cache or StatesCache()
+    tracker, integrations, cache = (
+        tracker or TrackerStore(),
+        integrations or IntegrationStore(),
+        cache or CatalogCache(),
+    )
     report = OutboundReport()
     try:
         issue = tracker.get_issue(change.org_id, change.issue_id)
@@ -109,7 +115,7 @@ def _sync_link(
     link: Link,
     tracker: TrackerStore,
     integrations: IntegrationStore,
-    cache: StatesCache,
+    cache: CatalogCache,
     report: OutboundReport,
 ) -> None:
     installation = tracker.get_installation(link.integration_id, issue.org_id)
@@ -120,13 +126,33 @@ def _sync_link(
     if integration is None or not integration.active:
         report.notes.append(f"{link.key}: the integration is disabled or gone")
         return
-    connected, client = client_for(integration, store=integrations)
+    try:
+        usable = usable_by(integration, installation)  # only credentials this organization may use (§16)
+    except CredentialNotShared as exc:
+        report.notes.append(f"{link.key}: {exc}")
+        return
+    connected, client = client_for(usable, store=integrations)
 
     def call(request: Callable[[AdoClient], T]) -> T:
         return call_tracking_reauth(integrations, connected, lambda: request(client))
 
     try:
-        item = _view(call(lambda c: c.get_work_item(link.work_item_id)))
+        raw = call(lambda c: c.get_work_item(link.work_item_id))
+        item = _view(raw)
+        newer = _newer_there(issue, link, item)
+        if newer:
+            # A person changed these fields in Azure DevOps after the app last saw the work item: that change is
+            # newer than the one queued here. It is applied inbound first, and not overwritten (contract §16).
+            issue = _apply_inbound_first(link, raw, issue, item, newer, tracker, integrations, cache)
+            report.notes.append(f"{link.key}: {', '.join(newer)} changed in Azure DevOps since last seen; kept")
+            fields = [name for name in fields if name not in newer]
+            if not fields:
+                return
+        # The issue as it is now, right before the patch: a worker may have held it across waits (429s).
+        current = tracker.get_issue(issue.org_id, issue.issue_id)
+        if current is None or link not in current.links:
+            return
+        issue = current
         target = None
         if "status" in fields and item.state is not None:
             states = type_states(cache, link.integration_id, item.project, item.work_item_type, call)
@@ -156,6 +182,63 @@ def _sync_link(
         raise RetryLater("Azure DevOps answered the update without the new revision")
     _record(tracker, issue, link, rev, operations, target=target)
     report.updated.append((link.key, rev))
+
+
+def _newer_there(issue: TrackedIssue, link: Link, item: WorkItemView) -> list[str]:
+    """The fields changed in Azure DevOps since the app last saw this work item: at a revision above the field's
+    watermark, a value other than the one last seen. Without a watermark, nothing says what was seen."""
+    marks = issue.watermarks.get(link.key, {})
+    newer = []
+    status_rev, state_seen = marks.get(STATUS_REV), marks.get(STATE_SEEN)
+    if isinstance(status_rev, int) and item.rev > status_rev and state_seen is not None and item.state != state_seen:
+        newer.append("status")
+    assignee_rev, assignee_seen = marks.get(ASSIGNEE_REV), marks.get(ASSIGNEE_SEEN)
+    now_there = (item.assignee_email or None) if item.assigned else UNASSIGNED
+    if (
+        isinstance(assignee_rev, int)
+        and item.rev > assignee_rev
+        and assignee_seen is not None
+        and now_there is not None
+        and now_there != assignee_seen
+    ):
+        newer.append("assignee")
+    return newer
+
+
+def _apply_inbound_first(
+    link: Link,
+    raw: dict[str, Any],
+    issue: TrackedIssue,
+    item: WorkItemView,
+    newer: list[str],
+    tracker: TrackerStore,
+    integrations: IntegrationStore,
+    cache: CatalogCache,
+) -> TrackedIssue:
+    """Apply the work item as it is now to its linked issues, as its delivery would (the rules and watermarks of
+    §5.3, so a late delivery of it changes nothing more); then make sure the fields are marked as seen at this
+    revision even where the installation does not sync them back, so the next change from here is sent. Returns
+    the issue as it is then."""
+    update = snapshot_update(link.integration_id, raw)
+    if update is not None:
+        apply_workitem_update(
+            update, tracker=tracker, integrations=integrations, done_states=DoneStates(integrations, cache)
+        )
+
+    def seen(current: TrackedIssue) -> TrackedIssue | None:
+        if link not in current.links:
+            return None
+        marks = dict(current.watermarks.get(link.key, {}))
+        if "status" in newer and item.state is not None and (marks.get(STATUS_REV) or 0) < item.rev:
+            marks[STATUS_REV], marks[STATE_SEEN] = item.rev, item.state
+        if "assignee" in newer and (marks.get(ASSIGNEE_REV) or 0) < item.rev:
+            marks[ASSIGNEE_REV] = item.rev
+            marks[ASSIGNEE_SEEN] = (item.assignee_email or UNASSIGNED) if item.assigned else UNASSIGNED
+        if marks == current.watermarks.get(link.key, {}):
+            return None
+        return replace(current, watermarks={**current.watermarks, link.key: marks})
+
+    return tracker.update_issue(issue.org_id, issue.issue_id, seen) or issue
 
 
 def _view(item: Any) -> WorkItemView:

@@ -25,8 +25,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from shared.ado.client import MAX_BATCH_IDS, AdoError
-from shared.clock import SYSTEM, Clock
-from shared.connections.ado import Deadline, call_tracking_reauth, get_client
+from shared.clock import SYSTEM, Clock, Deadline
+from shared.connections.ado import call_tracking_reauth, get_client
 from shared.deliveries.workitem import email_from_identity
 from shared.errors import ConcurrentUpdate, RetryLater, StorageUnavailable
 from shared.model.changes import AssigneeChange, StateChange, WorkItemUpdate

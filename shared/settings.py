@@ -35,6 +35,7 @@ DEFAULT_SCHEDULES = {
     "SUBSCRIPTION_CHECK_SCHEDULE": "0 0 */6 * * *",
     "RECONCILE_SCHEDULE": "0 30 * * * *",
     "CLEANUP_SCHEDULE": "0 45 3 * * *",  # daily: rows past their own expiry (shared.jobs.cleanup)
+    "SENTRY_RECONCILE_SCHEDULE": "0 15 * * * *",  # hourly: Sentry issues changed without a webhook
 }
 
 # Azure table names are 3-63 alphanumerics starting with a letter; the prefix leaves room for the base name.
@@ -125,6 +126,10 @@ class Settings:
     @cached_property
     def cleanup_schedule(self) -> str:
         return _schedule(self._lazy, "CLEANUP_SCHEDULE")
+
+    @cached_property
+    def sentry_reconcile_schedule(self) -> str:
+        return _schedule(self._lazy, "SENTRY_RECONCILE_SCHEDULE")
 
     @property
     def secrets_key(self) -> str:

@@ -49,6 +49,7 @@ def start_host(tmp: Path, extra_env: dict[str, str], port: int | None = None) ->
         "SUBSCRIPTION_CHECK_SCHEDULE": NEVER,
         "RECONCILE_SCHEDULE": NEVER,
         "CLEANUP_SCHEDULE": NEVER,
+        "SENTRY_RECONCILE_SCHEDULE": NEVER,
         "WEBHOOK_PUBLIC_URL": f"http://127.0.0.1:{port}/api/vsts/issue-updated",
         **extra_env,
     }

@@ -76,6 +76,7 @@ def test_an_invalid_setting_fails_with_a_message_naming_it(name: str, value: str
         ("SUBSCRIPTION_CHECK_SCHEDULE", "hourly", "subscription_check_schedule"),
         ("RECONCILE_SCHEDULE", "0 30 * * * * *", "reconcile_schedule"),
         ("CLEANUP_SCHEDULE", "daily", "cleanup_schedule"),
+        ("SENTRY_RECONCILE_SCHEDULE", "hourly", "sentry_reconcile_schedule"),
     ],
 )
 def test_a_setting_only_some_paths_use_fails_where_it_is_used(name: str, value: str, attribute: str) -> None:

@@ -49,6 +49,8 @@ def _issue_entity(issue: TrackedIssue) -> dict[str, Any]:
         entity["AssigneeUserId"] = issue.assignee_user_id or ""
     if issue.url is not None:
         entity["Url"] = issue.url
+    if issue.sentry_seen is not None:
+        entity["SentrySeen"] = json.dumps(issue.sentry_seen, separators=(",", ":"))
     return entity
 
 
@@ -64,6 +66,7 @@ def _issue_from(entity: dict[str, Any]) -> TrackedIssue:
         links=tuple(Link(i, int(w)) for i, w in json.loads(entity.get("Links") or "[]")),
         activity=tuple(json.loads(entity.get("Activity") or "[]")),
         watermarks=json.loads(entity.get("Watermarks") or "{}"),
+        sentry_seen=json.loads(entity["SentrySeen"]) if entity.get("SentrySeen") else None,
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,
     )
 

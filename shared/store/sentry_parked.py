@@ -1,0 +1,67 @@
+"""Queue messages parked while a Sentry installation needs a new token (contract §15), in Table Storage.
+
+| table          | PartitionKey           | RowKey                          | what                                    |
+|----------------|------------------------|---------------------------------|-----------------------------------------|
+| `sentryparked` | org id `sentry-<slug>` | sha256 of the queue and message | `Queue`, `Message` (as the queue had it) |
+
+The key is the message's own hash, so parking one message twice keeps one row. Messages name things, not values
+(an issue, a recorded webhook), so they stay small and apply the newest state whenever they are released.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from shared.store import base
+
+TABLE = "sentryparked"
+MAX_PER_QUERY = 1000
+
+
+@dataclass(frozen=True)
+class ParkedMessage:
+    org_id: str
+    key: str
+    queue: str
+    message: str
+
+
+def _key(queue: str, message: str) -> str:
+    return hashlib.sha256(f"{queue}\n{message}".encode()).hexdigest()
+
+
+def park(org_id: str, queue: str, message: str, *, now: float | None = None) -> None:
+    """Keep `message` of `queue` for the organization until it is released (StorageUnavailable when it fails)."""
+    entity = {
+        "PartitionKey": org_id,
+        "RowKey": _key(queue, message),
+        "Queue": queue,
+        "Message": message,
+        "ParkedAt": float(time.time() if now is None else now),
+    }
+    base.upsert(TABLE, entity, "parking a message")
+
+
+def parked(org_id: str, limit: int = MAX_PER_QUERY) -> list[ParkedMessage]:
+    """The organization's parked messages (one single-partition query)."""
+    entities = base.query(
+        TABLE,
+        "PartitionKey eq @pk",
+        {"pk": org_id},
+        "reading parked messages",
+        select=["RowKey", "Queue", "Message"],
+        limit=limit,
+    )
+    return [ParkedMessage(org_id, e["RowKey"], str(e.get("Queue")), str(e.get("Message"))) for e in entities]
+
+
+def unpark(message: ParkedMessage) -> None:
+    try:
+        with base.storage_errors("removing a parked message"):
+            base.table(TABLE).delete_entity(message.org_id, message.key)
+    except ResourceNotFoundError:
+        pass  # released by another instance already

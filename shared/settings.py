@@ -58,6 +58,10 @@ LAZY_SETTINGS = (
 )
 
 
+def _schedule_property(name: str) -> cached_property[str]:
+    return cached_property(lambda self: _schedule(self._lazy, name))
+
+
 class SettingsError(ValueError):
     """A setting is missing or invalid; the message names it."""
 
@@ -111,25 +115,12 @@ class Settings:
         """How long a rotated webhook secret stays valid (subscription creation and replacement)."""
         return _int(self._lazy, "SECRET_GRACE_SECONDS", 86400, minimum=0, maximum=30 * 86400)
 
-    @cached_property
-    def domain_check_schedule(self) -> str:
-        return _schedule(self._lazy, "DOMAIN_CHECK_SCHEDULE")
-
-    @cached_property
-    def subscription_check_schedule(self) -> str:
-        return _schedule(self._lazy, "SUBSCRIPTION_CHECK_SCHEDULE")
-
-    @cached_property
-    def reconcile_schedule(self) -> str:
-        return _schedule(self._lazy, "RECONCILE_SCHEDULE")
-
-    @cached_property
-    def cleanup_schedule(self) -> str:
-        return _schedule(self._lazy, "CLEANUP_SCHEDULE")
-
-    @cached_property
-    def sentry_reconcile_schedule(self) -> str:
-        return _schedule(self._lazy, "SENTRY_RECONCILE_SCHEDULE")
+    # The timers' schedules (checked where a timer uses one; the host resolves the %SETTING% itself).
+    domain_check_schedule = _schedule_property("DOMAIN_CHECK_SCHEDULE")
+    subscription_check_schedule = _schedule_property("SUBSCRIPTION_CHECK_SCHEDULE")
+    reconcile_schedule = _schedule_property("RECONCILE_SCHEDULE")
+    cleanup_schedule = _schedule_property("CLEANUP_SCHEDULE")
+    sentry_reconcile_schedule = _schedule_property("SENTRY_RECONCILE_SCHEDULE")
 
     @property
     def secrets_key(self) -> str:

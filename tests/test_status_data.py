@@ -212,14 +212,21 @@ def test_a_run_still_marked_running_past_its_budget_is_shown_as_stopped_by_the_h
     assert timer_problems(record, now=1000.0 + 240, budget_seconds=240) == []
     assert "never ended" in timer_problems(record, now=1000.0 + 240 + 121, budget_seconds=240)[0].what
     shown = {row.name: row for row in gather(1000.0 + 10_000).timers.rows}
-    assert set(shown) == {"domain_check", "subscription_check", "reconcile", "cleanup"}
+    assert set(shown) == {"domain_check", "subscription_check", "reconcile", "cleanup", "sentry_reconcile"}
     assert "never ended" in shown["reconcile"].problems[0].what
 
 
 def test_the_timer_names_are_the_jobs_own() -> None:
     from shared.jobs import cleanup, domain_check, reconcile, subscription_check
+    from shared.sentryapp import reconcile as sentry_reconcile
 
-    assert status_data.TIMERS == (domain_check.NAME, subscription_check.NAME, reconcile.NAME, cleanup.NAME)
+    assert status_data.TIMERS == (
+        domain_check.NAME,
+        subscription_check.NAME,
+        reconcile.NAME,
+        cleanup.NAME,
+        sentry_reconcile.NAME,
+    )
 
 
 def test_the_failure_list_keeps_the_newest_fifty_newest_first(monkeypatch) -> None:

@@ -33,9 +33,7 @@ EXTERNAL_ISSUES_PATH = "/api/0/sentry-app-installations/{uuid}/external-issues/"
 ISSUE_PATH = "/api/0/organizations/{org}/issues/{id}/"
 MEMBERS_PATH = "/api/0/organizations/{org}/members/"
 
-# The scope each call needs, by Sentry's permission classes: `GroupPermission` (GET any event scope, PUT
-# event:write or event:admin), `MemberPermission` (GET member:read and up), and
-# `SentryAppInstallationExternalIssuePermission` (POST any event scope). Named in a 403's reason.
+# The scope each call needs (Sentry's GroupPermission, MemberPermission, SentryAppInstallationExternalIssuePermission)
 SCOPE_READ_ISSUE = "event:read"
 SCOPE_WRITE_ISSUE = "event:write"
 SCOPE_READ_MEMBERS = "member:read"
@@ -307,10 +305,8 @@ class SentryClient:
     def link_external_issue(
         self, installation_uuid: str, *, issue_id: str, web_url: str, project: str, identifier: str
     ) -> str:
-        """Show a work item on the Sentry issue (a second POST replaces what it shows); returns the link's id.
-
-        There is no unlink here on purpose: DELETE of an external issue needs `event:admin` (which also lets a
-        token delete issues), and the app does not ask for it (docs/sentry.md §1)."""
+        """Show a work item on the Sentry issue (a second POST replaces it); returns the link's id. No unlink on
+        purpose: that DELETE needs `event:admin`, which the app does not ask for (docs/sentry.md §1)."""
         body = {"issueId": int(issue_id), "webUrl": web_url, "project": project, "identifier": identifier}
         path = EXTERNAL_ISSUES_PATH.format(uuid=segment(installation_uuid))
         answer = self.call("POST", path, json=body, scope=SCOPE_LINK)

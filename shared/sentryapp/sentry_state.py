@@ -19,6 +19,7 @@ leaves the assignee as it is.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -29,6 +30,7 @@ from shared.errors import RetryLater
 from shared.model.sentry import SentryInstallation, slug_of
 from shared.model.tracker import RESOLVED, UNRESOLVED, Member, TrackedIssue, activity_entry
 from shared.sentry.client import (
+    DEFAULT_TIMEOUT_SECONDS,
     SentryError,
     SentryForbidden,
     SentryNotFound,
@@ -84,17 +86,14 @@ def read_current(
     tracker: TrackerStore,
     store: SentryStore,
     clock: Clock = SYSTEM,
-    timeout: float | None = None,
+    timeout: float | Callable[[], float] = DEFAULT_TIMEOUT_SECONDS,
 ) -> dict[str, Any]:
     """The Sentry issue as it is now. NeedsReauth: park (nothing is sent while the installation needs a new
     token); RetryLater: may pass; Unread: will not (a 403 is recorded as `sentry_failed`)."""
     if installation.needs_reauth:
         raise NeedsReauth(installation.uuid)
     try:
-        if timeout is None:
-            client = client_for(installation, store=store, clock=clock)
-        else:
-            client = client_for(installation, store=store, clock=clock, timeout=timeout)
+        client = client_for(installation, store=store, clock=clock, timeout=timeout)
         return client.get_issue(slug_of(issue.org_id), issue.issue_id)
     except InstallationUnusable as exc:
         current = store.get(installation.uuid)

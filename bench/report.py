@@ -115,6 +115,21 @@ def render(r: dict) -> str:
             "",
         ),
         (
+            "Sentry requests per issue webhook of a tracked issue (the webhook is a hint: the issue is read), "
+            "`issue.resolved` / `issue.assigned`",
+            f"**{s['webhook_resolved_sentry']}** / **{s['webhook_assigned_sentry']}**",
+            "",
+            "",
+        ),
+        (
+            f"`sentry_reconcile` Sentry requests over {s['reconciled_issues']:,} linked issues, first run / "
+            "nothing changed since",
+            f"**{s['reconcile_first_sentry']:,}** / **{s['reconcile_again_sentry']:,}** = "
+            f"{s['reconcile_again_sentry'] * 1000 / s['reconciled_issues']:.0f} per 1,000 linked issues",
+            "",
+            "",
+        ),
+        (
             "Import `function_app` vs `azure.functions, azure.data.tables, requests`",
             f"{i['app_ms']:.0f} ms vs {i['baseline_ms']:.0f} ms = **{i['overhead'] * 100:+.0f}%**",
             "<= +20%",

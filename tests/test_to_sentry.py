@@ -279,7 +279,7 @@ def test_a_403_is_recorded_naming_the_scope_and_neither_refreshed_retried_nor_fl
     after = SentryStore().get(world.installation.uuid)
     assert (after.token, after.refresh_token, after.needs_reauth) == (before.token, before.refresh_token, False)
     [failure] = [f for f in failures.recent_failures() if f.subject.startswith(f"{world.org}/123")]
-    assert failure.kind == "sentry_failed" and "event:write" in failure.reason
+    assert failure.kind == "sentry_failed" and "event:write" in failure.reason and "403" in failure.advice
 
 
 @pytest.mark.parametrize(("status", "words"), [(400, "refused"), (404, "does not have")])

@@ -56,6 +56,13 @@ class Unread(Exception):
     """The issue could not be read and retrying will not help (gone, refused): nothing is applied."""
 
 
+FORBIDDEN_ADVICE = (
+    "Sentry refused a permission the installation lacks (403), named in the reason; it is not retried and the "
+    "token is fine: grant the scope in the Sentry App's Permissions, have the organization accept it, then make "
+    "the change again."
+)
+
+
 def forbidden_reason(exc: SentryForbidden, doing: str) -> str:
     """A 403's reason, saying what to do: which scope to grant, where."""
     scope = exc.scope or "a permission"
@@ -66,7 +73,12 @@ def forbidden_reason(exc: SentryForbidden, doing: str) -> str:
 
 
 def record_sentry_failure(
-    tracker: TrackerStore, issue: TrackedIssue, reason: str, installation: SentryInstallation, source: str
+    tracker: TrackerStore,
+    issue: TrackedIssue,
+    reason: str,
+    installation: SentryInstallation,
+    source: str,
+    advice: str | None = None,
 ) -> None:
     """A refusal no retry cures: on the issue's activity and the status page's recent failures."""
     entry = {**activity_entry("sentry_failed", source, None, None), "reason": reason[:MAX_REASON]}
@@ -75,6 +87,7 @@ def record_sentry_failure(
         "sentry_failed",
         f"{issue.org_id}/{issue.issue_id} → Sentry",
         reason,
+        advice=advice,
         details={"org_id": issue.org_id, "issue_id": issue.issue_id, "installation": installation.uuid},
     )
 
@@ -105,7 +118,7 @@ def read_current(
         raise NeedsReauth(installation.uuid) from exc
     except SentryForbidden as exc:
         reason = forbidden_reason(exc, "show the issue")
-        record_sentry_failure(tracker, issue, reason, installation, SOURCE)
+        record_sentry_failure(tracker, issue, reason, installation, SOURCE, FORBIDDEN_ADVICE)
         raise Unread(reason) from exc
     except SentryNotFound as exc:
         raise Unread(f"Sentry does not have the issue (or does not let the app see it): {exc}") from exc

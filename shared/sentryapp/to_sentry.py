@@ -48,7 +48,7 @@ from shared.sentry.client import (
     actor,
 )
 from shared.sentryapp.parking import NeedsReauth, park
-from shared.sentryapp.sentry_state import forbidden_reason, shown_assignee
+from shared.sentryapp.sentry_state import FORBIDDEN_ADVICE, forbidden_reason, shown_assignee
 from shared.sentryapp.to_sentry_links import LEFT_SHOWN, Refused, sync_link
 from shared.store import failures, queues
 from shared.store.sentry import SentryStore
@@ -146,6 +146,7 @@ def _send(
 
     retry: RetryLater | None = None
     reauth: NeedsReauth | None = None
+    forbidden: str | None = None
     try:
         if update.fields:
             found, refusal = _sync_fields(client, issue, update.fields, tracker, report, seen)
@@ -178,6 +179,7 @@ def _send(
         reauth = NeedsReauth(installation.uuid)
     except SentryForbidden as exc:  # a permission, not the token: recorded, never retried or refreshed
         failed(forbidden_reason(exc, "apply the change"))
+        forbidden = report.failed[-1]
     except SentryRejected as exc:
         failed(str(exc))
     except SentryNotFound as exc:
@@ -192,6 +194,7 @@ def _send(
             "sentry_failed",
             f"{issue.org_id}/{issue.issue_id} → Sentry",
             reason,
+            advice=FORBIDDEN_ADVICE if reason == forbidden else None,
             details={"org_id": issue.org_id, "issue_id": issue.issue_id, "installation": installation.uuid},
         )
     if reauth is not None:

@@ -112,6 +112,7 @@ def test_the_budget_stops_a_run_and_the_next_resumes_after_the_last_issue_done(s
     from shared.settings import reset_settings
 
     reset_settings()
+
     def slow(request):  # each read of Sentry takes 4 s of the budget
         clock.advance(4)
         issue_id = request.url.rstrip("/").rpartition("/")[2]

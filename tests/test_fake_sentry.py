@@ -575,3 +575,18 @@ def test_rate_limit_answers_429_with_sentrys_headers_and_no_retry_after(
     assert limited.headers["X-Sentry-Rate-Limit-Reset"] == str(int(clock.now()) + 7)  # epoch seconds
     assert limited.headers["X-Sentry-Rate-Limit-Remaining"] == "0" and limited.headers["X-Sentry-Rate-Limit-Limit"]
     assert api(http, "GET", issue_url(fake), pair["token"]).status_code == 200
+
+
+def test_the_fake_imports_nothing_of_the_app() -> None:
+    """Built from Sentry's behaviour, never from the app's code: no module of the fake imports `shared`."""
+    import ast
+    from pathlib import Path
+
+    import devtools.fakes.sentry as package
+
+    for path in Path(package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not [n for n in names if n == "shared" or n.startswith("shared.")], path.name

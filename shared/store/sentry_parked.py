@@ -2,10 +2,11 @@
 
 | table          | PartitionKey           | RowKey                          | what                                    |
 |----------------|------------------------|---------------------------------|-----------------------------------------|
-| `sentryparked` | org id `sentry-<slug>` | sha256 of the queue and message | `Queue`, `Message` (as the queue had it) |
+| `sentryparked` | org id `sentry-<slug>` | sha256 of the queue and message | `Queue`, `Message`, `ExpiresAt` |
 
 The key is the message's own hash, so parking one message twice keeps one row. Messages name things, not values
-(an issue, a recorded webhook), so they stay small and apply the newest state whenever they are released.
+(an issue, a recorded webhook), so they stay small and apply the newest state whenever they are released. Rows
+of an installation nobody re-authorises within PARKED_TTL_SECONDS are removed by `cleanup`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from shared.store import base
 
 TABLE = "sentryparked"
 MAX_PER_QUERY = 1000
+# An installation nobody re-authorises for this long is abandoned: `cleanup` removes what it left parked.
+PARKED_TTL_SECONDS = 30 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -36,12 +39,14 @@ def _key(queue: str, message: str) -> str:
 
 def park(org_id: str, queue: str, message: str, *, now: float | None = None) -> None:
     """Keep `message` of `queue` for the organization until it is released (StorageUnavailable when it fails)."""
+    at = float(time.time() if now is None else now)
     entity = {
         "PartitionKey": org_id,
         "RowKey": _key(queue, message),
         "Queue": queue,
         "Message": message,
-        "ParkedAt": float(time.time() if now is None else now),
+        "ParkedAt": at,
+        "ExpiresAt": at + PARKED_TTL_SECONDS,
     }
     base.upsert(TABLE, entity, "parking a message")
 

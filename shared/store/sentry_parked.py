@@ -51,12 +51,12 @@ def park(org_id: str, queue: str, message: str, *, now: float | None = None) -> 
     base.upsert(TABLE, entity, "parking a message")
 
 
-def parked(org_id: str, limit: int = MAX_PER_QUERY) -> list[ParkedMessage]:
-    """The organization's parked messages (one single-partition query)."""
+def parked(org_id: str, limit: int = MAX_PER_QUERY, *, now: float | None = None) -> list[ParkedMessage]:
+    """The organization's parked messages that have not expired (one single-partition query)."""
     entities = base.query(
         TABLE,
-        "PartitionKey eq @pk",
-        {"pk": org_id},
+        "PartitionKey eq @pk and ExpiresAt gt @now",
+        {"pk": org_id, "now": float(time.time() if now is None else now)},
         "reading parked messages",
         select=["RowKey", "Queue", "Message"],
         limit=limit,

@@ -13,6 +13,7 @@ from functions import (
     outbound,
     queues,
     sentry_components,
+    sentry_reconcile,
     sentry_updates,
     sentry_webhook,
     setup,
@@ -37,4 +38,5 @@ app.register_functions(sentry_webhook.bp)
 app.register_functions(sentry_components.bp)
 app.register_functions(status.bp)
 app.register_functions(sentry_updates.bp)
+app.register_functions(sentry_reconcile.bp)
 app.register_functions(setup.bp)

@@ -125,6 +125,21 @@ def render(r: dict) -> str:
             "",
         ),
         (
+            "Sentry requests per issue webhook of a tracked issue (the webhook is a hint: the issue is read), "
+            "`issue.resolved` / `issue.assigned`",
+            f"**{s['webhook_resolved_sentry']}** / **{s['webhook_assigned_sentry']}**",
+            "",
+            "",
+        ),
+        (
+            f"`sentry_reconcile` Sentry requests over {s['reconciled_issues']:,} linked issues, first run / "
+            "nothing changed since",
+            f"**{s['reconcile_first_sentry']:,}** / **{s['reconcile_again_sentry']:,}** = "
+            f"{s['reconcile_again_sentry'] * 1000 / s['reconciled_issues']:.0f} per 1,000 linked issues",
+            "",
+            "",
+        ),
+        (
             "Import `function_app` vs `azure.functions, azure.data.tables, requests`",
             f"{i['app_ms']:.0f} ms vs {i['baseline_ms']:.0f} ms = **{i['overhead'] * 100:+.0f}%**",
             "<= +20%",
@@ -205,6 +220,10 @@ fake of `devtools/fakes/ado/` (it adds no work of its own beyond the stated dela
   On 2 cores, 20 senders queue behind each other, so the ratio to a read alone mostly measures the queueing.
 - **Issue-link create**: Sentry's form posted by the fake Sentry (`link_issue`) for a new Sentry issue of an
   organization with one Azure DevOps integration; the fakes count the requests the app made to each.
+- **Sentry webhook as a hint, sentry_reconcile**: a person resolving, then assigning, a linked issue in the fake
+  Sentry; the fake counts the app's API requests until the queues drain. Then 1,000 more tracked issues linked
+  to work items, and the `sentry_reconcile` timer invoked on the host twice (the first run records what it sees,
+  the second finds nothing changed); the fake counts the app's requests for the organization's issues.
 - **domain_check**: integrations written to Azurite first ({d["populate_seconds"]:.0f} s, not counted), then one
   `run_domain_check()` in-process with the default concurrency; the floor is the lookups' own time divided by
   the concurrency.

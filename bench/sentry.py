@@ -4,7 +4,8 @@ Timed, as ratios to one bare table point read measured in the same run: the webh
 record the request id, queue: two storage operations) under 20 concurrent senders, with the queue function
 switched off so the host does nothing but acknowledge; and its p99 in milliseconds, against the 1 s Sentry
 allows. Counted (machine-independent): Azure DevOps and Sentry requests per issue-link create from Sentry's UI,
-with cold and with warm caches.
+with cold and with warm caches; Sentry requests per issue webhook (a webhook is a hint: applying it reads the
+issue); and `sentry_reconcile`'s Sentry requests per 1,000 linked issues, counted by the fake Sentry.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from shared.deliveries.sentry import signature
 SENDERS = 20
 
 
+RECONCILED = 1000  # linked issues of the organization sentry_reconcile goes through
+
+
 def measure(ado, sentry, samples: int) -> dict:
-    return {**_acknowledge(ado, sentry, samples), **_issue_link_counts(ado, sentry)}
+    return {**_acknowledge(ado, sentry, samples), **_issue_link_counts(ado, sentry), **_hint_counts(ado, sentry)}
 
 
 def _host(ado, sentry, extra: dict[str, str]):
@@ -168,4 +172,55 @@ def _issue_link_counts(ado, sentry) -> dict:
             counts[f"create_{label}_sentry"] = len(sentry.requests)
     finally:
         stop_host(world.host)
+    return counts
+
+
+def _hint_counts(ado, sentry) -> dict:
+    """Sentry requests the app makes per issue webhook of a tracked issue, and per sentry_reconcile run over an
+    organization with RECONCILED linked issues (a first run, which records what it sees, and a second, which
+    finds nothing changed), counted by the fake Sentry."""
+    from shared.model.tracker import Link, TrackedIssue
+    from shared.store.cursors import CursorStore
+    from shared.store.tracker import TrackerStore
+    from tests.e2e import queue_length, stop_host
+    from tests.helpers import wait_for
+    from tests.sentry_e2e import sentry_world
+
+    world = _host(ado, sentry, {})
+    host = world.host
+    queues = ("vsts-sentry-hooks", "vsts-outbound", "vsts-sentry-updates")
+
+    def settled() -> None:
+        wait_for(lambda: all(queue_length(host, q) in (-1, 0) for q in queues), 120, "the queues to drain")
+
+    def app_requests() -> int:
+        return len([r for r in sentry.requests if r.path.startswith("/api/0/")])
+
+    try:
+        place = sentry_world(world, work_item_id=6)
+        settled()
+        counts: dict[str, int] = {}
+        for label, change in (("resolved", {"status": "resolved"}), ("assigned", {"assigned_to": 101})):
+            sentry.reset_log()
+            sentry.change_issue(place.org_slug, place.issue_id, by_user=102, **change)
+            wait_for(lambda: app_requests() > 0, 60, "the webhook applied")
+            settled()
+            counts[f"webhook_{label}_sentry"] = app_requests()
+        tracker = TrackerStore()
+        for n in range(RECONCILED):
+            issue_id = str(900_000 + n)
+            sentry.add_issue(place.org_slug, issue_id, f"Reconciled {n}", "backend")
+            link = Link(place.integration_id, 1000 + n)
+            tracker.create_issue(TrackedIssue(place.org_id, issue_id, f"Reconciled {n}", links=(link,)))
+        for label in ("first", "again"):
+            CursorStore().set("sentry_reconcile", f"{place.org_id}|")
+            sentry.reset_log()
+            runs = host.log().count("Executed sentry_reconcile")
+            host.invoke("sentry_reconcile")
+            wait_for(lambda r=runs: host.log().count("Executed sentry_reconcile") > r, 600, "sentry_reconcile")
+            org_path = f"/api/0/organizations/{place.org_slug}/issues/"
+            counts[f"reconcile_{label}_sentry"] = len([r for r in sentry.requests if r.path.startswith(org_path)])
+    finally:
+        stop_host(host)
+    counts["reconciled_issues"] = RECONCILED + 1  # and the world's own linked issue
     return counts

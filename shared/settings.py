@@ -37,6 +37,7 @@ DEFAULT_SCHEDULES = {
     "RECONCILE_SCHEDULE": "0 30 * * * *",
     "CLEANUP_SCHEDULE": "0 45 3 * * *",  # daily: rows past their own expiry (shared.jobs.cleanup)
     "SWEEP_SCHEDULE": "0 */2 * * * *",  # wakes work stored but not applied or sent (shared.jobs.pending)
+    "SENTRY_RECONCILE_SCHEDULE": "0 15 * * * *",  # hourly: Sentry issues changed without a webhook
 }
 
 # Azure table names are 3-63 alphanumerics starting with a letter; the prefix leaves room for the base name.

@@ -54,6 +54,7 @@ def start_host(
         "RECONCILE_SCHEDULE": NEVER,
         "CLEANUP_SCHEDULE": NEVER,
         "SWEEP_SCHEDULE": NEVER,
+        "SENTRY_RECONCILE_SCHEDULE": NEVER,
         "WEBHOOK_PUBLIC_URL": f"http://127.0.0.1:{port}/api/vsts/issue-updated",
         **extra_env,
     }

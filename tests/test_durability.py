@@ -49,6 +49,7 @@ def _forget_pending_work() -> None:
 @pytest.fixture(autouse=True)
 def clean(sentry_http: responses.RequestsMock) -> responses.RequestsMock:
     _forget_pending_work()
+    SentryWorld.mock = sentry_http
     return sentry_http
 
 
@@ -62,7 +63,10 @@ def _later() -> FakeClock:
 
 
 class SentryWorld:
-    """A Sentry organization's installation and one tracked issue linked to a work item."""
+    """A Sentry organization's installation and one tracked issue linked to a work item. Sentry shows the issue as
+    the last webhook sent says (a webhook is a hint: the worker reads the issue, contract §15)."""
+
+    mock: responses.RequestsMock
 
     def __init__(self) -> None:
         self.uuid, self.slug = new_id(), f"o{uuids.uuid4().hex[:8]}"
@@ -72,6 +76,8 @@ class SentryWorld:
         _forget_pending_work()  # the link's announcement to Sentry: not what these tests look at
 
     def resolve(self, request_id: str) -> int:
+        issue_url = f"https://sentry.example/api/0/organizations/{self.slug}/issues/{self.issue_id}/"
+        SentryWorld.mock.upsert(responses.GET, issue_url, json=issue_data(self.issue_id)["issue"])
         payload = envelope(self.uuid, "issue", "resolved", issue_data(self.issue_id))
         return post(payload, "issue", request_id=request_id).status_code
 

@@ -118,7 +118,7 @@ def _retried(out_host: SentryHost) -> bool:
     return "sentry update" in out_host.host.log() and "queued again" in out_host.host.log()
 
 
-def test_a_link_made_through_the_admin_api_appears_in_sentry_exactly_once(out_host) -> None:
+def test_a_link_made_through_the_admin_api_appears_in_sentry_exactly_once_and_stays(out_host) -> None:
     world = sentry_world(out_host)  # links its work item through PUT .../links/...
     settled(out_host)
     sentry, host = out_host.sentry, out_host.host
@@ -129,8 +129,11 @@ def test_a_link_made_through_the_admin_api_appears_in_sentry_exactly_once(out_ho
     assert shown["issueId"] == world.issue_id and shown["displayName"].endswith(f"#{world.work_item_id}")
     assert shown["webUrl"].startswith(out_host.ado.org_url(world.ado_org))
     assert sentry.count("POST", rf"^/api/0/sentry-app-installations/{world.installation_uuid}/external-issues/$") == 1
+    # Unlinked, Sentry keeps showing it: removing it needs event:admin, which the app does not ask for.
     assert host.call("DELETE", link_path).status_code == 200
-    wait_for(lambda: sentry.external_issues(world.installation_uuid) == [], what="the external issue removed")
+    settled(out_host)
+    assert len(sentry.external_issues(world.installation_uuid)) == 1
+    assert sentry.count("DELETE", r"/external-issues/") == 0
 
 
 def test_a_token_sentry_expires_mid_run_is_refreshed_once_and_the_change_applied(out_host) -> None:

@@ -271,8 +271,14 @@ def test_an_api_change_echoes_with_the_application_actor(
     unassigned = api(http, "PUT", issue_url(fake), pair["token"], json={"assignedTo": ""})
     assert (unassigned.status_code, unassigned.json()["assignedTo"]) == (200, None)
     api(http, "PUT", issue_url(fake), pair["token"], json={"status": "unresolved"})
-    wait_for(lambda: len(fake.webhooks) == before + 3, 10, "issue.unresolved")
-    assert fake.webhooks[-1].action == "unresolved"  # the unassign before it sent nothing, as in Sentry
+    api(http, "PUT", issue_url(fake), pair["token"], json={"status": "resolved"})
+    wait_for(lambda: len(fake.webhooks) == before + 3, 10, "issue.resolved")
+    # Neither the unassign nor the unresolve sent anything: the organization lacks `webhooks-unresolved`.
+    assert [w.action for w in fake.webhooks[before:]] == ["resolved", "assigned", "resolved"]
+    fake.set_feature(ORG, "webhooks-unresolved")
+    api(http, "PUT", issue_url(fake), pair["token"], json={"status": "unresolved"})
+    wait_for(lambda: len(fake.webhooks) == before + 4, 10, "issue.unresolved")
+    assert fake.webhooks[-1].action == "unresolved"
 
 
 def test_a_change_in_sentrys_ui_has_the_user_actor(
@@ -323,6 +329,7 @@ def test_app_waiting_for_install_verification_gets_no_issue_webhooks(
     fake: FakeSentry, http: requests.Session, receiver: Receiver
 ) -> None:
     fake.add_app(APP, CLIENT_ID, SECRET, receiver.url, ["event:write"], verify_install=True)
+    fake.set_feature(ORG, "webhooks-unresolved")
     uuid, pair = installed(fake, http, receiver)
     assert fake.installation(uuid)["status"] == "pending"
     fake.change_issue(ORG, ISSUE, status="resolved", by_user=USER)
@@ -372,6 +379,13 @@ def test_external_issues_link_update_and_delete(fake: FakeSentry, http: requests
     fake.add_app("other", "client-5", "secret-5", receiver.url)
     fake.add_static_token(ORG, "other-token", "other")
     assert api(http, "POST", url, "other-token", json=body).status_code == 403
+    refused = api(http, "DELETE", f"{url}{created['id']}/", pair["token"])  # event:write is not enough
+    assert (refused.status_code, refused.json()) == (
+        403,
+        {"detail": "You do not have permission to perform this action."},
+    )
+    assert len(fake.external_issues(uuid)) == 1
+    fake.set_scopes(uuid, ["event:admin", "member:read"])
     assert api(http, "DELETE", f"{url}{created['id']}/", pair["token"]).status_code == 204
     assert api(http, "DELETE", f"{url}{created['id']}/", pair["token"]).status_code == 404
     assert fake.external_issues(uuid) == []
@@ -454,3 +468,125 @@ def test_webhooks_stay_on_loopback_and_time_out_after_one_second(
     finally:
         receiver.hold.set()
     assert (fake.webhooks[-1].status, fake.webhooks[-1].error) == (None, "timeout")
+
+
+# ---------------------------------------------------------------------------------- scopes and tokens
+
+NO_PERMISSION_BODY = {"detail": "You do not have permission to perform this action."}
+
+
+def _route(fake: FakeSentry, uuid: str, name: str) -> tuple[str, str, dict[str, Any] | None]:
+    """One route the fake serves, as (method, url, json body)."""
+    installation = f"{fake.base_url}/api/0/sentry-app-installations/{uuid}/"
+    link = {"issueId": int(ISSUE), "webUrl": "https://dev.azure.com/f/p/_workitems/edit/42", "project": "Web",
+            "identifier": "42"}  # fmt: skip
+    return {
+        "get issue": ("GET", issue_url(fake), None),
+        "put issue": ("PUT", issue_url(fake), {"status": "resolved"}),
+        "members": ("GET", f"{fake.base_url}/api/0/organizations/{ORG}/members/", None),
+        "link": ("POST", f"{installation}external-issues/", link),
+        "unlink": ("DELETE", f"{installation}external-issues/1/", None),
+        "verify": ("PUT", installation, {"status": "installed"}),
+    }[name]
+
+
+# Each route, a grant that lacks what its permission class asks for (403), and one that has just enough.
+SCOPE_CASES = [
+    ("get issue", ["member:read"], ["event:read"]),
+    ("put issue", ["event:read", "member:read"], ["event:write"]),
+    ("put issue", ["event:read"], ["event:admin"]),
+    ("members", ["event:admin"], ["member:read"]),
+    ("link", ["member:read", "org:read"], ["event:read"]),
+    ("unlink", ["event:read", "event:write"], ["event:admin"]),
+]
+
+
+@pytest.mark.parametrize(("route", "lacking", "enough"), SCOPE_CASES)
+def test_each_route_answers_403_without_the_scope_its_permission_class_asks_for(
+    fake: FakeSentry, http: requests.Session, receiver: Receiver, route: str, lacking: list[str], enough: list[str]
+) -> None:
+    uuid, pair = installed(fake, http, receiver)
+    method, url, body = _route(fake, uuid, route)
+    fake.set_scopes(uuid, lacking)
+    refused = api(http, method, url, pair["token"], json=body)
+    assert (refused.status_code, refused.json()) == (403, NO_PERMISSION_BODY)
+    assert fake.issue(ORG, ISSUE)["status"] == "unresolved" and fake.external_issues(uuid) == []  # nothing done
+    fake.set_scopes(uuid, enough)
+    if route == "unlink":
+        _, link_url, link = _route(fake, uuid, "link")
+        fake.set_scopes(uuid, [*enough, "event:write"])
+        linked = api(http, "POST", link_url, pair["token"], json=link).json()
+        url = f"{link_url}{linked['id']}/"
+    assert api(http, method, url, pair["token"], json=body).status_code in (200, 201, 204)
+
+
+def test_the_token_carries_the_installations_grant_and_verifying_the_install_needs_no_scope(
+    fake: FakeSentry, http: requests.Session, receiver: Receiver
+) -> None:
+    fake.add_app(APP, CLIENT_ID, SECRET, receiver.url, ["event:read", "event:write", "member:read"])
+    uuid = fake.install(APP, ORG, by_user=USER, scopes=["event:read"])
+    code = json.loads(receiver.webhooks()[-1][1])["data"]["installation"]["code"]
+    pair = exchange(fake, http, uuid, code=code).json()
+    assert pair["scopes"] == ["event:read"]
+    assert api(http, "GET", issue_url(fake), pair["token"]).status_code == 200
+    assert api(http, "PUT", issue_url(fake), pair["token"], json={"status": "resolved"}).status_code == 403
+    method, url, body = _route(fake, uuid, "verify")
+    assert api(http, method, url, pair["token"], json=body).status_code == 200
+
+
+def test_a_bad_or_expired_token_is_401_before_any_scope_or_lookup(
+    fake: FakeSentry, http: requests.Session, receiver: Receiver
+) -> None:
+    uuid, pair = installed(fake, http, receiver)
+    fake.set_scopes(uuid, [])  # a missing scope would be 403: authentication comes first
+    for name in ("get issue", "put issue", "members", "link", "unlink", "verify"):
+        method, url, body = _route(fake, uuid, name)
+        assert api(http, method, url, "not-a-token", json=body).status_code == 401, name
+        missing = http.request(method, url, json=body, timeout=5)
+        assert (missing.status_code, missing.json()) == (
+            401,
+            {"detail": "Authentication credentials were not provided."},
+        )
+    fake.expire_token(pair["token"])
+    expired = api(http, "GET", issue_url(fake), pair["token"])
+    assert (expired.status_code, expired.json()) == (401, {"detail": "Token expired"})
+    fake.revoke_tokens(uuid)
+    refresh = exchange(fake, http, uuid, grant_type="refresh_token", refresh_token=pair["refreshToken"])
+    assert refresh.status_code == 401  # revoked with its refresh token
+
+
+def test_a_missing_scope_is_403_before_a_missing_issue_or_installation_is_404(
+    fake: FakeSentry, http: requests.Session, receiver: Receiver
+) -> None:
+    uuid, pair = installed(fake, http, receiver)
+    fake.set_scopes(uuid, ["member:read"])
+    assert api(http, "GET", issue_url(fake, issue="999"), pair["token"]).status_code == 403
+    fake.set_scopes(uuid, ["event:read"])
+    assert api(http, "GET", issue_url(fake, issue="999"), pair["token"]).status_code == 404
+
+
+def test_rate_limit_answers_429_with_sentrys_headers_and_no_retry_after(
+    fake: FakeSentry, http: requests.Session, receiver: Receiver, clock: FakeClock
+) -> None:
+    _, pair = installed(fake, http, receiver)
+    fake.rate_limit_next("GET", r"/issues/", reset_in=7)
+    limited = api(http, "GET", issue_url(fake), pair["token"])
+    assert limited.status_code == 429 and "Retry-After" not in limited.headers
+    assert limited.headers["X-Sentry-Rate-Limit-Reset"] == str(int(clock.now()) + 7)  # epoch seconds
+    assert limited.headers["X-Sentry-Rate-Limit-Remaining"] == "0" and limited.headers["X-Sentry-Rate-Limit-Limit"]
+    assert api(http, "GET", issue_url(fake), pair["token"]).status_code == 200
+
+
+def test_the_fake_imports_nothing_of_the_app() -> None:
+    """Built from Sentry's behaviour, never from the app's code: no module of the fake imports `shared`."""
+    import ast
+    from pathlib import Path
+
+    import devtools.fakes.sentry as package
+
+    for path in Path(package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not [n for n in names if n == "shared" or n.startswith("shared.")], path.name

@@ -16,6 +16,7 @@ from shared.sentry.client import (
     Member,
     SentryClient,
     SentryError,
+    SentryForbidden,
     SentryNotFound,
     SentryRejected,
     SentryThrottled,
@@ -108,14 +109,13 @@ def test_find_member_ignores_a_member_of_another_email() -> None:
 
 
 @responses.activate
-def test_link_and_unlink_an_external_issue() -> None:
+def test_link_an_external_issue_and_there_is_no_unlink_which_would_need_event_admin() -> None:
     responses.post(LINKS_URL, status=201, json={"id": "77", "issueId": "1170820242", "webUrl": "https://w/1"})
-    responses.delete(LINKS_URL + "77/", status=204)
     client = _client()
     link = client.link_external_issue(
         UUID, issue_id="1170820242", web_url="https://w/1", project="Fabrikam\\Web", identifier="1"
     )
-    client.unlink_external_issue(UUID, link)
+    assert not hasattr(client, "unlink_external_issue")
     assert link == "77"
     assert _body(responses.calls[0]) == {
         "issueId": 1170820242,
@@ -123,7 +123,6 @@ def test_link_and_unlink_an_external_issue() -> None:
         "project": "Fabrikam\\Web",
         "identifier": "1",
     }
-    assert responses.calls[1].request.method == "DELETE" and responses.calls[1].request.body is None
 
 
 @responses.activate
@@ -228,7 +227,7 @@ def test_token_expired_before_expires_at_by_the_margin() -> None:
 
 @pytest.mark.parametrize(
     ("status", "error"),
-    [(401, SentryUnauthorized), (403, SentryUnauthorized), (404, SentryNotFound), (500, SentryError)],
+    [(401, SentryUnauthorized), (403, SentryForbidden), (404, SentryNotFound), (500, SentryError)],
 )
 @responses.activate
 def test_errors_are_typed_and_keep_sentrys_detail(status: int, error: type[Exception]) -> None:
@@ -237,6 +236,42 @@ def test_errors_are_typed_and_keep_sentrys_detail(status: int, error: type[Excep
         _client(clock=FakeClock()).get_issue("acme", "1170820242")
     assert caught.value.status == status
     assert len(responses.calls) == 1  # none of them is retried
+
+
+@pytest.mark.parametrize(
+    ("call", "scope"),
+    [
+        (lambda c: c.get_issue("acme", "1170820242"), "event:read"),
+        (lambda c: c.update_issue("acme", "1170820242", status="resolved"), "event:write"),
+        (lambda c: c.find_member("acme", "a@example.com"), "member:read"),
+        (
+            lambda c: c.link_external_issue(UUID, issue_id="1", web_url="https://w/1", project="P", identifier="1"),
+            "event:read",
+        ),  # fmt: skip
+    ],
+)
+@responses.activate
+def test_a_403_is_a_permission_naming_the_scope_the_call_needs_not_the_token(call, scope: str) -> None:
+    refused = {"detail": "You do not have permission to perform this action."}
+    for method in (responses.GET, responses.PUT, responses.POST):
+        responses.add(method, ISSUE_URL, status=403, json=refused)
+        responses.add(method, MEMBERS_URL, status=403, json=refused)
+        responses.add(method, LINKS_URL, status=403, json=refused)
+    with pytest.raises(SentryForbidden) as caught:
+        call(_client())
+    assert not isinstance(caught.value, SentryUnauthorized) and isinstance(caught.value, SentryRejected)
+    assert caught.value.scope == scope and scope in str(caught.value)
+    assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_sentrys_rate_limit_reset_is_waited_out_without_retry_after() -> None:
+    clock = FakeClock()
+    reset = {"X-Sentry-Rate-Limit-Limit": "40", "X-Sentry-Rate-Limit-Remaining": "0"}
+    responses.get(ISSUE_URL, status=429, headers={**reset, "X-Sentry-Rate-Limit-Reset": str(int(clock.now()) + 3)})
+    responses.get(ISSUE_URL, json={"id": "1170820242"})
+    assert _client(clock=clock).get_issue("acme", "1170820242") == {"id": "1170820242"}
+    assert len(responses.calls) == 2 and 2 <= sum(clock.slept) <= 3.5
 
 
 @pytest.mark.parametrize("status", [400, 409, 422])

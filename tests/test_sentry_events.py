@@ -33,10 +33,17 @@ OWN_APP = {"type": "application", "id": APP_UUID, "name": "boards-sync"}
 def sentry(sentry_http: responses.RequestsMock) -> responses.RequestsMock:
     for queue in (SENTRY_HOOKS_QUEUE_NAME, OUTBOUND_QUEUE_NAME):
         queued_messages(queue)
+    World.mock = sentry_http
     return sentry_http
 
 
 class World:
+    """A Sentry installation (internal: a static token) and one tracked issue. `issue()` sends a webhook and
+    sets what Sentry answers when the worker reads the issue: the webhook's state, unless `current` says
+    otherwise (a later change the webhook does not know of)."""
+
+    mock: responses.RequestsMock
+
     def __init__(self, *, tracked: bool = True) -> None:
         self.uuid, self.slug = new_id(), f"o{uuids.uuid4().hex[:8]}"
         self.org_id, self.issue_id = f"sentry-{self.slug}", str(uuids.uuid4().int % 10**9 + 1)
@@ -49,7 +56,25 @@ class World:
     def send(self, resource: str, action: str, data: dict, actor: dict | None = None, **options) -> None:
         assert post(envelope(self.uuid, resource, action, data, actor), resource, **options).status_code == 202
 
-    def issue(self, action: str, status: str = "resolved", assignee: dict | None = None, **options) -> None:
+    @property
+    def issue_url(self) -> str:
+        return f"https://sentry.example/api/0/organizations/{self.slug}/issues/{self.issue_id}/"
+
+    def in_sentry(self, status: str, assignee: dict | None = None, *, http_status: int = 200) -> None:
+        """What Sentry answers for the issue from now on."""
+        body = issue_data(self.issue_id, status, assignee)["issue"] if http_status == 200 else {"detail": "no"}
+        World.mock.upsert(responses.GET, self.issue_url, json=body, status=http_status)
+
+    def issue(
+        self,
+        action: str,
+        status: str = "resolved",
+        assignee: dict | None = None,
+        *,
+        current: tuple[str, dict | None] | None = None,
+        **options,
+    ) -> None:
+        self.in_sentry(*(current or (status, assignee)))
         self.send("issue", action, issue_data(self.issue_id, status, assignee), **options)
         run_hooks()
 
@@ -168,6 +193,7 @@ def test_the_apps_own_writes_change_nothing() -> None:
 def test_another_apps_write_is_applied() -> None:
     world = World()
     world.issue("resolved", actor=None)  # a person; then another application
+    world.in_sentry("unresolved")
     world.send("issue", "unresolved", issue_data(world.issue_id, "unresolved"), {**OWN_APP, "id": new_id()})
     run_hooks()
     assert world.view()["status"] == "unresolved"
@@ -195,6 +221,7 @@ def test_an_untracked_issue_is_not_made() -> None:
 
 def test_a_message_delivered_twice_is_applied_once() -> None:
     world = World()
+    world.in_sentry("resolved")
     world.send("issue", "resolved", issue_data(world.issue_id), request_id="twice-1")
     [message] = queued_messages(SENTRY_HOOKS_QUEUE_NAME)
     assert process_hook_message(message).report.startswith(f"issue {world.issue_id}: changed status")
@@ -207,6 +234,7 @@ def test_a_change_is_queued_even_when_a_first_attempt_saved_it_and_stopped() -> 
     """The first attempt saved the status and stopped before queueing it: the host delivers the message again
     (attempt 0: the host's own redelivery), which finds nothing to change and still queues it."""
     world = World()
+    world.in_sentry("resolved")
     world.send("issue", "resolved", issue_data(world.issue_id), request_id="retry-1")
     queued_messages(SENTRY_HOOKS_QUEUE_NAME)
     TrackerStore().update_issue(world.org_id, world.issue_id, lambda issue: replace(issue, status="resolved"))
@@ -228,3 +256,83 @@ def test_a_message_whose_record_expired_applies_nothing() -> None:
     world = World()
     outcome = process_hook_message(to_hook_message(world.uuid, "never-recorded"))
     assert outcome.report == "no record: nothing applied"
+
+
+# ------------------------------------------------------------------------------ a webhook is a hint
+
+
+def test_an_old_resolved_sent_again_after_a_reopen_the_app_saw_changes_nothing() -> None:
+    """Sentry resends a webhook that timed out with a new Request-ID; by then the issue was reopened (and the app
+    saw it). Sentry now shows it unresolved, as the app last saw it: nothing is rolled back or queued."""
+    world = World()
+    world.issue("resolved", request_id="first")
+    world.issue("unresolved", status="unresolved")  # the reopen (an organization with webhooks-unresolved)
+    queued_messages(OUTBOUND_QUEUE_NAME)
+    activity = len(world.view()["activity"])
+    world.issue("resolved", request_id="resent-with-a-new-id", current=("unresolved", None))
+    assert world.view()["status"] == "unresolved" and len(world.view()["activity"]) == activity
+    assert [c.fields for c in _outbound()] == [("status",)]  # in line already: the worker will send nothing
+
+
+def test_a_late_webhook_applies_what_sentry_shows_now() -> None:
+    world = World()
+    world.issue("resolved", current=("unresolved", DANA))  # reopened since, and assigned without a webhook read
+    view = world.view()
+    assert view["status"] == "unresolved" and view["activity"] == []
+    assert view["assignee"] is None  # the assignee is not the webhook's field and was never seen: left alone
+    world.issue("resolved")  # now really resolved
+    assert world.view()["status"] == "resolved"
+
+
+def test_a_change_made_in_azure_devops_not_yet_sent_to_sentry_is_not_undone_by_a_webhook() -> None:
+    world = World()
+    world.issue("assigned", status="unresolved", assignee=DANA)  # seen: unresolved, Dana
+    # Azure DevOps resolves it: the tracked issue is resolved, Sentry not yet (its update is still queued).
+    TrackerStore().update_issue(world.org_id, world.issue_id, lambda issue: replace(issue, status="resolved"))
+    world.issue("assigned", status="unresolved", assignee=DANA)  # a resend of the assignment
+    assert world.view()["status"] == "resolved"
+
+
+def test_only_tracked_issues_are_read_from_sentry() -> None:
+    world = World(tracked=False)
+    world.issue("resolved")
+    assert not [c for c in World.mock.calls if world.issue_url in c.request.url]
+
+
+def test_a_403_reading_the_issue_is_recorded_with_the_scope_and_not_retried() -> None:
+    world = World()
+    world.in_sentry("resolved", http_status=403)
+    world.send("issue", "resolved", issue_data(world.issue_id))
+    run_hooks()
+    view = world.view()
+    assert view["status"] == "unresolved"
+    [failed] = [e for e in view["activity"] if e["type"] == "sentry_failed"]
+    assert "event:read" in failed["reason"] and "Permissions" in failed["reason"]
+    assert queued_messages(SENTRY_HOOKS_QUEUE_NAME) == []  # not retried
+    installation = SentryStore().get(world.uuid)
+    assert not installation.needs_reauth and installation.token == "t"  # the credentials are left alone
+
+
+def test_a_refused_token_parks_the_webhook_until_a_new_token_releases_it() -> None:
+    from shared.sentryapp.installations import put_static_token
+    from shared.store import sentry_parked
+
+    world = World()
+    world.in_sentry("resolved", http_status=401)
+    world.send("issue", "resolved", issue_data(world.issue_id), request_id="parked-1")
+    run_hooks()
+    assert SentryStore().get(world.uuid).needs_reauth
+    assert len(sentry_parked.parked(world.org_id)) == 1 and queued_messages(SENTRY_HOOKS_QUEUE_NAME) == []
+    calls = len(World.mock.calls)
+    world.send("issue", "assigned", issue_data(world.issue_id, "resolved", DANA), request_id="parked-2")
+    run_hooks()
+    assert len(World.mock.calls) == calls  # parked without a call to Sentry
+    assert len(sentry_parked.parked(world.org_id)) == 2 and world.view()["status"] == "unresolved"
+
+    world.in_sentry("resolved", DANA)
+    put_static_token(world.uuid, {"token": "new-token"})  # a person enters a new token
+    assert sentry_parked.parked(world.org_id) == [] and not SentryStore().get(world.uuid).needs_reauth
+    run_hooks()
+    view = world.view()
+    assert view["status"] == "resolved" and view["assignee"]["email"] == "dana@example.com"
+    assert World.mock.calls[-1].request.headers["Authorization"] == "Bearer new-token"

@@ -234,3 +234,29 @@ def test_an_unknown_installation_is_404() -> None:
     response = _get(new_id())
     assert response.status_code == 404
     assert list(answer_of(response)) == ["error"]
+
+
+def test_a_new_token_re_authorises_a_public_installation_of_its_own_organization_only() -> None:
+    from dataclasses import replace
+
+    from shared.model.sentry import PUBLIC
+
+    uuid = new_id()
+    SentryStore().put(
+        SentryInstallation(uuid, "acme", kind=PUBLIC, app_uuid=APP_UUID, token="dead", refresh_token="dead-too")
+    )
+    SentryStore().update(uuid, lambda current: replace(current, needs_reauth=True))
+    other = _put(uuid, {"token": "fresh", "organization": "globex"})
+    assert other.status_code == 400 and "acme" in answer_of(other)["error"]
+    assert SentryStore().get(uuid).token == "dead"  # nothing written
+    response = _put(uuid, {"token": "fresh"})  # the organization is the installation's own
+    assert response.status_code == 200
+    shown = answer_of(response)
+    assert (shown["kind"], shown["needs_reauth"], shown["organization"], shown["app_uuid"]) == (
+        PUBLIC,
+        False,
+        "acme",
+        APP_UUID,
+    )
+    stored = SentryStore().get(uuid)
+    assert (stored.token, stored.refresh_token) == ("fresh", None)

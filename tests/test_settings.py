@@ -80,6 +80,7 @@ def test_an_invalid_setting_fails_with_a_message_naming_it(name: str, value: str
         ("CLEANUP_SCHEDULE", "daily", "schedule"),
         ("SWEEP_SCHEDULE", "often", "schedule"),
         ("SWEEP_GRACE_SECONDS", "0", "sweep_grace_seconds"),
+        ("SENTRY_RECONCILE_SCHEDULE", "hourly", "schedule"),
     ],
 )
 def test_a_setting_only_some_paths_use_fails_where_it_is_used(name: str, value: str, attribute: str) -> None:

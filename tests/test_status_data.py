@@ -213,14 +213,22 @@ def test_a_run_still_marked_running_past_its_budget_is_shown_as_stopped_by_the_h
     assert timer_problems(record, now=1000.0 + 240, budget_seconds=240) == []
     assert "never ended" in timer_problems(record, now=1000.0 + 240 + 121, budget_seconds=240)[0].what
     shown = {row.name: row for row in gather(1000.0 + 10_000).timers.rows}
-    assert set(shown) == {"domain_check", "subscription_check", "reconcile", "cleanup", "sweep"}
+    assert set(shown) == {"domain_check", "subscription_check", "reconcile", "cleanup", "sweep", "sentry_reconcile"}
     assert "never ended" in shown["reconcile"].problems[0].what
 
 
 def test_the_timer_names_are_the_jobs_own() -> None:
     from shared.jobs import cleanup, domain_check, pending, reconcile, subscription_check
+    from shared.sentryapp import reconcile as sentry_reconcile
 
-    names = (domain_check.NAME, subscription_check.NAME, reconcile.NAME, cleanup.NAME, pending.NAME)
+    names = (
+        domain_check.NAME,
+        subscription_check.NAME,
+        reconcile.NAME,
+        cleanup.NAME,
+        pending.NAME,
+        sentry_reconcile.NAME,
+    )
     assert names == status_data.TIMERS
 
 

@@ -14,7 +14,9 @@ from shared.deliveries.sentry_messages import read_update_message, to_update_mes
 from shared.errors import RetryLater
 from shared.model.sentry import SentryInstallation, SentryUpdate
 from shared.model.tracker import Link, Member, TrackedIssue
+from shared.sentryapp.installations import put_static_token
 from shared.sentryapp.to_sentry import apply_sentry_update, process_update_message
+from shared.store import failures, sentry_parked
 from shared.store.queues import SENTRY_UPDATES_QUEUE_NAME, queue_client
 from shared.store.sentry import SentryStore
 from shared.store.tracker import TrackerStore
@@ -239,19 +241,45 @@ def test_the_retried_message_applies_when_sentry_is_back_and_a_spent_budget_pois
     assert read_update_message(poisoned) == (world.update("status"), 0)
 
 
-def test_a_refused_token_whose_refresh_is_refused_too_marks_the_installation_and_is_retried(sentry) -> None:
+def test_a_refused_token_whose_refresh_is_refused_too_marks_the_installation_and_parks_the_message(sentry) -> None:
     world = World(FakeClock(), status="resolved")
     sentry.get(world.issue_url, json={"detail": "Invalid token"}, status=401)
     authorizations = f"{SENTRY}/api/0/sentry-app-installations/{world.installation.uuid}/authorizations/"
     sentry.post(authorizations, json={"detail": "Invalid grant"}, status=401)
-    with pytest.raises(RetryLater):
-        world.apply("status")
+    outcome = process_update_message(to_update_message(world.update("status")), clock=world.clock)
+    assert outcome.result == "applied" and "parked" in outcome.report.notes[-1]  # completed: not retried
     assert SentryStore().get(world.installation.uuid).needs_reauth
     assert [c.request.method for c in sentry.calls] == ["GET", "POST"]  # the refresh was tried once
-    # A new token works: the mark goes.
-    sentry.replace(responses.GET, world.issue_url, json=sentry_issue("resolved"))
-    world.apply("status")
-    assert not SentryStore().get(world.installation.uuid).needs_reauth
+    assert queued_messages(SENTRY_UPDATES_QUEUE_NAME) == []
+    # Parked: the next message calls neither the API nor the token endpoint.
+    process_update_message(to_update_message(world.update("status")), clock=world.clock)
+    assert len(sentry.calls) == 2 and len(sentry_parked.parked(world.org)) == 1  # one row per message
+    # A new token entered through the admin route releases it, and it is applied.
+    sentry.replace(responses.GET, world.issue_url, json=sentry_issue("unresolved"))
+    sentry.put(world.issue_url, json=sentry_issue("resolved"))
+    put_static_token(world.installation.uuid, {"token": "entered-by-a-person"})
+    [released] = queued_messages(SENTRY_UPDATES_QUEUE_NAME)
+    assert process_update_message(released, clock=world.clock).report.sent == ["status"]
+    assert sentry.calls[-1].request.headers["Authorization"] == "Bearer entered-by-a-person"
+    installation = SentryStore().get(world.installation.uuid)
+    assert not installation.needs_reauth and installation.kind == world.installation.kind  # public stays public
+
+
+def test_a_403_is_recorded_naming_the_scope_and_neither_refreshed_retried_nor_flagged(sentry) -> None:
+    world = World(FakeClock(), status="resolved")
+    before = SentryStore().get(world.installation.uuid)
+    refused = {"detail": "You do not have permission to perform this action."}
+    sentry.get(world.issue_url, json=sentry_issue())
+    sentry.put(world.issue_url, json=refused, status=403)
+    outcome = process_update_message(to_update_message(world.update("status")), clock=world.clock)
+    assert outcome.result == "applied" and queued_messages(SENTRY_UPDATES_QUEUE_NAME) == []
+    [entry] = world.activity()
+    assert entry["type"] == "sentry_failed" and "event:write" in entry["reason"] and "Permissions" in entry["reason"]
+    assert [c.request.method for c in sentry.calls] == ["GET", "PUT"]  # no refresh
+    after = SentryStore().get(world.installation.uuid)
+    assert (after.token, after.refresh_token, after.needs_reauth) == (before.token, before.refresh_token, False)
+    [failure] = [f for f in failures.recent_failures() if f.subject.startswith(f"{world.org}/123")]
+    assert failure.kind == "sentry_failed" and "event:write" in failure.reason and "403" in failure.advice
 
 
 @pytest.mark.parametrize(("status", "words"), [(400, "refused"), (404, "does not have")])

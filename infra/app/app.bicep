@@ -105,6 +105,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     CLEANUP_SCHEDULE: '0 45 3 * * *'
     SWEEP_SCHEDULE: '0 */2 * * * *'
     SWEEP_GRACE_SECONDS: '180'
+    SENTRY_RECONCILE_SCHEDULE: '0 15 * * * *'
     TIMER_CONCURRENCY: '8'
     TIMER_BUDGET_SECONDS: '240'
     SECRET_GRACE_SECONDS: '86400'

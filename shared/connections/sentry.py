@@ -3,9 +3,11 @@
 A public integration's token expires after 8 hours. It is refreshed before `expires_at`, once for all
 instances (`shared.connections.refresh`): a concurrent instance waits and uses the winner's token instead of
 spending the single-use refresh token again.
-An internal integration's token never expires. A token Sentry refuses before its expiry (revoked, or the clocks
-apart) is refreshed the same way, once, and the call sent again; a refused refresh marks the installation
-`needs_reauth`.
+An internal integration's token never expires. A token Sentry refuses (401) before its expiry (revoked, or the
+clocks apart) is refreshed the same way, once, and the call sent again; a refused refresh marks the installation
+`needs_reauth`. A 403 is a permission, not the token: it is never refreshed (`SentryForbidden`). An installation
+marked `needs_reauth` makes no call at all (neither the API nor the token endpoint) until a new token or a
+reinstall clears the mark: its messages are parked (`shared.sentryapp.parking`).
 """
 
 from __future__ import annotations
@@ -66,9 +68,19 @@ class _InstallationClient(SentryClient):
         assert self._installation.token is not None
         return self._installation.token
 
-    def call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, str] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        scope: str | None = None,
+    ) -> Any:
+        if self._installation.needs_reauth:  # parked: Sentry refused its tokens, so nothing is sent until new ones
+            raise InstallationUnusable("the Sentry installation needs a new token (needs_reauth)")
         try:
-            return super().call(method, path, json=json, params=params)
+            return super().call(method, path, json=json, params=params, scope=scope)
         except InstallationUnusable:
             raise
         except SentryUnauthorized:
@@ -76,7 +88,7 @@ class _InstallationClient(SentryClient):
             if not refused.refresh_token:
                 raise  # an internal integration's token: only a new one entered by an admin helps
             self._installation = refresh(self._store, refused.uuid, clock=self._clock, refused=refused.token)
-            return super().call(method, path, json=json, params=params)
+            return super().call(method, path, json=json, params=params, scope=scope)
 
 
 def mark_needs_reauth(store: SentryStore, uuid: str) -> None:

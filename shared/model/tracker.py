@@ -121,6 +121,10 @@ class TrackedIssue:
     # Per linked work item: the revision that last set each synced field, and the value last seen there, e.g.
     # {"<integration>|<id>": {"status": 3, "state": "Active", "assignee": 2, "assignee_seen": "dana@example.com"}}.
     watermarks: dict[str, dict[str, int | str]] = field(default_factory=dict)
+    # A Sentry organization's issue: its status and assignee as the app last saw them in Sentry, in Sentry's
+    # terms ({"status": "resolved", "assignee": "user:101"}; "" for nobody). A webhook or the reconcile timer
+    # applies only what Sentry changed since, so an old or repeated webhook cannot roll the issue back.
+    sentry_seen: dict[str, str] | None = None
     etag: str | None = field(default=None, compare=False)
 
     def public(self) -> dict[str, Any]:

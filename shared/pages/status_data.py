@@ -42,7 +42,7 @@ from shared.store.tracker import TrackerStore
 log = logging.getLogger(__name__)
 
 MAX_LISTED = 500  # per list and page: integrations, tracker installations, Sentry installations
-TIMERS = ("domain_check", "subscription_check", "reconcile", "cleanup", "sweep")
+TIMERS = ("domain_check", "subscription_check", "reconcile", "cleanup", "sweep", "sentry_reconcile")
 STORAGE_SECONDS = 10.0  # what all of the page's storage requests may take together
 
 T = TypeVar("T")

@@ -5,6 +5,10 @@ follows no redirect, and goes to the one configured origin (`SENTRY_URL`): a URL
 anything is sent, so neither a token nor the client secret can leak. 429 and 503 are retried a bounded number
 of times, honouring `Retry-After` (or Sentry's `X-Sentry-Rate-Limit-Reset`) within a cap on the total wait;
 beyond it the caller gets `SentryThrottled.retry_after` to back off behind its queue. Nothing else is retried.
+
+401 and 403 mean different things (Sentry's `ScopedPermission`): 401 is the token (missing, invalid, expired:
+`SentryUnauthorized`, which a refresh may cure); 403 is a permission the installation was not granted
+(`SentryForbidden`, naming the scope the call needs), which no refresh or retry cures: a person must grant it.
 """
 
 from __future__ import annotations
@@ -26,9 +30,14 @@ log = logging.getLogger(__name__)
 
 INSTALLATION_PATH = "/api/0/sentry-app-installations/{uuid}/"
 EXTERNAL_ISSUES_PATH = "/api/0/sentry-app-installations/{uuid}/external-issues/"
-EXTERNAL_ISSUE_PATH = "/api/0/sentry-app-installations/{uuid}/external-issues/{id}/"
 ISSUE_PATH = "/api/0/organizations/{org}/issues/{id}/"
 MEMBERS_PATH = "/api/0/organizations/{org}/members/"
+
+# The scope each call needs (Sentry's GroupPermission, MemberPermission, SentryAppInstallationExternalIssuePermission)
+SCOPE_READ_ISSUE = "event:read"
+SCOPE_WRITE_ISSUE = "event:write"
+SCOPE_READ_MEMBERS = "member:read"
+SCOPE_LINK = "event:read"
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 MAX_MESSAGE = 300
@@ -46,7 +55,7 @@ class SentryError(Exception):
 
 
 class SentryUnauthorized(SentryError):
-    """401 or 403: the token (or the client id and secret) was refused; refresh it or install again."""
+    """401: the token (or the client id and secret) was refused; refresh it or install again."""
 
 
 class SentryNotFound(SentryError):
@@ -67,6 +76,15 @@ class SentryTimeout(SentryError):
 
 class SentryRejected(SentryError):
     """Another 4xx: Sentry refused the request itself (`status`); the message is Sentry's, shortened."""
+
+
+class SentryForbidden(SentryRejected):
+    """403: the token is good but the installation lacks the permission; `scope` names the one the call needs
+    (None when the call did not say). Retrying or refreshing changes nothing."""
+
+    def __init__(self, message: str, *, status: int | None = 403, scope: str | None = None) -> None:
+        super().__init__(message, status=status)
+        self.scope = scope
 
 
 @dataclass(frozen=True)
@@ -121,12 +139,15 @@ def _message(response: requests.Response) -> str:
     return " ".join((text if isinstance(text, str) and text else f"HTTP {response.status_code}").split())[:MAX_MESSAGE]
 
 
-def _fail(response: requests.Response) -> SentryError:
+def _fail(response: requests.Response, scope: str | None) -> SentryError:
     status = response.status_code
     if 300 <= status < 400:
         return SentryError(f"Sentry answered a redirect ({status}), which is never followed")
-    if status in (401, 403):
+    if status == 401:
         return SentryUnauthorized(f"Sentry refused the credentials ({status}): {_message(response)}", status=status)
+    if status == 403:
+        needs = f"; the call needs the {scope} scope" if scope else ""
+        return SentryForbidden(f"Sentry refused the permission (403): {_message(response)}{needs}", scope=scope)
     if status == 404:
         return SentryNotFound(f"Sentry answered 404: {_message(response)}", status=status)
     if 400 <= status < 500:
@@ -144,8 +165,10 @@ def send(
     json: Any = None,
     params: Mapping[str, str] | None = None,
     clock: Clock = SYSTEM,
+    scope: str | None = None,
 ) -> Any:
-    """One Sentry call under the rules above; returns the decoded JSON body ({} when there is none)."""
+    """One Sentry call under the rules above; returns the decoded JSON body ({} when there is none). `scope` is
+    the permission the call needs, named by SentryForbidden when Sentry answers 403."""
     # The path begins at the first "/" after the origin, so a URL that starts so is on that origin and no other.
     if not is_origin(origin) or not url.startswith(origin + "/"):
         raise SentryError("refused to send a Sentry request outside SENTRY_URL")
@@ -174,7 +197,7 @@ def send(
         clock.sleep(wait)
         waited += wait
     if not 200 <= response.status_code < 300:
-        raise _fail(response)
+        raise _fail(response, scope)
     try:
         return response.json() if response.content else {}  # 204, or an empty 200: nothing to decode
     except ValueError:
@@ -213,7 +236,15 @@ class SentryClient:
         self._timeout = timeout
         self._clock = clock
 
-    def call(self, method: str, path: str, *, json: Any = None, params: Mapping[str, str] | None = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        scope: str | None = None,
+    ) -> Any:
         return send(
             method,
             self.origin + path,
@@ -223,10 +254,12 @@ class SentryClient:
             json=json,
             params=params,
             clock=self._clock,
+            scope=scope,
         )
 
     def get_issue(self, organization: str, issue_id: str) -> dict:
-        answer = self.call("GET", ISSUE_PATH.format(org=segment(organization), id=segment(issue_id)))
+        path = ISSUE_PATH.format(org=segment(organization), id=segment(issue_id))
+        answer = self.call("GET", path, scope=SCOPE_READ_ISSUE)
         if not isinstance(answer, dict):
             raise SentryError("Sentry answered an issue that is not a JSON object")
         return answer
@@ -244,13 +277,14 @@ class SentryClient:
             body["assignedTo"] = assigned_to
         if not body:
             raise ValueError("nothing to update")
-        answer = self.call("PUT", ISSUE_PATH.format(org=segment(organization), id=segment(issue_id)), json=body)
+        path = ISSUE_PATH.format(org=segment(organization), id=segment(issue_id))
+        answer = self.call("PUT", path, json=body, scope=SCOPE_WRITE_ISSUE)
         return answer if isinstance(answer, dict) else {}
 
     def find_member(self, organization: str, email: str) -> Member | None:
         """The member with this email who has joined (so can be assigned), matched case-insensitively."""
         path = MEMBERS_PATH.format(org=segment(organization))
-        answer = self.call("GET", path, params={"query": f"email:{email}"})
+        answer = self.call("GET", path, params={"query": f"email:{email}"}, scope=SCOPE_READ_MEMBERS)
         wanted = email.strip().lower()
         for item in answer if isinstance(answer, list) else []:
             user = item.get("user") if isinstance(item, dict) else None
@@ -271,17 +305,15 @@ class SentryClient:
     def link_external_issue(
         self, installation_uuid: str, *, issue_id: str, web_url: str, project: str, identifier: str
     ) -> str:
-        """Show a work item on the Sentry issue; returns the link's id, which `unlink_external_issue` takes."""
+        """Show a work item on the Sentry issue (a second POST replaces it); returns the link's id. No unlink on
+        purpose: that DELETE needs `event:admin`, which the app does not ask for (docs/sentry.md §1)."""
         body = {"issueId": int(issue_id), "webUrl": web_url, "project": project, "identifier": identifier}
-        answer = self.call("POST", EXTERNAL_ISSUES_PATH.format(uuid=segment(installation_uuid)), json=body)
+        path = EXTERNAL_ISSUES_PATH.format(uuid=segment(installation_uuid))
+        answer = self.call("POST", path, json=body, scope=SCOPE_LINK)
         link_id = answer.get("id") if isinstance(answer, dict) else None
         if not isinstance(link_id, (str, int)) or isinstance(link_id, bool) or link_id == "":
             raise SentryError("Sentry answered the external issue without an id")
         return str(link_id)
-
-    def unlink_external_issue(self, installation_uuid: str, external_issue_id: str) -> None:
-        path = EXTERNAL_ISSUE_PATH.format(uuid=segment(installation_uuid), id=segment(external_issue_id))
-        self.call("DELETE", path)
 
     def confirm_installation(self, installation_uuid: str) -> None:
         """Tell Sentry the installation is set up (`status: installed`), optional in the platform's flow."""

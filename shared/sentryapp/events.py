@@ -1,81 +1,62 @@
-"""A recorded Sentry webhook applied (contract §13.2): Sentry's issue and comment changes become tracker-side
+"""A recorded Sentry webhook applied (contract §13.2, §15): Sentry's issue and comment changes become tracker-side
 changes (§12) of the installation's organization, `sentry-<slug>`, with activity source `sentry`.
 
-Only tracked issues change (an issue never linked is not tracked, and nothing is made for it). The app's own
-writes (actor: the app) are ignored outright, which stops echoes. Every other change is queued for the linked
-work items even when the tracked issue shows it already: the delivery may be applied a second time because a
-first attempt saved the change and then stopped before queueing it, and the outbound worker sends only what
-differs, so a change that was queued already costs one read per link and nothing more.
-
-Resolved is `resolved`; unresolved, ignored and archived are `unresolved`. The assignee is matched by email:
-the member is recorded (the Sentry user's id and name) so the outbound worker can assign the work item to that
-email; a team, or a user without an email, leaves the assignee as it is. Comments keep Sentry's id as
-`sentry-<id>`, so a repeated or late delivery finds the same comment.
+Only tracked issues change (an issue never linked is not tracked, and nothing is made for it, nor asked of
+Sentry). The app's own writes (actor: the app) are ignored outright, which stops echoes. An issue webhook is a
+hint: the issue is read from Sentry and what changed there since the app last saw it is applied
+(`shared.sentryapp.sentry_state`), so a late or repeated webhook cannot roll the issue back. Reading it costs one
+Sentry request per webhook of a tracked issue. Comments keep Sentry's id as `sentry-<id>`, so a repeated or late
+delivery finds the same comment.
 """
 
 from __future__ import annotations
 
 import logging
 
-from shared.admin.changes import forward_change, with_status_and_assignee
 from shared.admin.comments import add_comment, delete_comment, edit_comment
-from shared.deliveries.sentry import Assignee, CommentEvent, IssueEvent
+from shared.clock import SYSTEM, Clock
+from shared.deliveries.sentry import CommentEvent, IssueEvent
 from shared.errors import InvalidInput, NotFound
 from shared.model.sentry import SentryInstallation
-from shared.model.tracker import RESOLVED, UNRESOLVED, Member, TrackedIssue
+from shared.sentryapp.sentry_state import Unread, apply_current, read_current
+from shared.store.sentry import SentryStore
 from shared.store.tracker import TrackerStore
-from shared.validation import normalize_email
 
 log = logging.getLogger(__name__)
 
 SOURCE = "sentry"
-STATUS_OF = {"resolved": RESOLVED, "unresolved": UNRESOLVED, "ignored": UNRESOLVED, "archived": UNRESOLVED}
+# The fields each issue webhook says changed. `issue.ignored` is Sentry's current name for archiving,
+# `issue.archived` the legacy one; `issue.unresolved` only comes with the `webhooks-unresolved` feature.
+HINTED = {
+    "resolved": ("status",),
+    "unresolved": ("status",),
+    "ignored": ("status",),
+    "archived": ("status",),
+    "assigned": ("assignee",),
+}
 COMMENT_PREFIX = "sentry-"
 UNKNOWN_AUTHOR = "Sentry"
 
 
-def apply_issue_event(event: IssueEvent, installation: SentryInstallation) -> str:
-    """Apply `issue.<action>` to the tracked issue and queue it for the linked work items (see above); what
-    became of it, for the log."""
-    org_id, tracker = installation.org_id, TrackerStore()
-    status, assign, member = STATUS_OF.get(event.action), False, None
-    if event.action == "assigned":
-        assign, member = _assignee(tracker, org_id, event.assignee)
-        if not assign:
-            return "assignee left as it is"
-    if status is None and not assign:
+def apply_issue_event(
+    event: IssueEvent, installation: SentryInstallation, *, store: SentryStore | None = None, clock: Clock = SYSTEM
+) -> str:
+    """Apply `issue.<action>` as a hint (see above); what became of it, for the log. NeedsReauth: park the
+    message; RetryLater: reading Sentry may pass."""
+    hinted = HINTED.get(event.action)
+    if hinted is None:
         return f"issue.{event.action} changes nothing here"
-    named = tuple(name for name, given in (("status", status is not None), ("assignee", assign)) if given)
-    changed: list[tuple[str, ...]] = [()]
-
-    def change(issue: TrackedIssue) -> TrackedIssue | None:
-        updated = with_status_and_assignee(issue, status, assign, member, SOURCE)
-        changed[0] = tuple(name for name in named if _value(updated, name) != _value(issue, name))
-        return updated if changed[0] else None
-
-    saved = tracker.update_issue(org_id, event.issue_id, change)
-    if saved is None:
+    tracker = TrackerStore()
+    issue = tracker.get_issue(installation.org_id, event.issue_id)
+    if issue is None:
         return f"issue {event.issue_id} is not tracked"
-    forward_change(saved, named)
-    return f"issue {event.issue_id}: changed {', '.join(changed[0]) or 'nothing'}"
-
-
-def _value(issue: TrackedIssue, name: str) -> str | None:
-    return issue.status if name == "status" else issue.assignee_email
-
-
-def _assignee(tracker: TrackerStore, org_id: str, assignee: Assignee | None) -> tuple[bool, Member | None]:
-    """(whether to change the assignee, the member to assign; None: unassign)."""
-    if assignee is None:  # Sentry sends no webhook on unassigning; an assigned event without one means unassigned
-        return True, None
-    email = normalize_email(assignee.email) if assignee.email else None
-    if assignee.type != "user" or email is None:
-        log.info("Sentry assigned a %s without an email address; the tracked issue's assignee is left", assignee.type)
-        return False, None
-    member = Member(org_id, email, assignee.id, assignee.name)
-    if tracker.get_member(org_id, email) != member:
-        tracker.put_member(member)
-    return True, member
+    try:
+        current = read_current(installation, issue, tracker=tracker, store=store or SentryStore(), clock=clock)
+    except Unread as exc:
+        log.warning("Sentry issue %s could not be read; the webhook changed nothing: %s", event.issue_id, exc)
+        return f"issue {event.issue_id}: not read from Sentry, nothing applied"
+    applied = apply_current(tracker, issue, current, hinted)
+    return f"issue {event.issue_id}: changed {', '.join(applied) or 'nothing'}"
 
 
 def apply_comment_event(event: CommentEvent, installation: SentryInstallation) -> str:

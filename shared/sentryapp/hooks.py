@@ -3,7 +3,9 @@
 A record already applied is skipped (the queue delivers a message at least once). A failure that may pass
 (storage, Sentry throttled or down during the token exchange) is queued again with back-off and, once the
 budget is spent, poisoned (`shared.sync.queued.with_backoff`); a message or record the app did not write raises
-ValueError, so the host moves it to the poison queue for a person.
+ValueError, so the host moves it to the poison queue for a person. An issue webhook reads the issue from Sentry
+(it is a hint); while the installation needs a new token, its message is parked instead, left unapplied
+(`shared.sentryapp.parking`), and applied once a new token or a reinstall releases it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from shared.deliveries.sentry_messages import Actor, Event, delivery_from_json, 
 from shared.errors import ConcurrentUpdate, RetryLater, StorageUnavailable
 from shared.sentryapp.events import apply_comment_event, apply_issue_event
 from shared.sentryapp.installations import apply_installation_event
+from shared.sentryapp.parking import NeedsReauth, park
 from shared.store import queues
 from shared.store.sentry import APPLIED, SentryStore
 from shared.sync import wakeups
@@ -69,7 +72,16 @@ def apply_delivery(store: SentryStore, uuid: str, request_id: str, *, clock: Clo
     if state == APPLIED:
         return "applied already"
     event, actor = delivery_from_json(data)
-    result = _apply(store, uuid, event, actor, clock)
+    try:
+        result = _apply(store, uuid, event, actor, clock)
+    except NeedsReauth:
+        installation = store.get(uuid)
+        assert installation is not None  # _apply found it
+        current = store.for_org(installation.org_id)
+        if current is None or current.uuid == uuid:
+            # Left unapplied: released when the installation has a new token, it is applied then.
+            return park(installation.org_id, queues.SENTRY_HOOKS_QUEUE_NAME, to_hook_message(uuid, request_id))
+        result = "the installation was replaced by a newer one: nothing applied"
     store.mark_applied(uuid, request_id)
     return result
 
@@ -84,5 +96,5 @@ def _apply(store: SentryStore, uuid: str, event: Event, actor: Actor, clock: Clo
     if actor.is_app(installation.app_uuid):
         return "the app's own change: ignored"
     if isinstance(event, IssueEvent):
-        return apply_issue_event(event, installation)
+        return apply_issue_event(event, installation, store=store, clock=clock)
     return apply_comment_event(event, installation)

@@ -1,5 +1,7 @@
 """Installations of the app (contract §13.2): `installation.created|deleted` as Sentry announces them, and an
-internal integration's static token entered by an admin (`PUT /api/sentry/installations/{uuid}`).
+internal integration's static token entered by an admin (`PUT /api/sentry/installations/{uuid}`), which also
+re-authorises an installation whose tokens Sentry refused (`needs_reauth`), public ones too. Either way, and on a
+new installation of the organization, the messages parked while it could not be used are released.
 
 A public integration's grant code is exchanged once for a token pair, stored encrypted (the save tried again a few
 times: the code cannot be exchanged twice); the store makes the new installation its organization's current one,
@@ -22,6 +24,7 @@ from shared.deliveries.sentry import InstallationEvent, is_slug
 from shared.errors import InvalidInput, NotFound, RetryLater
 from shared.model.sentry import DISABLED, INTERNAL, PUBLIC, SentryInstallation, hash_grant_code
 from shared.sentry.client import SentryError, SentryThrottled, SentryTimeout, SentryUnauthorized
+from shared.sentryapp.parking import release
 from shared.store.sentry import SentryStore
 from shared.validation import check_fields, is_valid_id
 
@@ -92,6 +95,7 @@ def _installed(event: InstallationEvent, store: SentryStore, clock: Clock) -> st
         what = f"The tokens of Sentry installation {event.uuid}"
         installation = save_obtained(lambda: store.put(obtained), what, clock=clock)
         log.info("Sentry installation %s of organization %s recorded", event.uuid, event.organization_slug)
+        release(installation.org_id)  # installed again: what waited for a usable installation goes now
     if event.status == "pending":
         _confirm(installation, store, clock)
         return "installed and confirmed"
@@ -120,18 +124,24 @@ def _uuid(value: str) -> str:
 
 
 def put_static_token(uuid: str, body: dict[str, Any]) -> tuple[SentryInstallation, bool]:
-    """Store an internal integration's token (it never expires); True when the installation is new here."""
+    """Store an internal integration's token (it never expires), or a new token for an installation Sentry
+    refused (public ones too: contract §15), which clears `needs_reauth` and releases the messages parked
+    meanwhile. True when the installation is new here."""
     uuid = _uuid(uuid)
     check_fields(body, {"token", "organization", "app_uuid"})
     token, organization, app_uuid = body.get("token"), body.get("organization"), body.get("app_uuid")
     if not isinstance(token, str) or not _TOKEN.fullmatch(token):
         raise InvalidInput(f"token must be 1-{MAX_TOKEN} printable ASCII characters without spaces.")
-    if not is_slug(organization):
-        raise InvalidInput("organization must be a Sentry organization slug (letters, digits, '-' and '_').")
-    if app_uuid is not None and not is_valid_id(app_uuid):
-        raise InvalidInput("app_uuid must be the Sentry App's uuid.")
     store = SentryStore()
     existing = store.get(uuid)
+    if existing is not None and organization is None:
+        organization = existing.organization_slug  # a new token for an installation the app knows
+    if not is_slug(organization):
+        raise InvalidInput("organization must be a Sentry organization slug (letters, digits, '-' and '_').")
+    if existing is not None and organization != existing.organization_slug:
+        raise InvalidInput("organization must be the installation's own organization, " + existing.organization_slug)
+    if app_uuid is not None and not is_valid_id(app_uuid):
+        raise InvalidInput("app_uuid must be the Sentry App's uuid.")
     app_uuid = app_uuid or (existing.app_uuid if existing is not None else None)
     if app_uuid is None:
         # Without it the webhooks the app's own writes cause would look like a person's changes (echoes, §13.2).
@@ -139,12 +149,14 @@ def put_static_token(uuid: str, body: dict[str, Any]) -> tuple[SentryInstallatio
     installation = SentryInstallation(
         uuid,
         organization,
-        kind=INTERNAL,
+        kind=existing.kind if existing is not None else INTERNAL,  # a public one re-authorised stays public
         app_uuid=app_uuid,
         token=token,
         created_at=existing.created_at if existing is not None else None,
     )
-    return store.put(installation), existing is None
+    saved = store.put(installation)
+    release(saved.org_id)
+    return saved, existing is None
 
 
 def get_installation(uuid: str) -> SentryInstallation:

@@ -12,10 +12,15 @@ whose actor is this app, finds nothing to change, and a message applied twice se
   tracker member's, else Sentry's members list, whose answer is kept as a tracker member, so the next assignment
   of that person costs no members request), or "" to unassign. An email Sentry has no member for is recorded as
   `sentry_failed` and not retried.
-- Throttling, unavailability, timeouts and storage trouble are retried with back-off (honouring Sentry's wait);
-  refused credentials mark the installation `needs_reauth` and are retried too (a new token may be entered); a
+- Throttling, unavailability, timeouts and storage trouble are retried with back-off (honouring Sentry's wait,
+  `X-Sentry-Rate-Limit-Reset` included). A refused token (401, after one refresh) marks the installation
+  `needs_reauth`, and the message is parked, as is every message of an installation so marked: nothing is sent
+  to Sentry until a new token or a reinstall releases them (`shared.sentryapp.parking`). A 403 is a permission
+  the installation lacks: `sentry_failed` naming the scope, not retried, the credentials untouched. Another
   request Sentry refuses (4xx) or an issue it does not have is `sentry_failed`, not retried. A success adds
-  `sentry_updated` with the Sentry fields sent. No active installation: nothing, logged.
+  `sentry_updated` with the Sentry fields sent, and records what Sentry now shows for them
+  (`TrackedIssue.sentry_seen`), so the reconcile timer does not take the app's own change for Sentry's. No
+  active installation: nothing, logged.
 
 Sentry requests: a status change costs two (GET, PUT); an assignment two, or three while the member is not yet
 known (members, GET, PUT); a change Sentry already shows, one (GET). Links: `shared.sentryapp.to_sentry_links`.
@@ -33,8 +38,18 @@ from shared.deliveries.sentry_messages import read_update_message, to_update_mes
 from shared.errors import ConcurrentUpdate, RetryLater, StorageUnavailable
 from shared.model.sentry import SentryInstallation, SentryUpdate, slug_of
 from shared.model.tracker import RESOLVED, Member, TrackedIssue, activity_entry
-from shared.sentry.client import SentryClient, SentryError, SentryNotFound, SentryRejected, SentryUnauthorized, actor
-from shared.sentryapp.to_sentry_links import Refused, sync_link
+from shared.sentry.client import (
+    SentryClient,
+    SentryError,
+    SentryForbidden,
+    SentryNotFound,
+    SentryRejected,
+    SentryUnauthorized,
+    actor,
+)
+from shared.sentryapp.parking import NeedsReauth, park
+from shared.sentryapp.sentry_state import FORBIDDEN_ADVICE, forbidden_reason, shown_assignee
+from shared.sentryapp.to_sentry_links import LEFT_SHOWN, Refused, sync_link
 from shared.store import failures, queues
 from shared.store.sentry import SentryStore
 from shared.store.tracker import TrackerStore
@@ -47,6 +62,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "vsts"  # the change came from Azure DevOps
 FUNCTION = "apply_sentry_update"
+FUNCTION_QUEUE = queues.SENTRY_UPDATES_QUEUE_NAME
 MAX_REASON = 300
 
 
@@ -96,10 +112,15 @@ def apply_sentry_update(
         if installation is None:
             return _noted(update, report, "the organization has no active Sentry installation: nothing sent")
         try:
-            client = client_for(installation, store=store, clock=clock)
-        except InstallationUnusable as exc:
-            return _noted(update, report, f"the Sentry installation cannot be used ({exc}): nothing sent")
-        _send(client, installation, issue, update, tracker, store, report)
+            if installation.needs_reauth:
+                raise NeedsReauth(installation.uuid)
+            try:
+                client = client_for(installation, store=store, clock=clock)
+            except InstallationUnusable as exc:
+                return _noted(update, report, f"the Sentry installation cannot be used ({exc}): nothing sent")
+            _send(client, installation, issue, update, tracker, store, report)
+        except NeedsReauth:
+            return _noted(update, report, park(update.org_id, FUNCTION_QUEUE, to_update_message(update)))
     except (StorageUnavailable, ConcurrentUpdate) as exc:
         raise RetryLater(str(exc)) from exc
     for note in report.notes:
@@ -118,6 +139,7 @@ def _send(
 ) -> None:
     entries: list[dict[str, Any]] = []
     found: Member | None = None
+    seen: dict[str, str] = {}  # what Sentry shows now of the fields sent
     where = _source(update)
 
     def failed(reason: str) -> None:
@@ -125,9 +147,11 @@ def _send(
         entries.append({**activity_entry("sentry_failed", SOURCE, *where), "reason": reason[:MAX_REASON]})
 
     retry: RetryLater | None = None
+    reauth: NeedsReauth | None = None
+    forbidden: str | None = None
     try:
         if update.fields:
-            found, refusal = _sync_fields(client, issue, update.fields, tracker, report)
+            found, refusal = _sync_fields(client, issue, update.fields, tracker, report, seen)
             if report.sent:
                 entries.append({**activity_entry("sentry_updated", SOURCE, *where), "fields": list(report.sent)})
             if refusal is not None:
@@ -136,16 +160,28 @@ def _send(
             outcome = sync_link(client, installation, issue, update.link)
             if outcome is None:
                 report.notes.append("Sentry already shows the issue's links: nothing sent")
+            elif outcome == LEFT_SHOWN:
+                report.notes.append(
+                    "the issue has no link left; Sentry still shows the last one (removing it needs event:admin, "
+                    "which the app does not ask for): remove it in Sentry if it should go"
+                )
             else:
                 report.sent.append(outcome)
                 entries.append({**activity_entry("sentry_updated", SOURCE, *where), "fields": [outcome]})
     except Refused as exc:
         failed(str(exc))
     except InstallationUnusable as exc:  # the token expired and could not be refreshed (marked needs_reauth)
-        retry = RetryLater(f"the Sentry installation needs a new token: {exc}")
-    except SentryUnauthorized as exc:
+        current = store.get(installation.uuid)
+        if current is not None and current.active and current.needs_reauth:
+            reauth = NeedsReauth(installation.uuid)
+        else:
+            report.notes.append(f"the Sentry installation cannot be used ({exc}): nothing more sent")
+    except SentryUnauthorized:  # refused after one refresh (or an internal token, which has none)
         mark_needs_reauth(store, installation.uuid)
-        retry = RetryLater(f"Sentry refused the installation's token; marked needs_reauth: {exc}")
+        reauth = NeedsReauth(installation.uuid)
+    except SentryForbidden as exc:  # a permission, not the token: recorded, never retried or refreshed
+        failed(forbidden_reason(exc, "apply the change"))
+        forbidden = report.failed[-1]
     except SentryRejected as exc:
         failed(str(exc))
     except SentryNotFound as exc:
@@ -154,14 +190,17 @@ def _send(
         retry = RetryLater(str(exc), exc.retry_after)
     except RetryLater as exc:
         retry = exc
-    _record(tracker, issue, entries, found)  # what was sent before a failure stays recorded
+    _record(tracker, issue, entries, found, seen)  # what was sent before a failure stays recorded
     for reason in report.failed:  # the status page's recent failures: not retried, so a person has to act
         failures.record_failure(
             "sentry_failed",
             f"{issue.org_id}/{issue.issue_id} → Sentry",
             reason,
+            advice=FORBIDDEN_ADVICE if reason == forbidden else None,
             details={"org_id": issue.org_id, "issue_id": issue.issue_id, "installation": installation.uuid},
         )
+    if reauth is not None:
+        raise reauth
     if retry is not None:
         raise retry
     if installation.needs_reauth:  # the token worked: whatever refused it before has passed
@@ -169,7 +208,12 @@ def _send(
 
 
 def _sync_fields(
-    client: SentryClient, issue: TrackedIssue, fields: tuple[str, ...], tracker: TrackerStore, report: SentryReport
+    client: SentryClient,
+    issue: TrackedIssue,
+    fields: tuple[str, ...],
+    tracker: TrackerStore,
+    report: SentryReport,
+    seen: dict[str, str],
 ) -> tuple[Member | None, str | None]:
     """PUT the fields that differ. Returns the member found in Sentry's members list (if one was looked up), and
     why the assignee was not sent (Sentry has no member with that email), or None."""
@@ -184,9 +228,11 @@ def _sync_fields(
             return found, refusal
     current = client.get_issue(slug, issue.issue_id)
     status = _status_to_send(issue.status, current.get("status")) if "status" in fields else None
-    if assigned_to is not None and assigned_to == _shown_assignee(current.get("assignedTo")):
+    if assigned_to is not None and assigned_to == shown_assignee(current.get("assignedTo")):
         assigned_to = None
     _put(client, slug, issue.issue_id, status, assigned_to, report)
+    # Only what was sent: a field left alone may hold a change of Sentry's the app has not applied yet.
+    seen.update({k: v for k, v in (("status", status), ("assignee", assigned_to)) if v is not None})
     return found, refusal
 
 
@@ -205,13 +251,6 @@ def _status_to_send(status: str, shown: object) -> str | None:
     if status == RESOLVED:
         return None if shown == "resolved" else "resolved"
     return "unresolved" if shown == "resolved" else None
-
-
-def _shown_assignee(value: object) -> str:
-    """Sentry's `assignedTo` as the PUT writes it: `user:<id>` (or `team:<id>`), "" when nobody."""
-    if not isinstance(value, dict) or value.get("id") in (None, ""):
-        return ""
-    return f"{value.get('type') or 'user'}:{value['id']}"
 
 
 def _assignee_actor(
@@ -235,15 +274,24 @@ def _assignee_actor(
     return actor(found.user_id), found
 
 
-def _record(tracker: TrackerStore, issue: TrackedIssue, entries: list[dict[str, Any]], found: Member | None) -> None:
-    """The outcome on the issue: its activity entries, and the assignee's Sentry user id once it is known."""
-    if not entries and found is None:
+def _record(
+    tracker: TrackerStore,
+    issue: TrackedIssue,
+    entries: list[dict[str, Any]],
+    found: Member | None,
+    seen: dict[str, str],
+) -> None:
+    """The outcome on the issue: its activity entries, the assignee's Sentry user id once it is known, and what
+    Sentry now shows of the fields sent."""
+    if not entries and found is None and not seen:
         return
 
     def change(current: TrackedIssue) -> TrackedIssue | None:
         new = current
         if found is not None and current.assignee_email == found.email and not current.assignee_user_id:
             new = replace(new, assignee_user_id=found.user_id)
+        if seen:  # a field not sent keeps what was seen of it (or stays unknown)
+            new = replace(new, sentry_seen={**(current.sentry_seen or {}), **seen})
         return new.with_activity(*entries) if entries else new
 
     tracker.update_issue(issue.org_id, issue.issue_id, change)

@@ -7,8 +7,10 @@ shows one linked work item, the one linked last, and the app keeps which one wit
 as they are then with what Sentry shows:
 
 - the changed link is linked and not shown: show it (read the work item, POST, keep the id);
-- it is gone and was shown: show the issue's last remaining link instead, or, with none left, DELETE the
-  external issue (already gone in Sentry: fine) and forget it;
+- it is gone and was shown: show the issue's last remaining link instead, or, with none left, forget it and
+  leave Sentry showing it: deleting an external issue needs `event:admin` (Sentry's
+  `SentryAppInstallationExternalIssuePermission`), which would also let the app delete issues, so the app does
+  not ask for it and never sends that DELETE (docs/sentry.md §1);
 - anything else (shown already, or an unlink of a link not shown): nothing is sent, so a retry, a message
   delivered twice or a request repeated never links twice.
 
@@ -24,9 +26,11 @@ from shared.errors import RetryLater
 from shared.model.integration import IntegrationNotFound
 from shared.model.sentry import SentryInstallation
 from shared.model.tracker import Link, TrackedIssue
-from shared.sentry.client import SentryClient, SentryNotFound
+from shared.sentry.client import SentryClient
 from shared.store.integrations import IntegrationStore
 from shared.store.sentry_links import SentryLinkStore, ShownLink
+
+LEFT_SHOWN = "left shown"
 
 
 class Refused(Exception):
@@ -42,20 +46,15 @@ def sync_link(
     links: SentryLinkStore | None = None,
 ) -> str | None:
     """Bring the Sentry issue's external issue in line with the issue's links: "link", "unlink", or None when
-    nothing had to be sent."""
+    nothing had to be sent, or LEFT_SHOWN when no link is left and Sentry keeps showing the last one."""
     links = links or SentryLinkStore()
     shown = links.get(issue.org_id, issue.issue_id)
     target = _target(changed, shown, issue.links)
     if shown is None and target is None or shown is not None and target is not None and target.key == shown.link_key:
         return None
     if target is None:
-        assert shown is not None
-        try:
-            client.unlink_external_issue(installation.uuid, shown.external_id)
-        except SentryNotFound:
-            pass  # removed in Sentry already
-        links.delete(issue.org_id, issue.issue_id)
-        return "unlink"
+        links.delete(issue.org_id, issue.issue_id)  # linking a work item again shows it again (a POST)
+        return LEFT_SHOWN
     if not issue.issue_id.isdigit():
         raise Refused("The issue id is not a Sentry issue id, so Sentry cannot show the link.")
     web_url, area_path = _work_item_page(target, issue.org_id)

@@ -1,6 +1,7 @@
 """Rows that carry their own expiry (`ExpiresAt`, epoch seconds) and are of no use after it: Sentry's recorded
-webhooks, idempotency records, setup links. Each is already treated as absent once expired; this removes them,
-so the tables stay the size of their live rows.
+webhooks, idempotency records, setup links, messages parked for an installation that never got a new token.
+Each is already treated as absent once expired; this removes them, so the tables stay the size of their live
+rows.
 
 A query on a property that is not a key reads the whole table, which is why this runs from a daily timer, a
 bounded number of rows at a time.
@@ -12,7 +13,7 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from shared.store import base
 
-EXPIRING_TABLES = ("sentrydeliveries", "idempotency", "setuplinks")
+EXPIRING_TABLES = ("sentrydeliveries", "idempotency", "setuplinks", "sentryparked")
 
 
 def purge_expired(table: str, *, now: float, limit: int) -> int:

@@ -217,6 +217,20 @@ class SentryStore:
             for e in entities
         ]
 
+    def organizations(self, after: str, limit: int) -> list[tuple[str, str]]:
+        """(org id, uuid of its current installation) for up to `limit` organizations after `after`, in org id
+        order (one query of the organization index; for the `sentry_reconcile` timer)."""
+        entities = base.query(
+            ORGS,
+            "PartitionKey gt @after and RowKey eq @row",
+            {"after": after, "row": ROW},
+            "listing Sentry organizations",
+            select=["PartitionKey", "Uuid"],
+            results_per_page=limit,
+            limit=limit,
+        )
+        return [(e["PartitionKey"], str(e.get("Uuid") or "")) for e in entities]
+
     # -- deliveries ------------------------------------------------------------------------------------
 
     def claim_delivery(self, uuid: str, request_id: str, event: dict[str, Any], *, now: float) -> bool:

@@ -8,6 +8,7 @@ import hmac
 import json
 import secrets
 import uuid
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,9 +43,17 @@ class Apps(Webhooks):
 
     # ------------------------------------------------------------------------------------- installations
 
-    def install(self, app_slug: str, org_slug: str, *, by_user: str | int | None = None) -> str:
+    def install(
+        self,
+        app_slug: str,
+        org_slug: str,
+        *,
+        by_user: str | int | None = None,
+        scopes: Iterable[str] | None = None,
+    ) -> str:
         """Install the app in the organization (a person clicking Install): a new installation with a one-time
-        grant code, announced by `installation.created` before this returns. Returns the installation uuid."""
+        grant code, announced by `installation.created` before this returns. Its tokens carry `scopes` (default:
+        the app's). Returns the installation uuid."""
         with self._lock:
             app = self._apps[app_slug]
             org = self._org(org_slug)
@@ -55,6 +64,7 @@ class Apps(Webhooks):
                 "pending" if app.verify_install else "installed",
                 secrets.token_hex(32),
                 self.clock.now() + GRANT_LIFETIME,
+                app.scopes if scopes is None else frozenset(scopes),
             )
             self._installations[install.uuid] = install
             data = {"installation": self._installation_json(install, with_code=True)}
@@ -125,7 +135,7 @@ class Apps(Webhooks):
             return json_response(
                 {
                     "id": token.id,
-                    "scopes": sorted(app.scopes),
+                    "scopes": sorted(install.scopes),
                     "application": None,
                     "expiresAt": iso(token.expires_at or 0),
                     "dateCreated": iso(token.created),
@@ -166,7 +176,9 @@ class Apps(Webhooks):
         return self._new_token(old.installation)
 
     def _own_installation(self, request: Request, installation_uuid: str) -> Installation:
-        """The installation, when the bearer token is its app's (call holding the lock)."""
+        """The installation, when the bearer token is its app's (call holding the lock). Authentication (401) and
+        the method's scope (403) were checked by the dispatch, in that order, before the installation is looked
+        up (404), as Sentry's endpoint runs its permission class before `convert_args`."""
         token = self._authenticate(request)
         install = self._installations.get(installation_uuid)
         if install is None:

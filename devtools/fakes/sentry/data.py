@@ -5,31 +5,35 @@ from __future__ import annotations
 
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from shared.clock import SYSTEM, Clock
+
+class Clock(Protocol):
+    """What the fake reads time from: `now()` in epoch seconds (a test passes one it can move)."""
+
+    def now(self) -> float: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+
+SYSTEM: Clock = SystemClock()
 
 TOKEN_LIFETIME = 8 * 3600.0  # Sentry's token_expiration(): 8 hours
 GRANT_LIFETIME = 600.0  # an ApiGrant's code is valid for 10 minutes
-# Sentry's scope hierarchy: admin includes write, write includes read.
-SCOPE_LEVELS = ("read", "write", "admin")
 
 
-def has_scope(granted: Iterable[str], wanted: str) -> bool:
-    resource, _, level = wanted.partition(":")
-    for scope in granted:
-        have_resource, _, have_level = scope.partition(":")
-        if scope == wanted or (
-            have_resource == resource
-            and have_level in SCOPE_LEVELS
-            and level in SCOPE_LEVELS
-            and SCOPE_LEVELS.index(have_level) >= SCOPE_LEVELS.index(level)
-        ):
-            return True
-    return False
+def has_any_scope(granted: Iterable[str], allowed: Iterable[str]) -> bool:
+    """Sentry's `ScopedPermission.has_permission`: the token holds one of the scopes the endpoint's permission
+    class lists for the method. No hierarchy is applied here: each class lists the higher levels itself (PUT on
+    an issue: `event:write` or `event:admin`), and an endpoint that lists only `event:admin` wants exactly it."""
+    return bool(set(granted) & set(allowed))
 
 
 @dataclass
@@ -58,6 +62,7 @@ class Installation:
     status: str  # "pending" | "installed"
     code: str | None  # the grant, spent by the token exchange
     code_expires: float
+    scopes: frozenset[str]  # what the organization granted when installing: the app's scopes, unless set
     external_issues: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id, as serialized
 
 
@@ -107,6 +112,7 @@ class Org:
     slug: str
     id: str
     projects: dict[str, str] = field(default_factory=dict)  # slug -> id
+    features: set[str] = field(default_factory=set)  # organization feature flags, e.g. "webhooks-unresolved"
     members: dict[str, Member] = field(default_factory=dict)  # by user id
     issues: dict[str, Issue] = field(default_factory=dict)
 
@@ -213,10 +219,28 @@ class Store:
             self._org(org_slug)
             install = next(
                 (i for i in self._installations.values() if i.app is app and i.org == org_slug), None
-            ) or Installation(str(uuid.uuid4()), app, org_slug, "installed", None, 0.0)
+            ) or Installation(str(uuid.uuid4()), app, org_slug, "installed", None, 0.0, app.scopes)
             self._installations[install.uuid] = install
             self._tokens[token] = Token(token, None, install, None, self.clock.now(), self._next_id())
             return install.uuid
+
+    def set_scopes(self, installation_uuid: str, scopes: Iterable[str]) -> None:
+        """The scopes the installation's tokens carry from now on (what the organization granted the app)."""
+        with self._lock:
+            self._installations[installation_uuid].scopes = frozenset(scopes)
+
+    def set_feature(self, org: str, feature: str, enabled: bool = True) -> None:
+        """Turn an organization feature flag on or off (`webhooks-unresolved`: send `issue.unresolved`)."""
+        with self._lock:
+            features = self._org(org).features
+            features.add(feature) if enabled else features.discard(feature)
+
+    def revoke_tokens(self, installation_uuid: str) -> None:
+        """Sentry revoking every token of the installation, refresh tokens included (as when a person rotates
+        them): each call with them is answered 401 from now on."""
+        with self._lock:
+            for token in [t for t in self._tokens.values() if t.installation.uuid == installation_uuid]:
+                del self._tokens[token.token]
 
     def expire_token(self, token: str) -> None:
         """Make a token expired now (its refresh token still works, as with Sentry)."""

@@ -2,7 +2,8 @@
 their `comment.*` webhooks, and the members list with Sentry's `query` search (`email:`, `user.id:`, ...).
 
 Webhook rules, as Sentry's receivers have them: `issue.assigned` carries `data.assignee`, `issue.resolved`
-carries `data.resolution_type`; unassigning sends nothing (Sentry connects no receiver to it); `issue.ignored`
+carries `data.resolution_type`; unassigning sends nothing (Sentry connects no receiver to it); `issue.unresolved`
+is sent only when the organization has the `webhooks-unresolved` feature (`set_feature`); `issue.ignored`
 is sent as `issue.archived` to an app that subscribed to that name and not the old one. A change that
 changes nothing sends nothing (not confirmed for Sentry)."""
 
@@ -166,6 +167,8 @@ class Issues(Apps):
             "web_url": self._permalink(org, issue),
             "project_url": f"{self.base_url}/organizations/{org.slug}/issues/?project={org.projects[issue.project]}",
         }
+        if action == "unresolved" and "webhooks-unresolved" not in org.features:
+            return []  # Sentry sends issue.unresolved only behind this organization feature (receivers/sentry_apps.py)
         outgoing = []
         for install in self._subscribed(org, "issue"):
             named = action

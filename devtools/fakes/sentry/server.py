@@ -11,17 +11,27 @@ from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
 from devtools.fakes.http import LoopbackServer
-from devtools.fakes.sentry.data import TOKEN_LIFETIME, has_scope
+from devtools.fakes.sentry.data import SYSTEM, TOKEN_LIFETIME, Clock, Token, has_any_scope
 from devtools.fakes.sentry.issues import Issues
 from devtools.fakes.sentry.protocol import NO_PERMISSION, NOT_FOUND, detail
-from shared.clock import SYSTEM, Clock
 
 INSTALLATION = "/api/0/sentry-app-installations/<installation_uuid>/"
-# Organization endpoints and the scope each method needs (a higher level of the same resource also does).
-ORG_SCOPES: dict[str, dict[str, str]] = {
-    "issue": {"GET": "event:read", "PUT": "event:write"},
-    "members": {"GET": "member:read"},
+# The scopes each endpoint's permission class accepts per method: the token needs one of them, else 403
+# (`ScopedPermission.has_permission`). From getsentry/sentry: `GroupPermission` (src/sentry/api/bases/group.py)
+# for the organization's issue; `MemberPermission` (api/bases/organization_member.py) for the members list;
+# `SentryAppInstallationExternalIssuePermission` (sentry_apps/api/bases/sentryapps.py): POST any event scope,
+# DELETE only `event:admin`; `SentryAppInstallationPermission.has_permission` lets an app's own token PUT its
+# installation whatever its scopes (empty tuple: no scope asked). The token exchange authenticates with the
+# client id and secret instead (None).
+SCOPES: dict[str, dict[str, tuple[str, ...]] | None] = {
+    "authorizations": None,
+    "installation": {"PUT": ()},
+    "external_issues": {"POST": ("event:read", "event:write", "event:admin")},
+    "external_issue": {"DELETE": ("event:admin",)},
+    "issue": {"GET": ("event:read", "event:write", "event:admin"), "PUT": ("event:write", "event:admin")},
+    "members": {"GET": ("member:read", "member:write", "member:admin")},
 }
+ORG_ENDPOINTS = frozenset({"issue", "members"})
 
 
 class FakeSentry(LoopbackServer, Issues):
@@ -109,20 +119,30 @@ class FakeSentry(LoopbackServer, Issues):
         except NotFound:
             return detail(404, NOT_FOUND)
         handler = getattr(self, f"_handle_{rule.endpoint}")
-        scopes = ORG_SCOPES.get(rule.endpoint)
-        if scopes is None:
-            return handler(request, **args)  # installation endpoints authenticate for themselves
-        return self._org_request(request, handler, args, scopes[request.method])
+        by_method = SCOPES[rule.endpoint]
+        if by_method is None:
+            return handler(request, **args)  # the token exchange authenticates with the client id and secret
+        with self._lock:
+            token = self._authenticate(request)  # 401: no token, an unknown or expired one
+            if not self._permitted(token, by_method[request.method]):
+                return detail(403, NO_PERMISSION)
+        if rule.endpoint in ORG_ENDPOINTS:
+            return self._org_request(request, handler, args, token)
+        return handler(request, **args)
+
+    def _permitted(self, token: Token, allowed: tuple[str, ...]) -> bool:
+        """The token holds one of the `allowed` scopes (none asked: any token of an app passes)."""
+        return not allowed or has_any_scope(token.installation.scopes, allowed)
 
     def _org_request(
-        self, request: Request, handler: Callable[..., Response], args: dict[str, Any], scope: str
+        self, request: Request, handler: Callable[..., Response], args: dict[str, Any], token: Token
     ) -> Response:
-        """Authentication (401), the organization (404), then the token's right to it and the scope (403)."""
+        """The organization (404), then the token's right to it (403): an installation's token is its
+        organization's only."""
         with self._lock:
-            token = self._authenticate(request)
             org = self._find_org(str(args.pop("org")))
             if org is None:
                 return detail(404, NOT_FOUND)
-            if token.installation.org != org.slug or not has_scope(token.installation.app.scopes, scope):
+            if token.installation.org != org.slug:
                 return detail(403, NO_PERMISSION)
         return handler(request, token=token, org=org, **args)

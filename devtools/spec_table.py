@@ -104,6 +104,7 @@ def _variant(spec: dict[str, Any], raw_path: str, operation: dict[str, Any]) -> 
     version = None
     query: dict[str, Any] = {}
     optional_segments = []
+    integer_segments = []
     body_required = False
     for parameter in parameters:
         name, where = parameter.get("name"), parameter.get("in")
@@ -117,8 +118,11 @@ def _variant(spec: dict[str, Any], raw_path: str, operation: dict[str, Any]) -> 
             if parameter.get("enum"):
                 entry["enum"] = list(parameter["enum"])
             query[name] = entry
-        elif where == "path" and parameter.get("x-ms-required") is False:
-            optional_segments.append(name)
+        elif where == "path":
+            if parameter.get("x-ms-required") is False:
+                optional_segments.append(name)
+            if parameter.get("type") == "integer":
+                integer_segments.append(name)
         elif where == "body":
             body_required = bool(parameter.get("required"))
     preview = bool(operation.get("x-ms-preview"))
@@ -129,6 +133,7 @@ def _variant(spec: dict[str, Any], raw_path: str, operation: dict[str, Any]) -> 
         "preview": preview,
         "query": query,
         "optional_segments": sorted(optional_segments),
+        "integer_segments": sorted(integer_segments),
         "body_required": body_required,
         "operation_id": operation.get("operationId"),
     }
@@ -152,6 +157,7 @@ def _merge(variants: list[dict[str, Any]]) -> dict[str, Any]:
         "preview": variants[0]["preview"],
         "query": query,
         "optional_segments": sorted({s for v in variants for s in v["optional_segments"]}),
+        "integer_segments": sorted({s for v in variants for s in v["integer_segments"]}),
         "body_required": all(v["body_required"] for v in variants),
         "operation_ids": sorted({v["operation_id"] for v in variants if v["operation_id"]}),
     }
@@ -186,6 +192,7 @@ def build(specs: Path) -> dict[str, Any]:
                 "preview": True,
                 "query": extra["query"],
                 "optional_segments": [],
+                "integer_segments": [],
                 "body_required": False,
                 "operation_ids": [],
             }

@@ -26,8 +26,7 @@ from urllib.parse import urlsplit
 
 DEFAULT_STORAGE = "UseDevelopmentStorage=true"
 DEFAULT_ACCOUNT_LOOKUP_URL = (
-    "https://app.vssps.visualstudio.com/_apis/resourceareas/79134C72-4A58-4B42-976C-04E7115F32BF"
-    "?hostId=%s&api-preview=5.0-preview.1"
+    "https://app.vssps.visualstudio.com/_apis/resourceareas/79134C72-4A58-4B42-976C-04E7115F32BF?hostId=%s"
 )
 DEFAULT_OAUTH_TOKEN_URL = "https://app.vssps.visualstudio.com/oauth2/token"
 DEFAULT_SCHEDULES = {

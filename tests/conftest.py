@@ -141,3 +141,19 @@ def sentry_http() -> Iterator[responses.RequestsMock]:
         for name, value in saved.items():
             os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
         reset_settings()
+
+
+@pytest.fixture(autouse=True)
+def ado_specification_violations() -> Iterator[None]:
+    """Fails the test whose requests the fake Azure DevOps found against Microsoft's specification (an operation
+    that does not exist, a version the server does not have, a preview without `-preview`, a missing required
+    parameter, a value outside an enum, a malformed JSON Patch): Azure DevOps would refuse them. A test that sends
+    such a request on purpose takes the violations itself (`take_violations`)."""
+    from devtools.fakes.ado.server import LIVE
+
+    for fake in list(LIVE):
+        fake.take_violations()  # left by a previous module's teardown: not this test's
+    yield
+    found = [f"{fake.server}: {v}" for fake in list(LIVE) for v in fake.take_violations()]
+    if found:
+        pytest.fail("requests Azure DevOps would refuse:\n" + "\n".join(found), pytrace=False)

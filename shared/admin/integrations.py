@@ -128,7 +128,7 @@ def put_integration(integration_id: str, body: dict[str, Any], store: Integratio
         if "credentials" in changes:
             updated = replace(updated, needs_reauth=False, refresh_lock_until=None)
         if "domain_name" in changes:
-            updated = replace(updated, domain_checked_at=None)
+            updated = replace(updated, domain_checked_at=None, api_level=None)  # learnt again on first use
         return updated
 
     saved = store.update(integration_id, apply)

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
+from shared.ado import versions
 from shared.ado.client import AdoClient, AdoError, AdoTimeout, AdoUnauthorized, get_base_url
+from shared.ado.connection import api_level, is_services
 from shared.ado.domains import is_well_formed, normalize_location, search_base_url
 from shared.connections.credentials import authorization_for
 from shared.settings import Settings, get_settings
@@ -52,7 +54,7 @@ def check_domain_name(
     def repair(current: Integration) -> Integration | None:
         if is_well_formed(current.domain_name, settings.allowed_origins):
             return None  # repaired meanwhile: keep what is there
-        return replace(current, domain_name=base_url, domain_checked_at=time.time())
+        return replace(current, domain_name=base_url, domain_checked_at=time.time(), api_level=None)
 
     saved = store.update(integration.id, repair)
     log.info("Repaired the domain of integration %s", integration.id)
@@ -110,7 +112,28 @@ def client_for(
         timeout=(lambda: deadline.timeout(http_timeout)) if deadline else http_timeout,
         search_base_url=search_base_url(integration.domain_name, integration.name, settings.search_base_url),
     )
+    if integration.api_level in versions.LEVELS:
+        client.api_level = integration.api_level
+    elif is_services(integration.domain_name):
+        client.api_level = versions.SERVICES
+    else:
+        integration = learn_api_level(store, integration, client)
+        client.api_level = integration.api_level or versions.SERVICES
     return integration, client
+
+
+def learn_api_level(store: IntegrationStore, integration: Integration, client: AdoClient) -> Integration:
+    """Ask an Azure DevOps Server which REST API level it has (once: it is saved on the integration)."""
+    level = call_tracking_reauth(store, integration, lambda: api_level(client))
+
+    def remember(current: Integration) -> Integration | None:
+        if current.api_level == level or current.domain_name != integration.domain_name:
+            return None
+        return replace(current, api_level=level)
+
+    saved = store.update(integration.id, remember)
+    log.info("Integration %s: Azure DevOps REST API level %s", integration.id, level)
+    return saved if saved is not None else replace(integration, api_level=level)
 
 
 def call_tracking_reauth(store: IntegrationStore, integration: Integration, call: Callable[[], T]) -> T:

@@ -73,6 +73,7 @@ def _to_entity(integration: Integration) -> dict[str, Any]:
         "SubscriptionCheckedAt": integration.subscription_checked_at,
         "DomainCheckedAt": integration.domain_checked_at,
         "RefreshLockUntil": integration.refresh_lock_until,
+        "ApiLevel": integration.api_level,
         "CreatedAt": integration.created_at,
         "UpdatedAt": integration.updated_at,
     }
@@ -118,6 +119,7 @@ def _from_entity(entity: dict[str, Any]) -> Integration:
         subscription_checked_at=_float(entity.get("SubscriptionCheckedAt")),
         domain_checked_at=_float(entity.get("DomainCheckedAt")),
         refresh_lock_until=_float(entity.get("RefreshLockUntil")),
+        api_level=entity.get("ApiLevel") or None,
         created_at=_float(entity.get("CreatedAt")),
         updated_at=_float(entity.get("UpdatedAt")),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,

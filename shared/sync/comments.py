@@ -38,7 +38,7 @@ from shared.model.tracker import Link, activity_entry
 from shared.store.comments import CommentStore
 from shared.store.integrations import IntegrationStore
 from shared.store.tracker import TrackerStore
-from shared.sync.comment_text import is_copy_of, render
+from shared.sync.comment_text import is_copy_of, render, render_for, render_html
 from shared.sync.outbound import OutboundReport
 
 log = logging.getLogger(__name__)
@@ -162,9 +162,13 @@ def _bring_in_line(
         copy, _ = _on_copy(link, copy, call, lambda c, p: api.delete_comment(c, p, link.work_item_id, copy.ado_id))
         return "deleted", _save(store, comment, link, replace(copy, deleted=True))
     if copy.version < comment.version:
-        text = render(comment)
         copy, there = _on_copy(
-            link, copy, call, lambda c, p: api.update_comment(c, p, link.work_item_id, copy.ado_id, text)
+            link,
+            copy,
+            call,
+            lambda c, p: api.update_comment(
+                c, p, link.work_item_id, copy.ado_id, render_for(c.markdown_comments, comment)
+            ),
         )
         if not there:
             _save(store, comment, link, replace(copy, deleted=True))
@@ -192,7 +196,8 @@ def _locate(
     )
     if found is None or not isinstance(found.get("id"), int):
         return project, None
-    version = comment.version if found.get("text") == render(comment) else 0  # an older text is edited below
+    current = found.get("text") in (render(comment), render_html(comment))
+    version = comment.version if current else 0  # an older text is edited below
     return project, RemoteCopy(found["id"], project, version, deleted=bool(found.get("isDeleted")))
 
 
@@ -215,7 +220,9 @@ def _add(
     if saved is None or saved.remote.get(link.key) != claim:
         raise RetryLater("another attempt is adding the comment to this work item")
     try:
-        answer = call(lambda c: api.add_comment(c, project, link.work_item_id, render(comment)))
+        answer = call(
+            lambda c: api.add_comment(c, project, link.work_item_id, render_for(c.markdown_comments, comment))
+        )
         ado_id = answer.get("id") if isinstance(answer, dict) else None
         if not isinstance(ado_id, int):
             raise AdoError("Azure DevOps answered the new comment without its id")

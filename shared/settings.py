@@ -78,6 +78,9 @@ class Settings:
     _lazy: Mapping[str, str] = field(repr=False, compare=False)  # raw values of LAZY_SETTINGS, as set
     search_base_url: str | None
     oauth_redirect_uri: str | None
+    # Microsoft Entra ID's sign-in host for service principals (azure-identity's own setting; a national cloud or
+    # Azure Stack); None: the public cloud.
+    entra_authority_host: str | None
     _secrets_key: str | None = field(repr=False)
     _webhook_public_url: str | None
     _client_secret: str | None = field(repr=False)
@@ -214,6 +217,13 @@ def _url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
     return value
 
 
+def _https_url(env: Mapping[str, str], name: str) -> str | None:
+    value = _url(env, name, None)
+    if value is not None and urlsplit(value).scheme != "https":
+        raise SettingsError(f"The app setting {name} must be an https URL (azure-identity refuses any other).")
+    return value
+
+
 def _schedule(env: Mapping[str, str], name: str) -> str:
     value = _text(env, name) or DEFAULT_SCHEDULES[name]
     fields = value.split()
@@ -291,6 +301,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         _lazy={name: env[name] for name in LAZY_SETTINGS if name in env},
         search_base_url=_url(env, "ADO_SEARCH_BASE_URL", None),
         oauth_redirect_uri=_url(env, "ADO_OAUTH_REDIRECT_URI", None),
+        entra_authority_host=_https_url(env, "AZURE_AUTHORITY_HOST"),
         _secrets_key=_fernet_key(env, "SECRETS_KEY"),
         _webhook_public_url=_url(env, "WEBHOOK_PUBLIC_URL", None),
         _client_secret=_text(env, "ADO_CLIENT_SECRET"),

@@ -29,6 +29,7 @@ def make_integration(
     credentials: dict | None = None,
     webhook_secret: str = "s" * 32,
     integration_id: str | None = None,
+    api_level: str | None = None,
 ) -> Integration:
     integration = Integration(
         id=integration_id or new_id(),
@@ -36,6 +37,7 @@ def make_integration(
         domain_name=domain_name,
         credentials=credentials or {"type": "pat", "token": "pat-token-value"},
         webhook_secret=webhook_secret,
+        api_level=api_level,
     )
     return IntegrationStore().create(integration)
 

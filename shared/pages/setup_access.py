@@ -58,7 +58,7 @@ def check_access(org: OrgUrl, credentials: dict[str, str], settings: Settings) -
     else:
 
         def authorization() -> str:
-            return f"Bearer {entra_token(credentials)}"
+            return f"Bearer {entra_token(credentials, settings.entra_authority_host)}"
 
     client = ado.AdoClient(
         org.domain_name,

@@ -56,6 +56,8 @@ class FakeAzureDevOps(LoopbackServer, Auth, WorkItemsApi, Patching, Comments, Ca
         if server not in SERVERS:
             raise ValueError(f"server must be one of {SERVERS}")
         self.server = server
+        # Azure DevOps Server serves work item search only with the Search extension installed.
+        self.search_installed = True
         self.client_secret = client_secret
         # When set, token requests must carry exactly this redirect_uri (Azure DevOps checks the registration).
         self.redirect_uri = redirect_uri

@@ -56,7 +56,9 @@ def _fit(template: list[str], parts: list[str], optional: set[str], integers: se
     variable = re.fullmatch(r"\{(\w+)\}", head)
     if variable:
         name = variable.group(1)
-        if parts and (name not in integers or parts[0].isdigit()) and not parts[0].lower().startswith("_apis"):
+        # An optional segment ({project}, {team}) never takes `_apis` itself: that is where the route goes on.
+        route = bool(parts) and name in optional and parts[0].lower() == "_apis"
+        if parts and (name not in integers or parts[0].isdigit()) and not route:
             found = _fit(rest, parts[1:], optional, integers)
             if found is not None:
                 return {name: parts[0], **found}

@@ -150,10 +150,9 @@ def ado_specification_violations() -> Iterator[None]:
     parameter, a value outside an enum, a malformed JSON Patch): Azure DevOps would refuse them. A test that sends
     such a request on purpose takes the violations itself (`take_violations`)."""
     from devtools.fakes.ado.server import LIVE
+    from tests.helpers import fail_on_ado_violations
 
     for fake in list(LIVE):
         fake.take_violations()  # left by a previous module's teardown: not this test's
     yield
-    found = [f"{fake.server}: {v}" for fake in list(LIVE) for v in fake.take_violations()]
-    if found:
-        pytest.fail("requests Azure DevOps would refuse:\n" + "\n".join(found), pytrace=False)
+    fail_on_ado_violations()

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TypeVar
 
+import pytest
 from azure.core.pipeline.transport import RequestsTransport
 
 from shared.store.integrations import Integration, IntegrationStore
@@ -118,3 +119,13 @@ def populate_integrations(fake_ado, count: int, malformed_every: int) -> tuple[l
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(IntegrationStore().create, integrations))
     return good, bad
+
+
+def fail_on_ado_violations() -> None:
+    """Fail the running test when any live fake Azure DevOps recorded a request Azure DevOps would refuse (taking
+    them, so the next test starts clean)."""
+    from devtools.fakes.ado.server import LIVE
+
+    found = [f"{fake.server}: {v}" for fake in list(LIVE) for v in fake.take_violations()]
+    if found:
+        pytest.fail("requests Azure DevOps would refuse:\n" + "\n".join(found), pytrace=False)

@@ -108,6 +108,7 @@ def test_a_malformed_domain_is_repaired_through_the_lookup(host, fake_ado, org) 
     assert IntegrationStore().get(host_id).domain_name == fake_ado.org_url(name)  # with its trailing slash
     lookup = [r for r in fake_ado.requests if "resourceareas" in r.path.lower() and host_id in r.query_string]
     assert lookup and "Authorization" not in lookup[-1].headers
+    assert lookup[-1].headers["Accept"] == "application/json;api-version=7.1-preview.1"  # a preview API
 
 
 def test_a_lookup_pointing_elsewhere_is_refused_and_nothing_is_saved(host, fake_ado, org) -> None:

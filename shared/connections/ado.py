@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from shared.ado import versions
 from shared.ado.client import AdoClient, AdoError, AdoTimeout, AdoUnauthorized, get_base_url
 from shared.ado.connection import api_level, is_services
-from shared.ado.domains import is_well_formed, normalize_location, search_base_url
+from shared.ado.domains import is_well_formed, normalize_location, origin_of, search_base_url
 from shared.connections.credentials import authorization_for
 from shared.settings import Settings, get_settings
 from shared.store.integrations import Integration, IntegrationStore
@@ -36,8 +37,13 @@ def check_domain_name(
     """Repair a malformed `domain_name` from the account lookup and save it (contract §8).
 
     The answer must be on an allowed origin: a lookup that points anywhere else is refused, nothing is
-    saved, and no credential is ever sent there (the lookup itself is made without credentials).
+    saved, and no credential is ever sent there (the lookup itself is made without credentials). An Azure DevOps
+    Server collection (an origin of ADO_ALLOWED_ORIGINS) has no account lookup (it is Azure DevOps Services' own,
+    on vssps): its URL is only given its trailing slash, or the repair says how to set it.
     """
+    if origin_of(integration.domain_name) in settings.allowed_origins:
+        base_url = _collection_url(integration, settings)
+        return _save_repair(store, integration, base_url, settings)
     try:
         location = get_base_url(
             settings.account_lookup_url,
@@ -50,7 +56,28 @@ def check_domain_name(
     base_url = normalize_location(location, settings.allowed_origins)
     if base_url is None:
         raise DomainRepairFailed("the organization URL lookup answered with a URL that is not an Azure DevOps origin")
+    return _save_repair(store, integration, base_url, settings)
 
+
+def _collection_url(integration: Integration, settings: Settings) -> str:
+    domain_name = integration.domain_name
+    parts = urlsplit(domain_name.strip())
+    candidate = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/"
+    if (
+        parts.path.strip("/")
+        and not parts.query
+        and not parts.fragment
+        and is_well_formed(candidate, settings.allowed_origins)
+    ):
+        return candidate
+    raise DomainRepairFailed(
+        f"{origin_of(domain_name)} is an Azure DevOps Server (ADO_ALLOWED_ORIGINS), which has no account lookup: "
+        "set the integration's domain_name to its collection URL, such as "
+        f"{origin_of(domain_name)}/tfs/DefaultCollection/, with PUT /api/vsts/integrations/{integration.id}"
+    )
+
+
+def _save_repair(store: IntegrationStore, integration: Integration, base_url: str, settings: Settings) -> Integration:
     def repair(current: Integration) -> Integration | None:
         if is_well_formed(current.domain_name, settings.allowed_origins):
             return None  # repaired meanwhile: keep what is there

@@ -50,7 +50,7 @@ def test_get_issue_end_to_end_makes_one_azure_devops_request(host, fake_ado, org
     }
     # The first use of an integration on a host that is not Azure DevOps Services learns its API level once.
     assert [f"{r.method} {r.path}" for r in fake_ado.requests] == [
-        f"OPTIONS /{name}/_apis/",
+        f"OPTIONS /{name}/_apis",
         f"GET /{name}/_apis/wit/workitems/309",
     ]
     sent = fake_ado.requests[1].headers

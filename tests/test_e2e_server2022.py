@@ -175,7 +175,7 @@ def test_a_collection_refuses_what_azure_devops_services_would_take(server) -> N
     refused = requests.get(url, headers={**auth, "Accept": "application/json;api-version=7.1"}, timeout=5)
     assert (refused.status_code, refused.json()["typeKey"]) == (400, "VssVersionOutOfRangeException")
     assert requests.get(url, headers={**auth, "Accept": "application/json;api-version=7.0"}, timeout=5).ok
-    lookup = server.settings_env()["ADO_ACCOUNT_LOOKUP_URL"] % "x"
+    lookup = f"{server.base_url}/_apis/resourceareas/79134C72-4A58-4B42-976C-04E7115F32BF?hostId=x"
     preview = {"Accept": "application/json;api-version=7.0-preview.1"}
     assert requests.get(lookup, headers=preview, timeout=5).status_code == 404
     comments = f"{server.org_url('coll')}proj-id/_apis/wit/workItems/5/comments"

@@ -21,7 +21,7 @@ from shared.ado import versions
 from shared.ado.client import AdoClient, AdoError
 
 CONNECTION_DATA_URL = "{base}_apis/connectionData"
-LOCATIONS_URL = "{base}_apis/"
+LOCATIONS_URL = "{base}_apis"  # as Microsoft's clients ask it
 SERVICES_HOSTS = ("dev.azure.com", ".visualstudio.com")
 PROBE_WIQL = "SELECT [System.Id] FROM WorkItems WHERE [System.Id] = 0"
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

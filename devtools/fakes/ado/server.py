@@ -104,6 +104,10 @@ class FakeAzureDevOps(LoopbackServer, Auth, WorkItemsApi, Patching, Comments, Ca
         }
         if self.on_premises:
             del env["ADO_SEARCH_BASE_URL"]  # a collection serves search itself, as the app assumes by default
+            # The account lookup is Azure DevOps Services' (vssps), not the server's: nothing answers it here.
+            env["ADO_ACCOUNT_LOOKUP_URL"] = (
+                "http://127.0.0.1:1/_apis/resourceareas/79134C72-4A58-4B42-976C-04E7115F32BF?hostId=%s"
+            )
         return env
 
     def reset_log(self) -> None:

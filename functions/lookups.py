@@ -49,5 +49,9 @@ def search_issues(req: func.HttpRequest) -> func.HttpResponse:
     try:
         results = lookups.search_issues(req.route_params.get("integration_id", ""), text, top)
     except _FAILURES as exc:
-        return ado_error_response(exc, not_found="Work item search is not available for this organization.")
+        return ado_error_response(
+            exc,
+            not_found="Work item search is not available for this organization: on Azure DevOps Server, the "
+            "Search extension must be installed and configured for the collection.",
+        )
     return json_response(results)

@@ -27,8 +27,7 @@ from urllib.parse import urlsplit
 from shared.storage_connection import SettingsError, StorageConnection, storage_connections
 
 DEFAULT_ACCOUNT_LOOKUP_URL = (
-    "https://app.vssps.visualstudio.com/_apis/resourceareas/79134C72-4A58-4B42-976C-04E7115F32BF"
-    "?hostId=%s&api-preview=5.0-preview.1"
+    "https://app.vssps.visualstudio.com/_apis/resourceareas/79134C72-4A58-4B42-976C-04E7115F32BF?hostId=%s"
 )
 DEFAULT_OAUTH_TOKEN_URL = "https://app.vssps.visualstudio.com/oauth2/token"
 DEFAULT_SCHEDULES = {
@@ -79,6 +78,7 @@ class Settings:
     _lazy: Mapping[str, str] = field(repr=False, compare=False)  # raw values of LAZY_SETTINGS, as set
     search_base_url: str | None
     oauth_redirect_uri: str | None
+    entra_authority_host: str | None  # AZURE_AUTHORITY_HOST: Entra ID's sign-in host (None: the public cloud)
     _secrets_key: str | None = field(repr=False)
     _webhook_public_url: str | None
     _client_secret: str | None = field(repr=False)
@@ -194,13 +194,13 @@ def _seconds(env: Mapping[str, str], name: str, default: float, *, maximum: floa
     return value
 
 
-def _url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
+def _url(env: Mapping[str, str], name: str, default: str | None, schemes: str = "http(s)") -> str | None:
     value = _text(env, name) or default
     if value is None:
         return None
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingsError(f"The app setting {name} must be an http(s) URL.")
+    if parts.scheme not in ("http", "https")[schemes == "https" :] or not parts.netloc:
+        raise SettingsError(f"The app setting {name} must be an {schemes} URL.")
     return value
 
 
@@ -281,6 +281,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         _lazy={name: env[name] for name in LAZY_SETTINGS if name in env},
         search_base_url=_url(env, "ADO_SEARCH_BASE_URL", None),
         oauth_redirect_uri=_url(env, "ADO_OAUTH_REDIRECT_URI", None),
+        entra_authority_host=_url(env, "AZURE_AUTHORITY_HOST", None, "https"),  # azure-identity takes only https
         _secrets_key=_fernet_key(env, "SECRETS_KEY"),
         _webhook_public_url=_url(env, "WEBHOOK_PUBLIC_URL", None),
         _client_secret=_text(env, "ADO_CLIENT_SECRET"),

@@ -163,3 +163,17 @@ def sentry_http() -> Iterator[responses.RequestsMock]:
         for name, value in saved.items():
             os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
         reset_settings()
+
+
+@pytest.fixture(autouse=True)
+def ado_specification_violations() -> Iterator[None]:
+    """Fails the test whose requests the fake Azure DevOps found against Microsoft's specification (an operation
+    that does not exist, a version the server does not have, a preview without `-preview`, a missing required
+    parameter, a value outside an enum, a malformed JSON Patch): Azure DevOps would refuse them. A test that sends
+    such a request on purpose takes the violations itself (`take_violations`)."""
+    from tests.helpers import fail_on_ado_violations
+
+    yield
+    # Violations recorded before this test began (background work of an earlier test, or a module's teardown)
+    # fail here too: they are as real, only later.
+    fail_on_ado_violations()

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TypeVar
 
+import pytest
 from azure.core.pipeline.transport import RequestsTransport
 
 from shared.store.integrations import Integration, IntegrationStore
@@ -29,6 +30,7 @@ def make_integration(
     credentials: dict | None = None,
     webhook_secret: str = "s" * 32,
     integration_id: str | None = None,
+    api_level: str | None = None,
 ) -> Integration:
     integration = Integration(
         id=integration_id or new_id(),
@@ -36,6 +38,7 @@ def make_integration(
         domain_name=domain_name,
         credentials=credentials or {"type": "pat", "token": "pat-token-value"},
         webhook_secret=webhook_secret,
+        api_level=api_level,
     )
     return IntegrationStore().create(integration)
 
@@ -140,3 +143,13 @@ def failing_storage(*fragments: str, method: str | None = None, times: int | Non
         yield failed
     finally:
         RequestsTransport.send = original
+
+
+def fail_on_ado_violations() -> None:
+    """Fail the running test when any live fake Azure DevOps recorded a request Azure DevOps would refuse (taking
+    them, so the next test starts clean)."""
+    from devtools.fakes.ado.server import LIVE
+
+    found = [f"{fake.server}: {v}" for fake in list(LIVE) for v in fake.take_violations()]
+    if found:
+        pytest.fail("requests Azure DevOps would refuse:\n" + "\n".join(found), pytrace=False)

@@ -5,7 +5,6 @@ import requests
 import responses
 
 from shared.ado.client import (
-    ACCEPT,
     MAX_ATTEMPTS,
     AdoClient,
     AdoError,
@@ -37,9 +36,31 @@ def test_every_request_carries_the_api_version_and_suppresses_the_sign_in_redire
     responses.get(WI, json={"id": 5, "fields": {}})
     assert _client().get_work_item(5) == {"id": 5, "fields": {}}
     headers = responses.calls[0].request.headers
-    assert headers["Accept"] == ACCEPT == "application/json;api-version=7.1"
+    assert headers["Accept"] == "application/json;api-version=7.1"
     assert headers["X-TFS-FedAuthRedirect"] == "Suppress"
     assert headers["Authorization"] == "Basic OnNlY3JldA=="
+
+
+@responses.activate
+def test_each_operation_asks_for_its_version_on_the_clients_server() -> None:
+    """Released operations the server's level, preview ones their `-preview.N` there (Server 2022 is 7.0, and its
+    Comments API 7.0-preview.3 without `format`)."""
+    from shared.ado import comments
+    from shared.ado.connection import organization_id
+
+    instance = "3f5e9a4c-8a6b-4a5e-9a3e-2a1b1c3d4e5f"
+    responses.get(WI, json={"id": 5})
+    responses.get(BASE + "_apis/connectionData", json={"instanceId": instance})
+    responses.post(BASE + "p/_apis/wit/workItems/5/comments", json={"id": 1})
+    for level, comments_version, query in (("7.1", "7.1-preview.4", "format=markdown"), ("7.0", "7.0-preview.3", "")):
+        client = _client()
+        client.api_level = level
+        client.get_work_item(5)
+        assert organization_id(client) == instance
+        comments.add_comment(client, "p", 5, "text")
+        accepts = [call.request.headers["Accept"].split("=", 1)[1] for call in responses.calls[-3:]]
+        assert accepts == [level, f"{level}-preview.1", comments_version]
+        assert (responses.calls[-1].request.url.split("?") + [""])[1] == query
 
 
 @responses.activate

@@ -234,7 +234,8 @@ def test_add_edit_and_delete_reach_the_work_item(world, ado) -> None:
     run(org)
     assert [c["text"] for c in remote.stored] == [render(saved)]
     [post] = calls(ado, "POST", COMMENTS)
-    assert "format=markdown" in post.request.url and "api-version=7.1-preview.4" in post.request.url
+    assert "format=markdown" in post.request.url
+    assert post.request.headers["Accept"] == "application/json;api-version=7.1-preview.4"
     copy = CommentStore().get(org, "I1", saved.comment_id).remote[f"{integration_id}|42"]
     assert (copy.ado_id, copy.project, copy.version, copy.claim) == (1000, "Fabrikam", 1, None)
     assert len(calls(ado, "GET", ITEM)) == 1 and len(calls(ado, "GET", COMMENTS)) == 0  # a first add looks for nothing

@@ -132,3 +132,24 @@ def test_the_timer_function_runs_it(host, fake_ado) -> None:
     host.invoke("domain_check")
     wait_for(lambda: store.get(integration.id).domain_name == fake_ado.org_url(name), 30, "the repair")
     wait_for(lambda: "Executed domain_check (timer" in host.log(), 30, "the host to log the invocation")
+
+
+def test_a_server_collection_is_repaired_without_the_account_lookup(own_tables, fake_ado) -> None:
+    """Azure DevOps Server has no account lookup (it is Services' own, on vssps): a collection URL on an origin of
+    ADO_ALLOWED_ORIGINS is only given its trailing slash; one without a collection says how to set it."""
+    from shared.connections.ado import DomainRepairFailed, check_domain_name
+    from shared.settings import get_settings
+
+    store = IntegrationStore()
+    make = lambda domain: store.create(  # noqa: E731
+        Integration(id=new_id(), name="coll", domain_name=domain, credentials={"type": "pat", "token": "t"})
+    )
+    slashless = make(f"{fake_ado.base_url}/tfs/DefaultCollection")
+    bare = make(fake_ado.base_url)
+    fake_ado.reset_log()
+    repaired = check_domain_name(store, slashless, get_settings())
+    assert repaired.domain_name == store.get(slashless.id).domain_name == f"{fake_ado.base_url}/tfs/DefaultCollection/"
+    with pytest.raises(DomainRepairFailed, match=r"no account lookup: set .*/tfs/DefaultCollection/, with PUT"):
+        check_domain_name(store, bare, get_settings())
+    assert store.get(bare.id).domain_name == fake_ado.base_url
+    assert fake_ado.requests == []  # no lookup asked

@@ -48,10 +48,17 @@ def test_get_issue_end_to_end_makes_one_azure_devops_request(host, fake_ado, org
         "description": "<p>It crashes.</p>",
         "metadata": {"display_name": "Web\\UI#309"},
     }
-    assert [r.path for r in fake_ado.requests] == [f"/{name}/_apis/wit/workitems/309"]
-    sent = fake_ado.requests[0].headers
+    # The first use of an integration on a host that is not Azure DevOps Services learns its API level once.
+    assert [f"{r.method} {r.path}" for r in fake_ado.requests] == [
+        f"OPTIONS /{name}/_apis",
+        f"GET /{name}/_apis/wit/workitems/309",
+    ]
+    sent = fake_ado.requests[1].headers
     assert sent["X-TFS-FedAuthRedirect"] == "Suppress"
-    assert "api-version=7.1" in sent["Accept"]
+    assert sent["Accept"] == "application/json;api-version=7.1"
+    fake_ado.reset_log()
+    assert host.call("GET", f"/api/vsts/{host_id}/issues/309").status_code == 200
+    assert [f"{r.method} {r.path}" for r in fake_ado.requests] == [f"GET /{name}/_apis/wit/workitems/309"]
 
 
 def test_get_issue_error_table_end_to_end(host, fake_ado, org) -> None:
@@ -101,6 +108,7 @@ def test_a_malformed_domain_is_repaired_through_the_lookup(host, fake_ado, org) 
     assert IntegrationStore().get(host_id).domain_name == fake_ado.org_url(name)  # with its trailing slash
     lookup = [r for r in fake_ado.requests if "resourceareas" in r.path.lower() and host_id in r.query_string]
     assert lookup and "Authorization" not in lookup[-1].headers
+    assert lookup[-1].headers["Accept"] == "application/json;api-version=7.1-preview.1"  # a preview API
 
 
 def test_a_lookup_pointing_elsewhere_is_refused_and_nothing_is_saved(host, fake_ado, org) -> None:
@@ -240,7 +248,11 @@ def test_a_second_get_issue_reuses_the_connection_and_reads_one_table_entity(env
         env.setenv(key, value)
     name, host_id = org
     make_integration(
-        integration_id=host_id, name=name, domain_name=fake_ado.org_url(name), credentials={"type": "pat", "token": PAT}
+        integration_id=host_id,
+        name=name,
+        domain_name=fake_ado.org_url(name),
+        credentials={"type": "pat", "token": PAT},
+        api_level="7.1",  # learnt already (a first use asks OPTIONS _apis/ once and saves it)
     )
     request = func.HttpRequest("GET", "http://x", route_params={"integration_id": host_id, "issue_id": "309"}, body=b"")
     manager = SESSION.get_adapter(fake_ado.base_url).poolmanager

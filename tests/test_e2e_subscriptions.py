@@ -168,3 +168,40 @@ def test_reconcile_recovers_changes_lost_while_the_subscription_was_disabled(sub
     wait_for(lambda: queue_length(subs_host) == 0, what="the queue to drain")
     assert queue_length(subs_host, "vsts-workitem-updates-poison") in (-1, 0)  # -1: never created
     assert {wid: issue(subs_host, org, wid) for wid in work_items} == before
+
+
+def test_a_subscription_disabled_for_an_inactive_owner_is_made_again_or_says_what_to_do(subs_host, fake_ado) -> None:
+    """`disabledByInactiveIdentity`: re-enabling would keep the inactive owner, so subscription_check makes it again
+    with the integration's credentials; when Azure DevOps refuses those too, the status and its advice stay."""
+    from shared.pages.status_advice import integration_problems
+    from shared.store.timer_runs import timer_records
+
+    def run_check() -> None:
+        """One whole run of the timer (the second must not overlap the first: it would be skipped or resume)."""
+        invoked = time.time()
+        subs_host.invoke("subscription_check")
+
+        def ended() -> bool:
+            record = timer_records().get("subscription_check")
+            return record is not None and not record.running and (record.ended_at or 0) >= invoked
+
+        wait_for(ended, 120, "the subscription_check run to end")
+
+    name, integration_id, org = setup_world(subs_host, fake_ado)
+    old_id = subscribe(subs_host, integration_id)["subscription"]["id"]
+    fake_ado.set_subscription_status(old_id, "disabledByInactiveIdentity")
+    refusal = {"message": "TF400813: not authorized"}
+    fake_ado.fail_next("POST", rf"^/{name}/_apis/hooks/subscriptions$", 403, body=refusal)
+    run_check()
+    stored = lambda: IntegrationStore().get(integration_id)  # noqa: E731
+    wait_for(lambda: stored().subscription_status == "disabledByInactiveIdentity", what="the status to be recorded")
+    creations = lambda: fake_ado.count("POST", rf"^/{name}/_apis/hooks/subscriptions$")  # noqa: E731
+    wait_for(lambda: creations() == 2, what="the refused re-creation")  # after the first subscribe
+    [problem] = integration_problems(stored())
+    assert "inactive" in problem.what and f"PUT /api/vsts/integrations/{integration_id}" in problem.action
+
+    run_check()  # credentials of an active member now (the refusal is over)
+    wait_for(lambda: stored().subscription_status == "enabled", what="a new subscription")
+    [sub] = fake_ado.subscriptions(name)
+    assert sub["id"] == stored().subscription_id != old_id
+    assert integration_problems(stored()) == []

@@ -44,6 +44,9 @@ def http() -> Iterator[requests.Session]:
     session.close()
 
 
+LOOKUP = {"Accept": "application/json;api-version=7.1-preview.1"}  # the account lookup is a preview API
+
+
 def call(http: requests.Session, method: str, url: str, *, token: str = PAT, **kwargs: Any) -> requests.Response:
     headers = {**JSON_71, "Authorization": basic(token), **kwargs.pop("headers", {})}
     return http.request(method, url, headers=headers, timeout=5, **kwargs)
@@ -133,6 +136,7 @@ def test_api_version_is_required_from_the_query_or_accept_header(fake: FakeAzure
     assert "No api-version was supplied" in missing.json()["message"]
     assert http.get(url, params={"api-version": "7.1"}, headers=auth, timeout=5).status_code == 200
     assert http.get(url, params={"api-version": "9.0"}, headers=auth, timeout=5).status_code == 400
+    assert len(fake.take_violations()) == 2
 
 
 # ----------------------------------------------------------------------------------------------- lookup
@@ -140,7 +144,7 @@ def test_api_version_is_required_from_the_query_or_accept_header(fake: FakeAzure
 
 def test_account_lookup_is_anonymous_and_follows_set_location(fake: FakeAzureDevOps, http: requests.Session) -> None:
     lookup = fake.settings_env()["ADO_ACCOUNT_LOOKUP_URL"]
-    answer = http.get(lookup % HOST_ID, timeout=5)
+    answer = http.get(lookup % HOST_ID, headers=LOOKUP, timeout=5)
     assert answer.status_code == 200
     assert answer.json() == {
         "id": "79134C72-4A58-4B42-976C-04E7115F32BF",
@@ -148,8 +152,11 @@ def test_account_lookup_is_anonymous_and_follows_set_location(fake: FakeAzureDev
         "locationUrl": fake.org_url(ORG).rstrip("/"),
     }
     fake.set_location(HOST_ID, "https://fabrikam.visualstudio.com")
-    assert http.get(lookup % HOST_ID.upper(), timeout=5).json()["locationUrl"] == "https://fabrikam.visualstudio.com"
-    assert http.get(lookup % "00000000-0000-0000-0000-000000000001", timeout=5).status_code == 404
+    assert (
+        http.get(lookup % HOST_ID.upper(), headers=LOOKUP, timeout=5).json()["locationUrl"]
+        == "https://fabrikam.visualstudio.com"
+    )
+    assert http.get(lookup % "00000000-0000-0000-0000-000000000001", headers=LOOKUP, timeout=5).status_code == 404
     assert fake.count("GET", r"^/_apis/resourceareas/") == 3
 
 
@@ -486,7 +493,7 @@ def test_set_delay_does_not_block_other_requests_and_max_concurrent(
     def get(_: int) -> int:
         with requests.Session() as session:
             session.trust_env = False
-            return session.get(lookup, timeout=5).status_code
+            return session.get(lookup, headers=LOOKUP, timeout=5).status_code
 
     def lookups_in_flight() -> int:
         return sum(1 for r in fake.requests if r.path.startswith("/_apis/resourceareas/") and r.ended is None)
@@ -506,5 +513,5 @@ def test_set_delay_does_not_block_other_requests_and_max_concurrent(
     fake.clear_faults()
     fake.reset_log()
     for _ in range(3):
-        assert http.get(lookup, timeout=5).status_code == 200  # one after another
+        assert http.get(lookup, headers=LOOKUP, timeout=5).status_code == 200  # one after another
     assert fake.max_concurrent(r"^/_apis/resourceareas/") == 1

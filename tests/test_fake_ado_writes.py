@@ -190,6 +190,7 @@ def test_patch_protocol_flags_and_relations(fake: FakeAzureDevOps, http: request
     assert "application/json-patch+json" in as_json.json()["message"]
     assert send(http, "PATCH", url, [{"op": "move", "path": "/fields/System.Title"}]).status_code == 400
     assert send(http, "PATCH", url, headers=PATCH_TYPE, data=b"{}").status_code == 400
+    assert len(fake.take_violations()) == 2  # malformed JSON Patch, as the specification's checks record it
     assert error_of(send(http, "PATCH", item_url(fake, 99), title), 404)["message"].startswith("TF401232")
 
     preview = send(http, "PATCH", url, title, params={"validateOnly": "true"})
@@ -258,7 +259,8 @@ def test_create_by_type_answers_the_new_item_and_fires_only_created_deliveries(
     assert missing["message"] == "TF401320: Rule Error for field Title. Error code: Required, InvalidEmpty."
     nope = error_of(send(http, "POST", f"{fake.org_url(ORG)}Fabrikam/_apis/wit/workitems/$Nope", ops), 404)
     assert nope["message"] == "Work item type Nope does not exist in project Fabrikam."
-    assert send(http, "POST", f"{fake.org_url(ORG)}Fabrikam/_apis/wit/workitems/Bug", ops).status_code == 400
+    assert send(http, "POST", f"{fake.org_url(ORG)}Fabrikam/_apis/wit/workitems/Bug", ops).status_code == 404
+    assert [v.split(": ", 1)[1] for v in fake.take_violations()] == ["no operation of the specification on services"]
     fake.set_type_disabled(ORG, "proj-id", "Bug")
     assert send(http, "POST", url, ops).status_code == 400
     story = send(http, "POST", f"{fake.org_url(ORG)}Fabrikam/_apis/wit/workitems/$User%20Story", ops[:1])
@@ -280,6 +282,7 @@ def test_comments_add_edit_delete_and_their_revisions(
         url = f"{item_url(fake, 9)}/comments"
         refused = send(http, "POST", url, {"text": "hi"}, params={"format": "markdown"})
         assert error_of(refused, 400)["typeKey"] == "VssInvalidPreviewVersionException"  # 7.1 without -preview
+        assert len(fake.take_violations()) == 1
 
         added = send(http, "POST", url, {"text": "**Fixed** in 1.2"}, params={"format": "markdown"}, headers=PREVIEW)
         assert added.status_code == 200, added.text
@@ -449,7 +452,8 @@ def test_an_oauth_token_acts_as_its_refresh_tokens_identity(fake: FakeAzureDevOp
     rename = [{"op": "replace", "path": "/fields/System.Title", "value": "By the app"}]
     plain = call(http, "PATCH", item_url(fake, 11), token="anonymous-pat", headers=PATCH_TYPE, data=json.dumps(rename))
     assert plain.json()["fields"]["System.ChangedBy"]["uniqueName"] == "integration@fabrikam.example"
-    assert call(http, "PATCH", item_url(fake, 11), token="wrong", headers=PATCH_TYPE, data="[]").status_code == 401
+    refused = call(http, "PATCH", item_url(fake, 11), token="wrong", headers=PATCH_TYPE, data=json.dumps(rename))
+    assert refused.status_code == 401
 
 
 def test_faults_apply_to_the_write_routes(fake: FakeAzureDevOps, http: requests.Session) -> None:

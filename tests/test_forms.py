@@ -74,7 +74,7 @@ def test_projects_are_paged_by_100_with_skip_and_answered_by_name(ado) -> None:
     pages = [[_project(f"P{n:03d}") for n in range(start, start + size)] for start, size in ((0, 100), (100, 100))]
     pages.append([_project("alpha"), *(_project(f"P{n:03d}") for n in range(200, 219))])
     for skip, page in zip(("0", "100", "200"), pages, strict=True):
-        params = {"stateFilter": "WellFormed", "$top": "100", "$skip": skip}
+        params = {"stateFilter": "wellFormed", "$top": "100", "$skip": skip}
         ado.get(
             ORG + "_apis/projects",
             json={"count": len(page), "value": page},

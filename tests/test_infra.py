@@ -34,6 +34,7 @@ NOT_SET = {
     "STORAGE_CONNECTION_STRING": "the tables are in the host's account, reached with the same identity",
     "DOMAIN_CHECK_CONCURRENCY": "the first name of TIMER_CONCURRENCY, read only when that is not set",
     "DOMAIN_CHECK_BUDGET_SECONDS": "the first name of TIMER_BUDGET_SECONDS, read only when that is not set",
+    "AZURE_AUTHORITY_HOST": "unset means Entra ID's public cloud; set only for a sovereign cloud or Azure Stack",
 }
 SETTING_LINE = re.compile(r"^\s+([A-Za-z_][A-Za-z0-9_]*): ('[^']*'|[^'/\n]+?)(?:\s+//.*)?$")
 

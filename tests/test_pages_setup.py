@@ -103,6 +103,9 @@ def test_a_persons_whole_setup(browser, host, fake_ado) -> None:
     assert f"Connected to {name}" in _text(browser), _text(browser)
     _no_secret(browser, PAT)
     assert IntegrationStore().get(host_id).credentials == {"type": "pat", "token": PAT}
+    # connectionData is a preview API: the strict fake refuses it without -preview (and fails the test).
+    [connection] = [r for r in fake_ado.requests if r.path.lower() == f"/{name}/_apis/connectiondata"]
+    assert connection.headers["Accept"] == "application/json;api-version=7.1-preview.1"
 
     # What to sync, then a state rule picked from the organization's own lists.
     browser.find_element(_by("NAME"), "sync_status_forward").click()

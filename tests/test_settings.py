@@ -59,6 +59,7 @@ def test_required_settings_are_returned_when_set() -> None:
         ("ADO_OAUTH_TOKEN_URL", "ftp://example.com/token"),
         ("ADO_ALLOWED_ORIGINS", "https://ok.example, https://has.a/path"),
         ("WEBHOOK_PUBLIC_URL", "not a url"),
+        ("AZURE_AUTHORITY_HOST", "http://login.example"),  # azure-identity takes only https
     ],
 )
 def test_an_invalid_setting_fails_with_a_message_naming_it(name: str, value: str) -> None:

@@ -4,6 +4,7 @@ One package per service, each reached by the app only through its settings:
 
 - `ado/`: Azure DevOps (organizations, credentials, work items, states, WIQL, search, service hooks).
 - `sentry/`: Sentry for a Sentry App (installations, tokens, issues, comments, members, external issues, webhooks).
+- `entra.py`: Microsoft Entra ID's token endpoint for service principals, on https (`AZURE_AUTHORITY_HOST`).
 """
 
 from devtools.fakes.ado import Delivery, FakeAzureDevOps, RecordedRequest

@@ -183,7 +183,9 @@ class LoopbackServer(FaultInjection):
     def start(self) -> Self:
         if self._server is not None:
             raise RuntimeError("the fake is already running")
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=QuietHandler)
+        self._server = make_server(
+            "127.0.0.1", 0, self._wsgi, threaded=True, request_handler=QuietHandler, ssl_context=self._ssl_context()
+        )
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=self.thread_name, daemon=True
         )  # a short poll interval makes stop() quick
@@ -203,6 +205,10 @@ class LoopbackServer(FaultInjection):
     def _closed(self) -> None:
         """Release what the fake holds besides its server (called by stop)."""
 
+    def _ssl_context(self) -> Any:
+        """None (plain http), or what werkzeug takes as `ssl_context` for a fake that must be https."""
+        return None
+
     def __enter__(self) -> Self:
         return self.start() if self._server is None else self
 
@@ -215,7 +221,8 @@ class LoopbackServer(FaultInjection):
     def base_url(self) -> str:
         if self._server is None:
             raise RuntimeError("the fake is not running; call start()")
-        return f"http://127.0.0.1:{self._server.server_port}"
+        scheme = "https" if self._ssl_context() is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_port}"
 
     # ------------------------------------------------------------------------------------------ request log
 

@@ -93,7 +93,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     SECRETS_KEY: format(keyVaultReference, secretsKeyUri)
     WEBHOOK_PUBLIC_URL: 'https://${site.properties.defaultHostName}/api/vsts/issue-updated'
     TABLE_PREFIX: 'vsts'
-    ADO_ACCOUNT_LOOKUP_URL: 'https://app.vssps.visualstudio.com/_apis/resourceareas/79134C72-4A58-4B42-976C-04E7115F32BF?hostId=%s&api-preview=5.0-preview.1'
+    ADO_ACCOUNT_LOOKUP_URL: 'https://app.vssps.visualstudio.com/_apis/resourceareas/79134C72-4A58-4B42-976C-04E7115F32BF?hostId=%s'
     ADO_OAUTH_TOKEN_URL: 'https://app.vssps.visualstudio.com/oauth2/token'
     ADO_OAUTH_REDIRECT_URI: ''
     ADO_SEARCH_BASE_URL: '' // empty: derived from each organization's URL

@@ -142,7 +142,7 @@ def put_integration(
         if "credentials" in changes:
             updated = replace(updated, needs_reauth=False, refresh_lock_until=None, credential_owner=owner or "")
         if "domain_name" in changes:
-            updated = replace(updated, domain_checked_at=None)
+            updated = replace(updated, domain_checked_at=None, api_level=None)  # learnt again on first use
         return updated
 
     saved = store.update(integration_id, apply)

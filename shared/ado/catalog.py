@@ -54,7 +54,7 @@ def list_projects(client: AdoClient) -> list[Option]:
     names: list[str] = []
     for page_number in range(MAX_OPTIONS // PROJECTS_PAGE):
         skip = str(page_number * PROJECTS_PAGE)
-        params = {"stateFilter": "WellFormed", "$top": str(PROJECTS_PAGE), "$skip": skip}
+        params = {"stateFilter": "wellFormed", "$top": str(PROJECTS_PAGE), "$skip": skip}
         page = _values(client.call("GET", PROJECTS_URL.format(base=client.base_url), params=params))
         names += [name for name in map(_named, page) if name is not None]
         if len(page) < PROJECTS_PAGE:

@@ -1,7 +1,8 @@
 """The Azure DevOps client: the only code that speaks HTTP to Azure DevOps.
 
 One `requests.Session` per process, reused across invocations (warm calls reuse the connection). Every
-request carries the api-version in `Accept` and `X-TFS-FedAuthRedirect: Suppress`, so an expired credential
+request carries its operation's api-version on the organization's server (`shared.ado.versions`) in `Accept`,
+and `X-TFS-FedAuthRedirect: Suppress`, so an expired credential
 answers 401 instead of a sign-in page; a 203 or an HTML body is treated as an authentication failure
 anyway. Credentials go only to allowed origins (`shared.domains`), and redirects are never followed.
 429 and 503 are retried a bounded number of times, honouring `Retry-After`, within a cap on the total wait;
@@ -19,13 +20,11 @@ from urllib.parse import quote
 import requests
 from requests.adapters import HTTPAdapter
 
+from shared.ado import versions
 from shared.ado.domains import is_allowed_origin, origin_of
 from shared.waits import MAX_ATTEMPTS, asked_wait, next_wait
 
 log = logging.getLogger(__name__)
-
-API_VERSION = "7.1"
-ACCEPT = f"application/json;api-version={API_VERSION}"
 
 # URL templates: {base} is an organization (or collection) URL ending in "/".
 WORK_ITEM_URL = "{base}_apis/wit/workitems/{id}"
@@ -124,12 +123,13 @@ def send(
     data: Mapping[str, str] | None = None,
     params: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
+    api_version: str = versions.SERVICES,
     sleep: Callable[[float], None] = time.sleep,
 ) -> requests.Response:
     """One Azure DevOps request with the retry and error rules above; returns a 2xx response."""
     if authorization is not None and not is_allowed_origin(url, allowed_origins):
         raise OriginNotAllowed(f"refused to send credentials to {origin_of(url) or 'an invalid URL'}")
-    request_headers = {"Accept": ACCEPT, "X-TFS-FedAuthRedirect": "Suppress"}
+    request_headers = {"Accept": versions.accept(api_version), "X-TFS-FedAuthRedirect": "Suppress"}
     if authorization is not None:
         request_headers["Authorization"] = authorization
     request_headers.update(headers or {})
@@ -190,7 +190,8 @@ def _json(response: requests.Response) -> Any:
 
 
 class AdoClient:
-    """Calls on one organization, with one credential. `authorization` gives the Authorization header."""
+    """Calls on one organization, with one credential. `authorization` gives the Authorization header;
+    `api_level` is the server's (`shared.ado.versions`: 7.1 for Azure DevOps Services, 7.0 for Server 2022)."""
 
     def __init__(
         self,
@@ -200,24 +201,33 @@ class AdoClient:
         allowed_origins: Collection[str],
         timeout: float | Callable[[], float],  # a callable is asked before each request (a timer's budget)
         search_base_url: str | None = None,
+        api_level: str = versions.SERVICES,
     ) -> None:
         self.base_url = base_url
+        self.api_level = api_level
         self.search_base_url = search_base_url or base_url
         self._authorization = authorization
         self._allowed_origins = allowed_origins
         self._timeout = timeout
 
-    def call(self, method: str, url: str, **kwargs: Any) -> Any:
-        """One request on this organization, with its credential; the JSON answer (`{}` when empty)."""
+    def call(self, method: str, url: str, *, preview: str | None = None, **kwargs: Any) -> Any:
+        """One request on this organization, with its credential, at the operation's api-version on this server
+        (`preview`: a preview operation of `versions.PREVIEW`); the JSON answer (`{}` when empty)."""
         response = send(
             method,
             url,
             authorization=self._authorization(),
             allowed_origins=self._allowed_origins,
             timeout=self._timeout() if callable(self._timeout) else self._timeout,
+            api_version=versions.api_version(self.api_level, preview),
             **kwargs,
         )
         return _json(response)
+
+    @property
+    def markdown_comments(self) -> bool:
+        """Whether comments may be sent as markdown here (not on Azure DevOps Server 2022: HTML only)."""
+        return versions.markdown_comments(self.api_level)
 
     def get_work_item(self, work_item_id: int) -> dict:
         return self.call("GET", WORK_ITEM_URL.format(base=self.base_url, id=int(work_item_id)))
@@ -270,7 +280,10 @@ def get_base_url(lookup_url: str, integration_id: str, *, allowed_origins: Colle
     The lookup needs no authentication, so no credential is sent: none can leak to wherever it points.
     """
     url = lookup_url % quote(integration_id, safe="")
-    response = send("GET", url, authorization=None, allowed_origins=allowed_origins, timeout=timeout)
+    version = versions.api_version(versions.SERVICES, versions.RESOURCE_AREAS)  # Azure DevOps Services only
+    response = send(
+        "GET", url, authorization=None, allowed_origins=allowed_origins, timeout=timeout, api_version=version
+    )
     body = _json(response)
     return body.get("locationUrl") if isinstance(body, dict) else None
 

@@ -4,7 +4,10 @@ stored integration and the once-across-instances OAuth refresh.
 - `pat`: `Basic base64(":" + token)`.
 - `oauth` (Azure DevOps OAuth, legacy): `Bearer` access token, refreshed when `oauth_expired`.
 - `entra` (Microsoft Entra ID service principal): client credentials for the Azure DevOps scope through
-  `azure-identity`, imported only when an integration uses it; tokens are cached in memory until expiry.
+  `azure-identity`, imported only when an integration uses it; tokens are cached in memory until expiry. With
+  `AZURE_AUTHORITY_HOST` (azure-identity's own setting: a national cloud, Azure Stack) the token comes from that
+  host, which is then trusted as it is (no instance discovery at login.microsoftonline.com, which knows no
+  Azure Stack host).
 """
 
 from __future__ import annotations
@@ -52,15 +55,19 @@ def oauth_expired(credentials: dict[str, Any], now: float) -> bool:
     return not isinstance(expires_at, (int, float)) or expires_at - EXPIRY_MARGIN_SECONDS <= now
 
 
-def entra_token(credentials: dict[str, Any]) -> str:
-    """An Entra ID access token for Azure DevOps, for a service principal (cached by azure-identity)."""
+def entra_token(credentials: dict[str, Any], authority_host: str | None = None) -> str:
+    """An Entra ID access token for Azure DevOps, for a service principal (cached by azure-identity), from
+    `authority_host` (the AZURE_AUTHORITY_HOST setting) or the public cloud."""
     from azure.core.exceptions import ClientAuthenticationError
     from azure.identity import ClientSecretCredential
 
     secret_hash = hashlib.sha256(credentials["client_secret"].encode()).hexdigest()
-    key = (credentials["tenant_id"], credentials["client_id"], secret_hash)
+    key = (credentials["tenant_id"], credentials["client_id"], secret_hash, authority_host)
     tenant_id, client_id, secret = credentials["tenant_id"], credentials["client_id"], credentials["client_secret"]
-    credential = _entra.get(key, lambda: ClientSecretCredential(tenant_id, client_id, secret))
+    options: dict[str, Any] = {}
+    if authority_host:
+        options = {"authority": authority_host, "disable_instance_discovery": True}
+    credential = _entra.get(key, lambda: ClientSecretCredential(tenant_id, client_id, secret, **options))
     try:
         return credential.get_token(ENTRA_SCOPE).token
     except ClientAuthenticationError as exc:

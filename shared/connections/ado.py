@@ -12,9 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
+from urllib.parse import urlsplit
 
+from shared.ado import versions
 from shared.ado.client import AdoClient, AdoError, AdoTimeout, AdoUnauthorized, get_base_url
-from shared.ado.domains import is_well_formed, normalize_location, search_base_url
+from shared.ado.connection import api_level, is_services
+from shared.ado.domains import is_well_formed, normalize_location, origin_of, search_base_url
 from shared.clock import Deadline
 from shared.connections.credentials import authorization_for
 from shared.model.integration import IntegrationNotFound
@@ -38,8 +41,13 @@ def check_domain_name(
     """Repair a malformed `domain_name` from the account lookup and save it (contract §8).
 
     The answer must be on an allowed origin: a lookup that points anywhere else is refused, nothing is
-    saved, and no credential is ever sent there (the lookup itself is made without credentials).
+    saved, and no credential is ever sent there (the lookup itself is made without credentials). An Azure DevOps
+    Server collection (an origin of ADO_ALLOWED_ORIGINS) has no account lookup (it is Azure DevOps Services' own,
+    on vssps): its URL is only given its trailing slash, or the repair says how to set it.
     """
+    if origin_of(integration.domain_name) in settings.allowed_origins:
+        base_url = _collection_url(integration, settings)
+        return _save_repair(store, integration, base_url, settings)
     try:
         location = get_base_url(
             settings.account_lookup_url,
@@ -52,11 +60,32 @@ def check_domain_name(
     base_url = normalize_location(location, settings.allowed_origins)
     if base_url is None:
         raise DomainRepairFailed("the organization URL lookup answered with a URL that is not an Azure DevOps origin")
+    return _save_repair(store, integration, base_url, settings)
 
+
+def _collection_url(integration: Integration, settings: Settings) -> str:
+    domain_name = integration.domain_name
+    parts = urlsplit(domain_name.strip())
+    candidate = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}/"
+    if (
+        parts.path.strip("/")
+        and not parts.query
+        and not parts.fragment
+        and is_well_formed(candidate, settings.allowed_origins)
+    ):
+        return candidate
+    raise DomainRepairFailed(
+        f"{origin_of(domain_name)} is an Azure DevOps Server (ADO_ALLOWED_ORIGINS), which has no account lookup: "
+        "set the integration's domain_name to its collection URL, such as "
+        f"{origin_of(domain_name)}/tfs/DefaultCollection/, with PUT /api/vsts/integrations/{integration.id}"
+    )
+
+
+def _save_repair(store: IntegrationStore, integration: Integration, base_url: str, settings: Settings) -> Integration:
     def repair(current: Integration) -> Integration | None:
         if is_well_formed(current.domain_name, settings.allowed_origins):
             return None  # repaired meanwhile: keep what is there
-        return replace(current, domain_name=base_url, domain_checked_at=time.time())
+        return replace(current, domain_name=base_url, domain_checked_at=time.time(), api_level=None)
 
     saved = store.update(integration.id, repair)
     log.info("Repaired the domain of integration %s", integration.id)
@@ -141,7 +170,28 @@ def client_for(
         timeout=(lambda: request_timeout(deadline, http_timeout)) if deadline else http_timeout,
         search_base_url=search_base_url(integration.domain_name, integration.name, settings.search_base_url),
     )
+    if integration.api_level in versions.LEVELS:
+        client.api_level = integration.api_level
+    elif is_services(integration.domain_name):
+        client.api_level = versions.SERVICES
+    else:
+        integration = learn_api_level(store, integration, client)
+        client.api_level = integration.api_level or versions.SERVICES
     return integration, client
+
+
+def learn_api_level(store: IntegrationStore, integration: Integration, client: AdoClient) -> Integration:
+    """Ask an Azure DevOps Server which REST API level it has (once: it is saved on the integration)."""
+    level = call_tracking_reauth(store, integration, lambda: api_level(client))
+
+    def remember(current: Integration) -> Integration | None:
+        if current.api_level == level or current.domain_name != integration.domain_name:
+            return None
+        return replace(current, api_level=level)
+
+    saved = store.update(integration.id, remember)
+    log.info("Integration %s: Azure DevOps REST API level %s", integration.id, level)
+    return saved if saved is not None else replace(integration, api_level=level)
 
 
 def call_tracking_reauth(store: IntegrationStore, integration: Integration, call: Callable[[], T]) -> T:

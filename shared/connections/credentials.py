@@ -44,7 +44,7 @@ def authorization_for(integration: Integration, store: IntegrationStore, setting
     if kind == "entra" and all(
         isinstance(credentials.get(k), str) for k in ("tenant_id", "client_id", "client_secret")
     ):
-        return lambda: f"Bearer {entra_token(credentials)}"
+        return lambda: f"Bearer {entra_token(credentials, settings.entra_authority_host)}"
     raise CredentialsInvalid("the integration's stored credentials are incomplete")
 
 

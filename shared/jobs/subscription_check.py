@@ -1,9 +1,14 @@
 """The `subscription_check` timer (contract §9): keep every integration's service hook subscription alive.
 
-One that is missing or `disabledBySystem` is replaced with a new secret, while the previous secret stays valid
-for `SECRET_GRACE_SECONDS`, so deliveries already in flight are not refused (Sentry rotates silently and refuses
-them). Other statuses (`onProbation`, `disabledByUser`, ...) are recorded in the integration, where
-`GET /api/vsts/integrations/{id}` shows them.
+One that is missing, `disabledBySystem` or `disabledByInactiveIdentity` is replaced with a new secret, while the
+previous secret stays valid for `SECRET_GRACE_SECONDS`, so deliveries already in flight are not refused (Sentry
+rotates silently and refuses them). `disabledByInactiveIdentity` means the identity that owns the subscription
+(whoever the credentials were when it was made) is inactive or lost permissions: re-enabling it would keep that
+owner, so it is made again with the integration's current credentials; when those are the inactive identity's
+too, Azure DevOps refuses, and the status page says to enter an active member's credentials. The status seen is
+recorded before replacing, so a replacement that fails leaves it (and its advice) visible. Other statuses
+(`onProbation`, `disabledByUser`, ...) are recorded in the integration, where `GET /api/vsts/integrations/{id}`
+and the status page show them.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from shared.store.integrations import IntegrationStore, IntegrationSummary
 log = logging.getLogger(__name__)
 
 NAME = "subscription_check"
-REPLACE_STATUSES = {"disabledBySystem"}
+REPLACE_STATUSES = {"disabledBySystem", "disabledByInactiveIdentity"}
 
 
 def check_subscription(
@@ -47,6 +52,10 @@ def check_subscription(
         )
         return False
     log.warning("Subscription of integration %s is %s: replacing it", integration.id, status or "missing")
+    if status is not None and status != integration.subscription_status:
+        store.update(
+            integration.id, lambda cur: replace(cur, subscription_status=status, subscription_checked_at=time.time())
+        )
     subscriptions.delete_quietly(client, integration.subscription_id if status else None)
     save_new_subscription(store, client, integration, settings)
     return True

@@ -33,6 +33,9 @@ class Integration:
     subscription_checked_at: float | None = None
     domain_checked_at: float | None = None
     refresh_lock_until: float | None = None
+    # The server's REST API level (`shared.ado.versions`: "7.1", or "7.0" for Azure DevOps Server 2022); None
+    # until learnt (`shared.connections.ado.client_for`).
+    api_level: str | None = None
     created_at: float | None = None
     updated_at: float | None = None
     # Which tracker organization entered the credentials on the setup page; "" when an operator did (admin API).
@@ -96,6 +99,7 @@ class Integration:
                 "checked_at": self.subscription_checked_at,
             },
             "domain_checked_at": self.domain_checked_at,
+            "api_level": self.api_level,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }

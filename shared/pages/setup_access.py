@@ -1,9 +1,11 @@
 """Step one of the setup page: check an organization URL and a credential at once, before anything is saved, and
 say in plain words what is wrong (contract §14).
 
-Two calls: `connectionData` (the credential may enter the organization, and the organization's id, the
-integration's key) and a WIQL query that selects nothing (it may read work items). Each failure the Azure DevOps
-client distinguishes, and each AADSTS error Microsoft Entra ID answers, becomes one sentence a person can act on.
+On an Azure DevOps Server collection, first `OPTIONS {collection}/_apis/` (which REST API level it has, so every
+call asks for a version it serves). Then two calls: `connectionData` (the credential may enter the organization,
+and the organization's id, the integration's key) and a WIQL query that selects nothing (it may read work items).
+Each failure the Azure DevOps client distinguishes, and each AADSTS error Microsoft Entra ID answers, becomes one
+sentence a person can act on.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.ado import client as ado
-from shared.ado.connection import organization_id, probe_work_items
+from shared.ado.connection import api_level, organization_id, probe_work_items
 from shared.ado.credentials import EntraRefused, entra_token, pat_header
 from shared.pages.setup_form import PAT, OrgUrl
 from shared.settings import Settings
@@ -56,7 +58,7 @@ def check_access(org: OrgUrl, credentials: dict[str, str], settings: Settings) -
     else:
 
         def authorization() -> str:
-            return f"Bearer {entra_token(credentials)}"
+            return f"Bearer {entra_token(credentials, settings.entra_authority_host)}"
 
     client = ado.AdoClient(
         org.domain_name,
@@ -65,6 +67,7 @@ def check_access(org: OrgUrl, credentials: dict[str, str], settings: Settings) -
         timeout=settings.http_timeout,
     )
     try:
+        client.api_level = api_level(client)
         integration_id = organization_id(client)
     except ado.AdoError as exc:
         raise AccessProblem(_entering(exc, org, credentials), _status(exc)) from None

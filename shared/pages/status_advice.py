@@ -60,6 +60,15 @@ def integration_problems(integration: Integration) -> list[Problem]:
                 f"subscription_check replaces it on its next run; to do it now, use the button here or {recreate}.",
             )
         )
+    elif status == "disabledByInactiveIdentity":
+        found.append(
+            Problem(
+                "Azure DevOps disabled its subscription: the identity that owns it (whose credentials made it) is "
+                "inactive or lost permissions.",
+                f"Enter credentials of an active member allowed to manage service hooks with {put}; "
+                f"subscription_check then makes the subscription again under them, or do it now with {recreate}.",
+            )
+        )
     elif status == "onProbation":
         found.append(
             Problem(

@@ -74,6 +74,7 @@ def _to_entity(integration: Integration) -> dict[str, Any]:
         "DomainCheckedAt": integration.domain_checked_at,
         "RefreshLockUntil": integration.refresh_lock_until,
         "CredentialOwner": integration.credential_owner or None,
+        "ApiLevel": integration.api_level,
         "CreatedAt": integration.created_at,
         "UpdatedAt": integration.updated_at,
     }
@@ -120,6 +121,7 @@ def _from_entity(entity: dict[str, Any]) -> Integration:
         domain_checked_at=_float(entity.get("DomainCheckedAt")),
         refresh_lock_until=_float(entity.get("RefreshLockUntil")),
         credential_owner=entity.get("CredentialOwner") or "",
+        api_level=entity.get("ApiLevel") or None,
         created_at=_float(entity.get("CreatedAt")),
         updated_at=_float(entity.get("UpdatedAt")),
         etag=entity.metadata.get("etag") if hasattr(entity, "metadata") else None,

@@ -13,10 +13,15 @@ than an HTML comment, which a renderer might strip (then no retry could find it)
 first line counts, and only we write it there: a marker quoted inside some comment's text never matches. The
 author name is escaped (every ASCII punctuation character backslash-escaped, whitespace collapsed), so a name
 can add no markup, link, mention or HTML. The text itself is the person's markdown, sent as it is.
+
+Azure DevOps Server 2022's Comments API takes only HTML (`render_html`): the marker is then an HTML comment on
+the first line, the author bold, and the text escaped (no markup of the person's gets through), its blank-line
+separated paragraphs as `<p>` and its line breaks as `<br>`.
 """
 
 from __future__ import annotations
 
+import html
 import string
 
 from shared.model.comments import Comment
@@ -38,6 +43,24 @@ def render(comment: Comment) -> str:
     return f"{marker(comment)}\n**{escape_inline(comment.author)}** wrote:\n\n{comment.text}"
 
 
+def html_marker(comment: Comment) -> str:
+    return f"<!-- tracker-comment:{comment.org_id}/{comment.issue_id}/{comment.comment_id} -->"
+
+
+def render_html(comment: Comment) -> str:
+    author = html.escape(" ".join(comment.author.split()))
+    paragraphs = [p.strip("\n") for p in comment.text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    body = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+    return f"{html_marker(comment)}\n<p><b>{author}</b> wrote:</p>\n{body}"
+
+
+def render_for(markdown: bool, comment: Comment) -> str:
+    """The text for a server whose comments are markdown (`markdown`), else HTML."""
+    return render(comment) if markdown else render_html(comment)
+
+
 def is_copy_of(text: object, comment: Comment) -> bool:
-    """Whether a work item comment's text is a copy of `comment` (any version of it)."""
-    return isinstance(text, str) and text.split("\n", 1)[0].rstrip("\r") == marker(comment)
+    """Whether a work item comment's text is a copy of `comment` (any version of it), markdown or HTML."""
+    if not isinstance(text, str):
+        return False
+    return text.split("\n", 1)[0].rstrip("\r") in (marker(comment), html_marker(comment))

@@ -38,7 +38,7 @@ from shared.model.tracker import Link, activity_entry
 from shared.store.comments import CommentStore
 from shared.store.integrations import IntegrationStore
 from shared.store.tracker import TrackerStore
-from shared.sync.comment_text import is_copy_of, render
+from shared.sync.comment_text import is_copy_of, render, render_for, render_html
 from shared.sync.outbound import OutboundReport
 
 log = logging.getLogger(__name__)
@@ -170,12 +170,14 @@ def _bring_in_line(
     for _ in range(MAX_EDIT_ROUNDS):
         if copy.version >= comment.version:
             break
-        text, ado_id = render(comment), copy.ado_id
+        edited, ado_id = comment, copy.ado_id
         copy, there = _on_copy(
             link,
             copy,
             call,
-            lambda c, p, ado_id=ado_id, text=text: api.update_comment(c, p, link.work_item_id, ado_id, text),
+            lambda c, p, ado_id=ado_id, edited=edited: api.update_comment(
+                c, p, link.work_item_id, ado_id, render_for(c.markdown_comments, edited)
+            ),
         )
         if not there:
             _save(store, comment, link, replace(copy, deleted=True))
@@ -209,7 +211,8 @@ def _locate(
     )
     if found is None or not isinstance(found.get("id"), int):
         return project, None
-    version = comment.version if found.get("text") == render(comment) else 0  # an older text is edited below
+    current = found.get("text") in (render(comment), render_html(comment))
+    version = comment.version if current else 0  # an older text is edited below
     return project, RemoteCopy(found["id"], project, version, deleted=bool(found.get("isDeleted")))
 
 
@@ -232,7 +235,9 @@ def _add(
     if saved is None or saved.remote.get(link.key) != claim:
         raise RetryLater("another attempt is adding the comment to this work item")
     try:
-        answer = call(lambda c: api.add_comment(c, project, link.work_item_id, render(comment)))
+        answer = call(
+            lambda c: api.add_comment(c, project, link.work_item_id, render_for(c.markdown_comments, comment))
+        )
         ado_id = answer.get("id") if isinstance(answer, dict) else None
         if not isinstance(ado_id, int):
             raise AdoError("Azure DevOps answered the new comment without its id")

@@ -100,6 +100,13 @@ class Comments(Store):
             raise Reject(work_item_not_found(work_item_id))
         return item
 
+    def _comment_format(self, request: Request) -> str:
+        """The `format` asked for, lower-cased; Server 2022's comments API (7.0-preview.3) has no such parameter,
+        so there every comment is HTML whatever the request says."""
+        if getattr(self, "server", "services") == "server-2022":
+            return ""
+        return (arg(request, "format") or "").lower()
+
     @staticmethod
     def _comment_text(request: Request) -> str:
         body = read_json(request)
@@ -138,7 +145,7 @@ class Comments(Store):
             if offset + top < len(shown):
                 answer["continuationToken"] = str(offset + top)
             return json_response(answer)
-        fmt_name = (arg(request, "format") or "html").lower()
+        fmt_name = self._comment_format(request) or "html"
         if fmt_name not in FORMATS:
             return error(400, f"format must be markdown or html, not {arg(request, 'format')!r}.")
         text = self._comment_text(request)
@@ -162,7 +169,7 @@ class Comments(Store):
     ) -> Response:
         assert project is not None
         text = self._comment_text(request) if request.method == "PATCH" else None
-        fmt_name = (arg(request, "format") or "").lower()
+        fmt_name = self._comment_format(request)
         if fmt_name and fmt_name not in FORMATS:
             return error(400, f"format must be markdown or html, not {arg(request, 'format')!r}.")
         payloads: Any = []

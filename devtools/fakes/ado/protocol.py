@@ -4,7 +4,6 @@ error bodies, query parameters (case-insensitive names), the api-version, reques
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -13,8 +12,6 @@ from werkzeug.http import parse_options_header
 from werkzeug.wrappers import Request, Response
 
 from devtools.fakes.http import Reject
-
-LATEST_API_VERSION = (7, 2)
 
 
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -84,25 +81,6 @@ def api_version(request: Request) -> str | None:
             if key.lower() == "api-version" and param.strip():
                 return param.strip()
     return None
-
-
-def api_major(version: str) -> int:
-    """The major version, or a 400 like Azure DevOps' for a malformed or too-new version."""
-    match = re.fullmatch(r"(\d+)\.(\d+)(?:-preview(?:\.\d+)?)?", version, re.IGNORECASE)
-    if match is None:
-        raise Reject(error(400, f"The api-version '{version}' is not valid.", "VssInvalidApiVersionException"))
-    major, minor = int(match.group(1)), int(match.group(2))
-    if (major, minor) > LATEST_API_VERSION:
-        latest = ".".join(map(str, LATEST_API_VERSION))
-        raise Reject(
-            error(
-                400,
-                f"The requested REST API version of {version} is out of range for this server. "
-                f"The latest REST API version this server supports is {latest}.",
-                "VssVersionOutOfRangeException",
-            )
-        )
-    return major
 
 
 def read_json(request: Request) -> Any:

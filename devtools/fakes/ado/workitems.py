@@ -184,6 +184,10 @@ class WorkItemsApi(Store):
         return json_response({"count": len(values), "value": values})
 
     def _handle_search(self, request: Request, org: Org, project: Project | None, major: int) -> Response:
+        if not getattr(self, "search_installed", True):
+            # Azure DevOps Server without the Search extension has no such route. (Exact answer not in the
+            # reference.)
+            return error(404, f"The resource {request.path} was not found.", "ResourceNotFoundException")
         body = read_json(request)
         if not isinstance(body, dict):
             return error(400, "The request body must be a WorkItemSearchRequest object.")

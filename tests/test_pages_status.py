@@ -150,6 +150,8 @@ def test_re_entering_refused_credentials_through_the_setup_link_clears_needs_rea
     result = press(browser, f"reauth-{integration_id}")
     assert result.startswith(f"Made a one-time setup link for {org}, valid 30 minutes") and name in result
     browser.find_element("id", "result-link").click()
+    wait_for(lambda: "Open the setup page" in text(browser), 30, "the setup link's page")
+    click(browser, "Open the setup page")  # a GET only shows the button: the POST uses the link (issue 18, 8)
     wait_for(lambda: "Connect Azure DevOps" in browser.title, 30, "the setup page's connect step")
     fill(browser, "org_url", fake_ado.org_url(name))
     browser.find_element(by("CSS_SELECTOR"), "input[name=auth][value=pat]").click()

@@ -16,13 +16,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from shared.admin.changes import queue_after_save
+from shared.admin.changes import accept_after_save
 from shared.admin.subscriptions import create_subscription
 from shared.ado.client import AdoError, AdoUnauthorized
 from shared.ado.subscriptions import SubscriptionRefused
 from shared.deliveries.outbound import to_outbound_message
 from shared.deliveries.sentry_messages import to_update_message
-from shared.errors import InvalidInput, NotFound
+from shared.errors import InvalidInput, NotFound, NotQueued, StorageUnavailable
 from shared.model.changes import OUTBOUND_FIELDS, OutboundChange
 from shared.model.integration import IntegrationNotFound
 from shared.model.sentry import SentryUpdate
@@ -31,6 +31,7 @@ from shared.settings import get_settings
 from shared.store import failures, queues
 from shared.store.integrations import Integration, IntegrationStore
 from shared.store.tracker import TrackerStore
+from shared.sync import wakeups
 from shared.validation import require_id
 
 log = logging.getLogger(__name__)
@@ -120,12 +121,21 @@ def _retry(key: str) -> Done:
         raise InvalidInput("That failure does not name its issue, so it cannot be retried: change the issue again.")
     if failure.kind == "ado_failed":
         change = OutboundChange(org_id, issue_id, OUTBOUND_FIELDS)
+        ref = wakeups.outbound_ref(change)
         message, queue, where = to_outbound_message(change), queues.OUTBOUND_QUEUE_NAME, "its linked work items"
     elif failure.kind == "sentry_failed":
         update = SentryUpdate(org_id, issue_id, fields=OUTBOUND_FIELDS)
+        ref = wakeups.sentry_update_ref(update)
         message, queue, where = to_update_message(update), queues.SENTRY_UPDATES_QUEUE_NAME, "Sentry"
     else:
         raise InvalidInput(f"A {failure.kind} failure cannot be retried from here.")
-    queue_after_save(message, queue)  # first: a failure is forgotten only once its retry is queued
+    # First: a failure is forgotten only once its retry is stored (pending, docs/design.md) or queued.
+    if ref is not None:
+        accept_after_save(ref, message, queue)
+    else:
+        try:
+            queues.enqueue(message, queue)
+        except StorageUnavailable as exc:
+            raise NotQueued(str(exc)) from exc
     failures.forget_failure(key)
     return Done(f"Queued the change of {org_id}/{issue_id} for {where} again; it is sent as the issue is now.")

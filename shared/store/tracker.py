@@ -154,6 +154,15 @@ class TrackerStore:
         ids.discard(INDEX_COMPLETE)
         return sorted(ids)
 
+    def installations_for_org(self, org_id: str, limit: int = 100) -> list[Installation]:
+        """An organization's installations, by integration id, for the status page's filter: a query on RowKey
+        across partitions (a scan of a table with one row per installation; select options use the index above,
+        this is only asked by an operator's page view)."""
+        if not base.is_valid_key(org_id):
+            return []
+        entities = base.query(INSTALLATIONS, "RowKey eq @org", {"org": org_id}, "reading installations", limit=limit)
+        return sorted((_installation_from(e) for e in entities), key=lambda i: i.integration_id)
+
     def _index_earlier_installations(self, org_id: str) -> set[str]:
         entities = base.query(
             INSTALLATIONS, "RowKey eq @org", {"org": org_id}, "reading installations", select=["PartitionKey"]

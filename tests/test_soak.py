@@ -104,6 +104,8 @@ class Soak:
         return response.json() if response.content else {}
 
     def set_up(self) -> None:
+        # An organization whose reopens send issue.unresolved (a feature flag; without it sentry_reconcile does).
+        self.sentry.set_feature(self.slug, "webhooks-unresolved")
         for user_id, (email, name) in PEOPLE.items():
             self.sentry.add_member(self.slug, user_id, email, name)
         token = uuid.uuid4().hex

@@ -40,33 +40,32 @@ class SetupLinkStore:
 
     def peek(self, token_hash: str, *, now: float) -> Consumed:
         """What `consume` would find, without using the link (a GET, which mail and chat scanners send too)."""
-        if not base.is_valid_key(token_hash):
-            return Consumed(UNKNOWN)
-        entity = base.read_entity(LINKS, token_hash, ROW, "reading a setup link")
-        if entity is None:
-            return Consumed(UNKNOWN)
-        if entity.get("UsedAt") is not None:
-            return Consumed(USED)
-        if not _number(entity.get("ExpiresAt")) > now:
-            return Consumed(EXPIRED)
-        return Consumed(VALID, str(entity["OrgId"]))
+        return self._read(token_hash, now)[0]
 
     def consume(self, token_hash: str, *, now: float) -> Consumed:
         """Mark the link used, once; UNKNOWN, EXPIRED or USED when it cannot open a session."""
-        if not base.is_valid_key(token_hash):
-            return Consumed(UNKNOWN)
-        entity = base.read_entity(LINKS, token_hash, ROW, "reading a setup link")
+        found, entity = self._read(token_hash, now)
         if entity is None:
-            return Consumed(UNKNOWN)
-        if entity.get("UsedAt") is not None:
-            return Consumed(USED)
-        if not _number(entity.get("ExpiresAt")) > now:
-            return Consumed(EXPIRED)
+            return found
         used = {key: entity[key] for key in ("PartitionKey", "RowKey", "OrgId", "CreatedAt", "ExpiresAt")}
         used["UsedAt"] = now
         with base.storage_errors("using a setup link"):
             etag = base.replace_entity_if_unchanged(base.table(LINKS), used, entity.metadata.get("etag"))
-        return Consumed(VALID, str(entity["OrgId"])) if etag is not None else Consumed(USED)
+        return found if etag is not None else Consumed(USED)
+
+    @staticmethod
+    def _read(token_hash: str, now: float) -> tuple[Consumed, Any]:
+        """The link's state now, and its entity when it is still valid (None otherwise)."""
+        if not base.is_valid_key(token_hash):
+            return Consumed(UNKNOWN), None
+        entity = base.read_entity(LINKS, token_hash, ROW, "reading a setup link")
+        if entity is None:
+            return Consumed(UNKNOWN), None
+        if entity.get("UsedAt") is not None:
+            return Consumed(USED), None
+        if not _number(entity.get("ExpiresAt")) > now:
+            return Consumed(EXPIRED), None
+        return Consumed(VALID, str(entity["OrgId"])), entity
 
 
 def _number(value: Any) -> float:

@@ -105,10 +105,13 @@ def create_work_item(
     *,
     clock: Clock = SYSTEM,
     announce_to_sentry: bool = True,
+    request_fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """The answer `{"integration_id", "work_item_id", "url", "display_name"}` of a created and linked work item.
     On a Sentry organization's issue the link is shown in Sentry too (`announce_to_sentry`), but for the work
-    items created from Sentry's own UI, which Sentry shows itself."""
+    items created from Sentry's own UI, which Sentry shows itself. `request_fingerprint` stands for the body when
+    a key is reused: requests that differ in it are one request (an alert's firings differ in their event's
+    details, yet must make one work item)."""
     request = parse_request(body)
     key = check_key(idempotency_key)
     org_id, issue_id = require_id(org_id, "organization id"), require_id(issue_id, "issue id")
@@ -123,12 +126,13 @@ def create_work_item(
     work = _Work(tracker, store, integration, client, issue, request, clock, announce_to_sentry)
     if key is None:
         return work.link(work.create(None))
-    return _once(work, key, body, clock)
+    return _once(work, key, body, clock, request_fingerprint)
 
 
-def _once(work: _Work, key: str, body: dict[str, Any], clock: Clock) -> dict[str, Any]:
+def _once(work: _Work, key: str, body: dict[str, Any], clock: Clock, fingerprint: str | None = None) -> dict[str, Any]:
     scope = f"{work.issue.org_id}|{work.issue.issue_id}"
-    key_hash, request_hash = _sha(key), _sha(json.dumps(body, sort_keys=True, separators=(",", ":")))
+    same = fingerprint if fingerprint is not None else json.dumps(body, sort_keys=True, separators=(",", ":"))
+    key_hash, request_hash = _sha(key), _sha(same)
     marker = MARKER_PREFIX + _sha(f"{scope}|{key}")[:20]
     records = IdempotencyStore()
     now = clock.now()

@@ -181,3 +181,21 @@ def options_request(headers: Mapping[str, str], params: Mapping[str, str], secre
         dependent_data=_dependent_data(params.get("dependentData")),
         project_slug=_text(params.get("projectSlug")),
     )
+
+
+@dataclass(frozen=True)
+class AlertRuleRequest:
+    """An alert rule being saved in Sentry: its action's settings, to check (contract §17)."""
+
+    installation_uuid: str
+    settings: dict[str, str] = field(repr=False)  # name -> value, blanks left out
+
+
+def alert_rule_request(headers: Mapping[str, str], body: bytes, secret: str) -> AlertRuleRequest:
+    """`{"fields": [{"name", "value"}...], "installationId"}` as Sentry POSTs it to the settings `uri`
+    (`alert_rule_action_requester.py`), verified, then parsed."""
+    from shared.deliveries.sentry_alerts import alert_settings  # the same reading as the settings a firing carries
+
+    verify_ui_request(headers, body, secret)
+    payload = json_object(bytes(body))
+    return AlertRuleRequest(_installation(payload.get("installationId")), alert_settings(payload.get("fields")))

@@ -83,7 +83,37 @@ def schema() -> dict[str, Any]:
             _select(WORK_ITEM, "Work item (its id or words of its title)", WORK_ITEMS, skip_load_on_open=True),
         ],
     }
-    return {"elements": [{"type": "issue-link", "link": link, "create": create}]}
+    return {"elements": [{"type": "issue-link", "link": link, "create": create}, alert_rule_action()]}
+
+
+ALERT_RULE_URI = "/api/sentry/alert-rule-action"
+
+
+def alert_rule_action() -> dict[str, Any]:
+    """The `alert-rule-action` element (contract §17): the settings of "Create an Azure DevOps work item" in an
+    issue or metric alert rule, checked by `ALERT_RULE_URI` when the rule is saved. Priority and severity are
+    plain selects (Sentry checks their values); the others come from Azure DevOps. Field names are those of
+    `shared.sentryapp.alerts`."""
+    priorities = [[value, value] for value in ("1", "2", "3", "4")]
+    severities = [[value, value] for value in ("1 - Critical", "2 - High", "3 - Medium", "4 - Low")]
+    settings = {
+        "type": "alert-rule-settings",
+        "uri": ALERT_RULE_URI,
+        "description": "Creates one Azure DevOps work item per Sentry issue (or metric alert incident) and links it.",
+        "required_fields": [
+            _select(PROJECT, "Azure DevOps project", PROJECTS),
+            _select(WORK_ITEM_TYPE, "Work item type", WORK_ITEM_TYPES, depends_on=[PROJECT]),
+        ],
+        "optional_fields": [
+            {"type": "text", "name": AREA_PATH, "label": "Area path (for example Project\\Team)"},
+            {"type": "text", "name": "iteration_path", "label": "Iteration path (for example Project\\Sprint 1)"},
+            {"type": "text", "name": "tags", "label": "Tags (separated by ; or ,)"},
+            {"type": "select", "name": "priority", "label": "Priority", "options": priorities},
+            {"type": "select", "name": "severity", "label": "Severity (where the type has one)", "options": severities},
+            {"type": "textarea", "name": "extra_fields", "label": "Other fields, one 'Reference.Name: value' a line"},
+        ],
+    }
+    return {"type": "alert-rule-action", "title": "Create an Azure DevOps work item", "settings": settings}
 
 
 @dataclass(frozen=True)

@@ -202,8 +202,8 @@ def apply_alert_event(event: AlertEvent, installation: SentryInstallation) -> st
         created = create_work_item(
             installation.org_id, event.issue_id, body, key, request_fingerprint=FINGERPRINT, announce_to_sentry=True
         )
-    except InProgress as exc:
-        raise RetryLater("another firing is creating the work item", exc.retry_after) from None
+    except InProgress:
+        raise RetryLater("another firing is creating the work item") from None  # soon: it links what it made
     except Conflict as exc:  # the issue holds as many links as it may
         return _refused(installation, event, str(exc))
     except (InvalidInput, NotFound, IntegrationNotFound) as exc:  # Azure DevOps refused it, or it cannot be used

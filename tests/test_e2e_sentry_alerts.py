@@ -1,0 +1,136 @@
+"""Sentry alert rules end to end: the app served by the local host, the fake Sentry saving rules and firing them
+as Sentry does (the settings POSTed to the action's `uri` when a rule is saved, `event_alert.triggered` webhooks
+when it fires, a resend with a new Request-ID), the fake Azure DevOps behind it. A rule is saved, or refused with
+the app's message; a firing makes exactly one work item for the issue, linked and shown in Sentry, however many
+firings arrive at once."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from devtools.fakes import FakeAzureDevOps, FakeSentry
+from devtools.fakes.sentry.alerts import RuleRefused
+from tests.e2e import stop_host
+from tests.helpers import wait_for
+from tests.sentry_e2e import APP, SentryHost, SentryWorld, fake_sentry, sentry_world, start_sentry_host  # noqa: F401
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("azurite")]
+
+
+@pytest.fixture(scope="module")
+def alert_host(azurite, fake_ado, fake_sentry, tmp_path_factory) -> Iterator[SentryHost]:  # noqa: F811
+    # A firing that finds another creating the work item tries again after the queue's back-off: 1 s here.
+    env = {"QUEUE_RETRY_BASE_SECONDS": "1", "QUEUE_RETRY_MAX_SECONDS": "5"}
+    started = start_sentry_host(tmp_path_factory.mktemp("alert-host"), fake_ado, fake_sentry, env)
+    schema = requests.get(f"{started.host.url}/api/sentry/schema", timeout=30).json()
+    fake_sentry.set_schema(APP, schema)  # pasted into the integration, as a person does
+    yield started
+    stop_host(started.host)
+
+
+@pytest.fixture(scope="module")
+def world(alert_host: SentryHost) -> SentryWorld:
+    return sentry_world(alert_host)
+
+
+def new_issue(sentry: FakeSentry, world: SentryWorld, title: str) -> str:
+    issue_id = str(uuid.uuid4().int % 10**9 + 1)
+    sentry.add_issue(world.org_slug, issue_id, title, "backend")
+    return issue_id
+
+
+def creates(ado: FakeAzureDevOps, world: SentryWorld) -> list[Any]:
+    """The app's successful create requests in the world's Azure DevOps organization."""
+    return [
+        r
+        for r in ado.requests
+        if r.method == "POST"
+        and f"/{world.ado_org}/" in r.path
+        and "/_apis/wit/workitems/$" in r.path
+        and r.status is not None
+        and r.status < 300
+    ]
+
+
+def linked(host: SentryHost, world: SentryWorld, issue_id: str) -> list[dict[str, Any]]:
+    response = host.host.call("GET", f"/api/orgs/{world.org_id}/issues/{issue_id}")
+    return response.json().get("links", []) if response.status_code == 200 else []
+
+
+def rule_fields(world: SentryWorld, **extra: str) -> dict[str, str]:
+    return {"project": f"{world.integration_id}|proj-id", "work_item_type": "Bug", **extra}
+
+
+def test_a_rule_is_saved_with_the_apps_message_and_one_naming_a_missing_type_is_refused(alert_host, world) -> None:
+    sentry = alert_host.sentry
+    rule, answer = sentry.save_alert_rule(world.installation_uuid, "Errors in checkout", rule_fields(world))
+    assert (
+        answer.status_code == 200
+        and answer.json()["message"] == "Each issue this rule fires for gets one Bug in proj-id."
+    )
+    with pytest.raises(RuleRefused) as refused:
+        sentry.save_alert_rule(world.installation_uuid, "Incidents", rule_fields(world, work_item_type="Incident"))
+    assert refused.value.answer is not None and refused.value.answer.status_code == 404
+    assert refused.value.message == "The project proj-id has no work item type Incident."
+    # Sentry itself refuses a priority that is not one of the select's options (the app is not asked)
+    with pytest.raises(RuleRefused, match="not one of its options") as refused:
+        sentry.save_alert_rule(world.installation_uuid, "Odd", rule_fields(world, priority="9"))
+    assert refused.value.answer is None
+
+
+def test_a_firing_creates_one_linked_work_item_with_the_chosen_fields(alert_host, world) -> None:
+    ado, sentry = alert_host.ado, alert_host.sentry
+    fields = rule_fields(world, priority="1", tags="sentry; checkout")
+    rule, _ = sentry.save_alert_rule(world.installation_uuid, "Errors in checkout", fields)
+    issue_id = new_issue(sentry, world, "KeyError: 'cart'")
+    before = len(creates(ado, world))
+    webhook = sentry.fire_issue_alert(rule.id, issue_id)
+    assert webhook.status == 202
+    [link] = wait_for(lambda: linked(alert_host, world, issue_id), 60, "the alert's work item to be linked")
+    work_item = ado.work_item(world.ado_org, int(link["work_item_id"]))["fields"]
+    assert work_item["System.Title"] == "KeyError: 'cart'"
+    assert work_item["Microsoft.VSTS.Common.Priority"] in (1, "1")
+    assert {"sentry", "checkout"} <= set(work_item["System.Tags"].split("; "))
+    body = work_item.get("Microsoft.VSTS.TCM.ReproSteps") or work_item.get("System.Description")
+    assert "Errors in checkout" in body and "Chrome 120" in body
+    wait_for(
+        lambda: any(e["issueId"] == issue_id for e in sentry.external_issues(world.installation_uuid)),
+        30,
+        "the work item to be shown on the Sentry issue",
+    )
+    assert len(creates(ado, world)) == before + 1
+
+
+def test_ten_concurrent_firings_and_a_resend_with_a_new_request_id_make_one(alert_host, world) -> None:
+    ado, sentry = alert_host.ado, alert_host.sentry
+    rule, _ = sentry.save_alert_rule(world.installation_uuid, "Payments down", rule_fields(world))
+    issue_id = new_issue(sentry, world, "TimeoutError: payments gateway")
+    before = len(creates(ado, world))
+    sent: list[Any] = []
+    threads = [
+        threading.Thread(target=lambda: sent.append(sentry.fire_issue_alert(rule.id, issue_id))) for _ in range(10)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert [w.status for w in sent] == [202] * 10
+    again = sentry.resend(sent[0])
+    assert again.status == 202 and again.headers["Request-ID"] != sent[0].headers["Request-ID"]
+    [link] = wait_for(lambda: linked(alert_host, world, issue_id), 60, "the alert's work item to be linked")
+    # every firing applied (none left in the queue) before counting
+    wait_for(lambda: _hooks_settled(alert_host), 90, "the firings to be applied")
+    assert len(creates(ado, world)) == before + 1
+    assert linked(alert_host, world, issue_id) == [link]
+
+
+def _hooks_settled(host: SentryHost) -> bool:
+    from shared.store import queues
+
+    return queues.depth(queues.SENTRY_HOOKS_QUEUE_NAME) == 0

@@ -6,6 +6,7 @@ firings arrive at once."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import requests
 
 from devtools.fakes import FakeAzureDevOps, FakeSentry
 from devtools.fakes.sentry.alerts import RuleRefused
-from tests.e2e import stop_host
+from tests.e2e import start_host, stop_host
 from tests.helpers import wait_for
 from tests.sentry_e2e import APP, SentryHost, SentryWorld, fake_sentry, sentry_world, start_sentry_host  # noqa: F401
 
@@ -134,3 +135,41 @@ def _hooks_settled(host: SentryHost) -> bool:
     from shared.store import queues
 
     return queues.depth(queues.SENTRY_HOOKS_QUEUE_NAME) == 0
+
+
+def test_a_host_killed_after_the_create_was_sent_still_makes_one_linked_work_item(azurite, tmp_path_factory) -> None:
+    """SIGKILL while Azure DevOps is creating the work item: the create lands, the link was never written. The
+    host started again finds the recorded firing (the sweep wakes it), finds the work item it made, and links it."""
+    env = {"SWEEP_SCHEDULE": "*/2 * * * * *", "SWEEP_GRACE_SECONDS": "3", "QUEUE_RETRY_BASE_SECONDS": "1"}
+    tmp = tmp_path_factory.mktemp("alert-crash")
+    with FakeAzureDevOps() as ado, FakeSentry() as sentry:
+        started = start_sentry_host(tmp, ado, sentry, env)
+        port = int(started.host.url.rsplit(":", 1)[1])
+        world = sentry_world(started)
+        sentry.set_schema(APP, requests.get(f"{started.host.url}/api/sentry/schema", timeout=30).json())
+        rule, _ = sentry.save_alert_rule(world.installation_uuid, "Crashy", rule_fields(world))
+        issue_id = new_issue(sentry, world, "MemoryError in worker")
+        ado.set_delay(r"/_apis/wit/workitems/\$", 3.0, method="POST")  # the create answers late...
+        assert sentry.fire_issue_alert(rule.id, issue_id).status == 202
+        wait_for(lambda: any("/_apis/wit/workitems/$" in r.path for r in ado.requests), 30, "the create to be sent")
+        started.host.process.send_signal(signal.SIGKILL)  # ...and the host dies before it hears the answer
+        started.host.process.wait(10)
+        wait_for(lambda: len(creates(ado, world)) == 1, 30, "Azure DevOps to finish the create")
+        ado.clear_faults()
+        restarted = SentryHost(
+            start_host(
+                tmp, {**ado.settings_env(), **sentry.settings_env(APP), "ADO_HTTP_TIMEOUT": "2", **env}, port=port
+            ),
+            ado,
+            sentry,
+            started.app_uuid,
+        )
+        try:
+            [link] = wait_for(lambda: linked(restarted, world, issue_id), 90, "the made work item to be linked")
+            made = ado.work_item(world.ado_org, int(link["work_item_id"]))["fields"]
+            assert made["System.Title"] == "MemoryError in worker"  # the one the killed host had sent
+            assert any(r.method == "POST" and r.path.endswith("/_apis/wit/wiql") for r in ado.requests)  # found
+            wait_for(lambda: _hooks_settled(restarted), 90, "the firing to be applied")
+            assert len(creates(ado, world)) == 1
+        finally:
+            stop_host(restarted.host)

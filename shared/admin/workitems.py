@@ -39,9 +39,10 @@ import json
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from shared.admin.field_defaults import how_to_default
 from shared.admin.sentry_links import announce_link
 from shared.admin.tracker import add_link
 from shared.admin.workitem_request import CreateRequest, default_title, parse_request, patch_document
@@ -119,8 +120,12 @@ def create_work_item(
     issue = tracker.get_issue(org_id, issue_id)
     if issue is None:
         raise NotFound("No issue has that id in this organization.")
-    if tracker.get_installation(request.integration_id, org_id) is None:
+    installation = tracker.get_installation(request.integration_id, org_id)
+    if installation is None:
         raise NotFound("This organization has not installed that integration; install it before creating work items.")
+    defaults = installation.defaults_for(request.project, request.type)  # contract §17; the request's own win
+    if defaults:
+        request = replace(request, fields={**defaults, **request.fields})
     store = IntegrationStore()
     integration, client = get_client_for_org(request.integration_id, org_id, store=store)  # its credentials (§16)
     work = _Work(tracker, store, integration, client, issue, request, clock, announce_to_sentry)
@@ -201,7 +206,9 @@ class _Work:
         except AdoRequestRejected as exc:
             sentence = ado.field_error(exc)
             if sentence is not None:
-                raise InvalidInput(sentence) from None
+                project, kind = self.request.project, self.request.type
+                hint = how_to_default(self.issue.org_id, self.integration.id, project, kind)
+                raise InvalidInput(f"{sentence} {hint}") from None
             if exc.status == 400:
                 raise InvalidInput(_refusal(exc)) from None
             raise

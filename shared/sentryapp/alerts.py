@@ -21,7 +21,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from shared.admin.workitem_request import MAX_TAG, REFERENCE_NAME, default_title, parse_request
+from shared.admin.field_defaults import parse_field_lines
+from shared.admin.workitem_request import MAX_TAG, default_title, parse_request
 from shared.admin.workitems import InProgress, create_work_item
 from shared.deliveries.sentry_alerts import AlertEvent
 from shared.deliveries.sentry_ui import AREA_PATH, PROJECT, WORK_ITEM_TYPE, parse_choice
@@ -49,7 +50,6 @@ PRIORITIES = ("1", "2", "3", "4")
 SEVERITIES = ("1 - Critical", "2 - High", "3 - Medium", "4 - Low")
 IDEMPOTENCY_KEY = "sentry-alert|{integration_id}"
 FINGERPRINT = "sentry-alert"  # every firing for an issue is one request: the first one's content is what is made
-MAX_EXTRA_LINES = 50
 
 
 @dataclass(frozen=True)
@@ -58,23 +58,6 @@ class Rule:
 
     integration_id: str
     body: dict[str, Any]  # the body of `POST …/workitems` (contract §12.4), without title and description
-
-
-def _extra_fields(text: str) -> dict[str, Any]:
-    """`Reference.Name: value` lines (blank lines skipped); InvalidInput naming the line that is not one."""
-    fields: dict[str, Any] = {}
-    lines = [line for line in text.splitlines() if line.strip()]
-    if len(lines) > MAX_EXTRA_LINES:
-        raise InvalidInput(f"Extra fields may have at most {MAX_EXTRA_LINES} lines.")
-    for number, line in enumerate(lines, 1):
-        name, separator, value = line.partition(":")
-        name = name.strip()
-        if not separator or not REFERENCE_NAME.fullmatch(name) or "." not in name:
-            raise InvalidInput(
-                f"Line {number} of the extra fields is not 'Reference.Name: value' (e.g. 'Custom.Team: Payments')."
-            )
-        fields[name] = value.strip()
-    return fields
 
 
 def _tags(text: str) -> list[str]:
@@ -101,7 +84,7 @@ def rule_of(connection: Connected, settings: dict[str, str]) -> Rule:
             body[name] = settings[name].strip()
     if TAGS in settings:
         body["tags"] = _tags(settings[TAGS])
-    fields = _extra_fields(settings.get(EXTRA_FIELDS, ""))
+    fields = parse_field_lines(settings.get(EXTRA_FIELDS, ""))
     if PRIORITY in settings:
         if settings[PRIORITY].strip() not in PRIORITIES:
             raise InvalidInput("The priority must be 1, 2, 3 or 4.")

@@ -84,6 +84,9 @@ class Org:
     identities: dict[str, str] = field(default_factory=dict)  # unique name (lower) -> "Display <unique name>"
     disabled_types: set[tuple[str, str]] = field(default_factory=set)  # (project id, type), lower-cased
     custom_fields: set[str] = field(default_factory=set)  # reference names, lower-cased
+    # A process rule "required" on a type's field, with its allowed values (empty: any value):
+    # (project id, type) lower-cased -> {reference name: allowed values}
+    required_fields: dict[tuple[str, str], dict[str, tuple[str, ...]]] = field(default_factory=dict)
     type_names: dict[tuple[str, str], str] = field(default_factory=dict)  # set_states' types, as spelled
     last_comment_id: int = 0
 

@@ -173,3 +173,52 @@ def test_a_host_killed_after_the_create_was_sent_still_makes_one_linked_work_ite
             assert len(creates(ado, world)) == 1
         finally:
             stop_host(restarted.host)
+
+
+CREATE = "/api/sentry/issue-link/create"
+EVERY_SYNC = {
+    "sync_reverse_assignment": True,
+    "sync_status_reverse": True,
+    "sync_status_forward": True,
+    "sync_forward_assignment": True,
+    "sync_comments": True,
+}
+
+
+def test_a_required_custom_field_is_named_when_missing_and_taken_from_extra_fields_or_its_default(
+    alert_host, world
+) -> None:
+    ado, sentry, host = alert_host.ado, alert_host.sentry, alert_host.host
+    ado.require_field(world.ado_org, "proj-id", "Task", "Custom.Team", ("Payments", "Web"))
+    form = {"project": f"{world.integration_id}|proj-id", "work_item_type": "Task", "title": "Slow checkout"}
+    missing = sentry.link_issue(world.installation_uuid, new_issue(sentry, world, "Slow"), CREATE, form, by_user=101)
+    assert missing.status_code == 400
+    message = missing.json()["message"]
+    assert "Custom.Team" in message and "field defaults" in message and "proj-id / Task" in message
+
+    chosen = {
+        **form,
+        "extra_fields": "Custom.Team: Web",
+        "priority": "2",
+        "tags": "sentry, perf",
+        "parent": f"{world.integration_id}|{world.work_item_id}",
+    }
+    made = sentry.link_issue(world.installation_uuid, new_issue(sentry, world, "Slow"), CREATE, chosen, by_user=101)
+    assert made.status_code == 201, made.text
+    item = ado.work_item(world.ado_org, int(made.json()["identifier"]))
+    assert item["fields"]["Custom.Team"] == "Web" and item["fields"]["Microsoft.VSTS.Common.Priority"] in (2, "2")
+    assert {"sentry", "perf"} <= set(item["fields"]["System.Tags"].split("; "))
+    relations = ado.relations(world.ado_org, int(made.json()["identifier"]))
+    parent = [r for r in relations if r["rel"] == "System.LinkTypes.Hierarchy-Reverse"]
+    assert [r["url"].rsplit("/", 1)[1] for r in parent] == [str(world.work_item_id)]
+
+    defaults = [{"project": "proj-id", "type": "Task", "fields": {"Custom.Team": "Payments"}}]
+    put = host.call(
+        "PUT",
+        f"/api/orgs/{world.org_id}/integrations/{world.integration_id}",
+        json={**EVERY_SYNC, "field_defaults": defaults},
+    )
+    assert put.status_code == 200 and put.json()["field_defaults"] == defaults
+    made = sentry.link_issue(world.installation_uuid, new_issue(sentry, world, "Slow"), CREATE, form, by_user=101)
+    assert made.status_code == 201, made.text
+    assert ado.work_item(world.ado_org, int(made.json()["identifier"]))["fields"]["Custom.Team"] == "Payments"

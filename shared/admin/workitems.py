@@ -200,7 +200,7 @@ class _Work:
     def create(self, marker: str | None) -> dict[str, Any]:
         self.prepare()
         title = self.request.title or default_title(self.issue.title)
-        ops = patch_document(self.request, title, self.body_field, self.issue.url, marker)
+        ops = patch_document(self.request, title, self.body_field, self.issue.url, marker, self.client.base_url)
         try:
             item = self.call(lambda c: ado.create_work_item(c, self.request.project, self.request.type, ops))
         except AdoRequestRejected as exc:

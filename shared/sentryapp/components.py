@@ -22,7 +22,13 @@ from shared.deliveries.sentry_ui import (
     AREA_PATH,
     CHOICE_SEPARATOR,
     DESCRIPTION,
+    EXTRA_FIELDS,
+    ITERATION_PATH,
+    PARENT,
+    PRIORITY,
     PROJECT,
+    SEVERITY,
+    TAGS,
     TITLE,
     WORK_ITEM,
     WORK_ITEM_TYPE,
@@ -75,6 +81,7 @@ def schema() -> dict[str, Any]:
         "optional_fields": [
             {"type": "textarea", "name": DESCRIPTION, "label": "Description", "default": "issue.description"},
             {"type": "text", "name": AREA_PATH, "label": "Area path (for example Project\\Team)"},
+            *_more_fields(),
         ],
     }
     link = {
@@ -87,6 +94,21 @@ def schema() -> dict[str, Any]:
 
 
 ALERT_RULE_URI = "/api/sentry/alert-rule-action"
+PRIORITIES = [[value, value] for value in ("1", "2", "3", "4")]
+# Microsoft.VSTS.Common.Severity's allowed values in the Agile, Scrum and CMMI processes.
+SEVERITIES = [[value, value] for value in ("1 - Critical", "2 - High", "3 - Medium", "4 - Low")]
+
+
+def _more_fields() -> list[dict[str, Any]]:
+    """The create form's optional fields beyond the area path (contract §17)."""
+    return [
+        {"type": "text", "name": ITERATION_PATH, "label": "Iteration path (for example Project\\Sprint 1)"},
+        {"type": "text", "name": TAGS, "label": "Tags (separated by ; or ,)"},
+        {"type": "select", "name": PRIORITY, "label": "Priority", "options": PRIORITIES},
+        {"type": "select", "name": SEVERITY, "label": "Severity (where the type has one)", "options": SEVERITIES},
+        _select(PARENT, "Parent work item (its id or words of its title)", WORK_ITEMS, skip_load_on_open=True),
+        {"type": "textarea", "name": EXTRA_FIELDS, "label": "Other fields, one 'Reference.Name: value' a line"},
+    ]
 
 
 def alert_rule_action() -> dict[str, Any]:
@@ -94,8 +116,6 @@ def alert_rule_action() -> dict[str, Any]:
     issue or metric alert rule, checked by `ALERT_RULE_URI` when the rule is saved. Priority and severity are
     plain selects (Sentry checks their values); the others come from Azure DevOps. Field names are those of
     `shared.sentryapp.alerts`."""
-    priorities = [[value, value] for value in ("1", "2", "3", "4")]
-    severities = [[value, value] for value in ("1 - Critical", "2 - High", "3 - Medium", "4 - Low")]
     settings = {
         "type": "alert-rule-settings",
         "uri": ALERT_RULE_URI,
@@ -106,11 +126,7 @@ def alert_rule_action() -> dict[str, Any]:
         ],
         "optional_fields": [
             {"type": "text", "name": AREA_PATH, "label": "Area path (for example Project\\Team)"},
-            {"type": "text", "name": "iteration_path", "label": "Iteration path (for example Project\\Sprint 1)"},
-            {"type": "text", "name": "tags", "label": "Tags (separated by ; or ,)"},
-            {"type": "select", "name": "priority", "label": "Priority", "options": priorities},
-            {"type": "select", "name": "severity", "label": "Severity (where the type has one)", "options": severities},
-            {"type": "textarea", "name": "extra_fields", "label": "Other fields, one 'Reference.Name: value' a line"},
+            *[f for f in _more_fields() if f["name"] != PARENT],
         ],
     }
     return {"type": "alert-rule-action", "title": "Create an Azure DevOps work item", "settings": settings}

@@ -196,6 +196,11 @@ class Store:
         with self._lock:
             return self._snapshot(self._item(org, work_item_id))
 
+    def relations(self, org: str, work_item_id: int) -> list[dict[str, Any]]:
+        """The work item's relations: {rel, url, attributes}."""
+        with self._lock:
+            return copy.deepcopy(self._item(org, work_item_id).relations)
+
     def updates(self, org: str, work_item_id: int) -> list[dict[str, Any]]:
         """The `resource` of every update made with update_work_item, oldest first."""
         with self._lock:

@@ -222,3 +222,36 @@ def test_a_required_custom_field_is_named_when_missing_and_taken_from_extra_fiel
     made = sentry.link_issue(world.installation_uuid, new_issue(sentry, world, "Slow"), CREATE, form, by_user=101)
     assert made.status_code == 201, made.text
     assert ado.work_item(world.ado_org, int(made.json()["identifier"]))["fields"]["Custom.Team"] == "Payments"
+
+
+def test_a_metric_alert_critical_creates_one_work_item_and_resolved_comments_and_resolves_it(alert_host, world) -> None:
+    ado, sentry = alert_host.ado, alert_host.sentry
+    fields = rule_fields(world, on_resolve="resolve")
+    rule, answer = sentry.save_alert_rule(world.installation_uuid, "Checkout error rate", fields)
+    assert answer.status_code == 200
+    incident = uuid.uuid4().int % 10**6 + 1
+    issue_id = f"metric-{incident}"
+    before = len(creates(ado, world))
+    assert sentry.fire_metric_alert(rule.id, "critical", incident).status == 202
+    assert sentry.fire_metric_alert(rule.id, "warning", incident).status == 202  # the same incident: no second
+    [link] = wait_for(lambda: linked(alert_host, world, issue_id), 60, "the incident's work item to be linked")
+    work_item_id = int(link["work_item_id"])
+    assert "Checkout error rate" in ado.work_item(world.ado_org, work_item_id)["fields"]["System.Title"]
+    wait_for(lambda: _hooks_settled(alert_host), 90, "the alerts to be applied")
+    assert len(creates(ado, world)) == before + 1
+
+    assert sentry.fire_metric_alert(rule.id, "resolved", incident).status == 202
+    comments = wait_for(
+        lambda: [c for c in ado.comments(world.ado_org, work_item_id) if "resolved" in c["text"]],
+        60,
+        "the resolved comment on the work item",
+    )
+    assert "Checkout error rate" in comments[0]["text"]
+    state = wait_for(
+        lambda: (
+            (s := ado.work_item(world.ado_org, work_item_id)["fields"]["System.State"]) in ("Resolved", "Closed") and s
+        ),
+        60,
+        "the work item to be resolved",
+    )
+    assert state in ("Resolved", "Closed")

@@ -7,6 +7,7 @@ action's saved settings). A rule being saved sends its settings as `fields` of t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared.deliveries.sentry import (
     _NAME,
@@ -112,4 +113,56 @@ def alert_event(webhook: SentryWebhook) -> AlertEvent:
         release=_text(event.get("release")),
         platform=_text(event.get("platform")),
         tags=_tag_pairs(event.get("tags")),
+    )
+
+
+METRIC_ACTIONS = {"critical", "warning", "resolved"}
+OWN_SETTINGS = {"project", "work_item_type"}  # this app's action is the one whose settings name these
+
+
+@dataclass(frozen=True)
+class MetricAlertEvent:
+    """`metric_alert.critical|warning|resolved` (contract §17): an incident of a metric alert rule whose triggers
+    have this app's action. Actions carry Sentry's integer app id, not the app's uuid, so this app's action is
+    found by its settings."""
+
+    action: str  # critical | warning | resolved
+    incident_id: str  # digits
+    rule: str | None  # the alert rule's name
+    title: str  # description_title
+    text: str | None  # description_text
+    web_url: str | None  # the rule's page
+    settings: dict[str, str]  # this app's action's settings (empty: none found)
+
+
+def _own_settings(alert_rule: dict[str, Any]) -> dict[str, str]:
+    triggers = alert_rule.get("triggers")
+    for trigger in triggers if isinstance(triggers, list) else []:
+        actions = _object(trigger).get("actions")
+        for action in actions if isinstance(actions, list) else []:
+            try:
+                settings = alert_settings(_object(action).get("settings", []))
+            except InvalidSentryPayload:  # another integration's action, shaped its own way
+                continue
+            if set(settings) >= OWN_SETTINGS:
+                return settings
+    return {}
+
+
+def metric_alert_event(webhook: SentryWebhook) -> MetricAlertEvent:
+    _expect(webhook, "metric_alert")
+    incident = _object(webhook.data.get("metric_alert"))
+    incident_id = _id(incident.get("id")) or _id(incident.get("identifier"))
+    if incident_id is None:
+        raise InvalidSentryPayload("The metric_alert webhook has no data.metric_alert.id.")
+    alert_rule = _object(incident.get("alert_rule"))
+    rule = _text(alert_rule.get("name"), MAX_DETAIL)
+    return MetricAlertEvent(
+        action=webhook.action,
+        incident_id=incident_id,
+        rule=rule,
+        title=_text(webhook.data.get("description_title"), MAX_DETAIL) or rule or f"Metric alert {incident_id}",
+        text=_text(webhook.data.get("description_text"), MAX_SETTING_TEXT),
+        web_url=_url(webhook.data.get("web_url")),
+        settings=_own_settings(alert_rule),
     )

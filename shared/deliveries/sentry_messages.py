@@ -27,7 +27,14 @@ from shared.deliveries.sentry import (
 from shared.deliveries.sentry import (
     event_of as sentry_event_of,
 )
-from shared.deliveries.sentry_alerts import ALERT_ACTIONS, AlertEvent, alert_event
+from shared.deliveries.sentry_alerts import (
+    ALERT_ACTIONS,
+    METRIC_ACTIONS,
+    AlertEvent,
+    MetricAlertEvent,
+    alert_event,
+    metric_alert_event,
+)
 from shared.model.sentry import SENTRY_FIELDS, SentryUpdate
 from shared.validation import is_valid_id
 
@@ -37,12 +44,13 @@ _UPDATE = "sentry-update"
 _UPDATE_KEYS = {"v", "kind", "org_id", "issue_id", "fields", "link", "after", "attempt"}
 MAX_REQUEST_ID = 200
 
-Event = InstallationEvent | IssueEvent | CommentEvent | AlertEvent
+Event = InstallationEvent | IssueEvent | CommentEvent | AlertEvent | MetricAlertEvent
 _KINDS: dict[str, type] = {
     "installation": InstallationEvent,
     "issue": IssueEvent,
     "comment": CommentEvent,
     "event_alert": AlertEvent,
+    "metric_alert": MetricAlertEvent,
 }
 
 
@@ -106,6 +114,8 @@ def event_of(webhook: SentryWebhook) -> Event | None:
     contract §17), or None for one it does not; raises InvalidSentryPayload."""
     if webhook.resource == "event_alert":
         return alert_event(webhook) if webhook.action in ALERT_ACTIONS else None
+    if webhook.resource == "metric_alert":
+        return metric_alert_event(webhook) if webhook.action in METRIC_ACTIONS else None
     return sentry_event_of(webhook)
 
 

@@ -37,14 +37,10 @@ from shared.store.tracker import TrackerStore
 
 log = logging.getLogger(__name__)
 
-ITERATION_PATH, TAGS, PRIORITY, SEVERITY, EXTRA_FIELDS = (
-    "iteration_path",
-    "tags",
-    "priority",
-    "severity",
-    "extra_fields",
-)
-RULE_FIELDS = (PROJECT, WORK_ITEM_TYPE, AREA_PATH, ITERATION_PATH, TAGS, PRIORITY, SEVERITY, EXTRA_FIELDS)
+ITERATION_PATH, TAGS, PRIORITY, SEVERITY = "iteration_path", "tags", "priority", "severity"
+EXTRA_FIELDS, ON_RESOLVE = "extra_fields", "on_resolve"
+RULE_FIELDS = (PROJECT, WORK_ITEM_TYPE, AREA_PATH, ITERATION_PATH, TAGS, PRIORITY, SEVERITY, EXTRA_FIELDS, ON_RESOLVE)
+RESOLVE = "resolve"  # on_resolve: a resolved metric alert also resolves its work item (else it only comments)
 PRIORITIES = ("1", "2", "3", "4")
 # The severities of the Agile, Scrum and CMMI processes' Bug (Microsoft.VSTS.Common.Severity's allowed values).
 SEVERITIES = ("1 - Critical", "2 - High", "3 - Medium", "4 - Low")
@@ -70,6 +66,8 @@ def _tags(text: str) -> list[str]:
 def rule_of(connection: Connected, settings: dict[str, str]) -> Rule:
     """The rule the settings describe, checked without a request (InvalidInput or NotFound, one sentence)."""
     unknown = sorted(name for name in settings if name not in RULE_FIELDS)
+    if ON_RESOLVE in settings and settings[ON_RESOLVE] not in ("comment", RESOLVE):
+        raise InvalidInput("When a metric alert resolves, the work item is commented on or resolved.")
     if unknown:
         raise InvalidInput(f"The rule has a field the app does not know: {unknown[0][:40]}.")
     for name in (PROJECT, WORK_ITEM_TYPE):
@@ -195,12 +193,17 @@ def apply_alert_event(event: AlertEvent, installation: SentryInstallation) -> st
 
 
 def _refused(installation: SentryInstallation, event: AlertEvent, reason: str) -> str:
-    log.warning("Sentry alert for issue %s created nothing: %s", event.issue_id, reason)
-    rule = f'"{event.rule}"' if event.rule else "(unnamed)"
+    return refused(installation, f"issue {event.issue_id}", event.rule, reason)
+
+
+def refused(installation: SentryInstallation, subject: str, rule_name: str | None, reason: str) -> str:
+    """Record why an alert created nothing (a failure a person sees on the status page)."""
+    log.warning("Sentry alert for %s created nothing: %s", subject, reason)
+    rule = f'"{rule_name}"' if rule_name else "(unnamed)"
     failures.record_failure(
         "ado_failed",
-        f"{installation.org_id}/{event.issue_id} ← alert rule {rule}",
+        f"{installation.org_id} {subject} ← alert rule {rule}",
         reason,
         advice="Fix the alert rule's action in Sentry (or the integration's field defaults); the next firing uses it.",
     )
-    return f"issue {event.issue_id}: nothing created ({reason})"
+    return f"{subject}: nothing created ({reason})"

@@ -99,6 +99,9 @@ PRIORITIES = [[value, value] for value in ("1", "2", "3", "4")]
 SEVERITIES = [[value, value] for value in ("1 - Critical", "2 - High", "3 - Medium", "4 - Low")]
 
 
+ON_RESOLVE = [["comment", "Comment on the work item"], ["resolve", "Comment on it and resolve it"]]
+
+
 def _more_fields() -> list[dict[str, Any]]:
     """The create form's optional fields beyond the area path (contract §17)."""
     return [
@@ -127,6 +130,7 @@ def alert_rule_action() -> dict[str, Any]:
         "optional_fields": [
             {"type": "text", "name": AREA_PATH, "label": "Area path (for example Project\\Team)"},
             *[f for f in _more_fields() if f["name"] != PARENT],
+            {"type": "select", "name": "on_resolve", "label": "When a metric alert resolves", "options": ON_RESOLVE},
         ],
     }
     return {"type": "alert-rule-action", "title": "Create an Azure DevOps work item", "settings": settings}

@@ -257,3 +257,26 @@ def test_a_metric_alert_critical_creates_one_work_item_and_resolved_comments_and
         "the work item to be resolved",
     )
     assert state in ("Resolved", "Closed")
+
+
+def test_the_create_forms_last_project_and_type_are_offered_as_defaults_in_that_sentry_project(
+    alert_host, world
+) -> None:
+    sentry = alert_host.sentry
+    project = f"{world.integration_id}|proj-id"
+    form = {"project": project, "work_item_type": "Task", "title": "Remember me", "extra_fields": "Custom.Team: Web"}
+    alert_host.ado.require_field(world.ado_org, "proj-id", "Task", "Custom.Team", ("Payments", "Web"))
+    made = sentry.link_issue(world.installation_uuid, new_issue(sentry, world, "Remember"), CREATE, form, by_user=101)
+    assert made.status_code == 201, made.text
+
+    def options(kind: str, **kwargs: Any) -> list[dict[str, Any]]:
+        answer = sentry.select_options(world.installation_uuid, f"/api/sentry/options/{kind}", **kwargs)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    projects = options("projects", project_slug="backend")
+    assert [o["value"] for o in projects if o.get("default")] == [project]
+    types = options("workitemtypes", project_slug="backend", dependent_data={"project": project})
+    assert [o["value"] for o in types if o.get("default")] == ["Task"]
+    # another Sentry project has no last choices: nothing is marked
+    assert not [o for o in options("projects", project_slug="frontend") if o.get("default")]

@@ -41,6 +41,7 @@ from shared.lookups import issues as lookups
 from shared.lookups.forms import Forms
 from shared.model.integration import IntegrationNotFound, normalize_id
 from shared.model.sentry import SentryInstallation
+from shared.store.form_defaults import FormDefaultsStore
 from shared.store.integrations import IntegrationStore
 from shared.store.sentry import SentryStore
 from shared.store.tracker import TrackerStore
@@ -199,7 +200,7 @@ def _projects(connection: Connected, request: OptionsRequest) -> list[dict[str, 
         ]
     if missing == len(connection.integration_ids):
         raise NotFound("The Azure DevOps integrations of this Sentry organization are disabled.")
-    return _matching(options, request.query)
+    return _remembered(_matching(options, request.query), _last(connection, request).get(PROJECT))
 
 
 def _work_item_types(connection: Connected, request: OptionsRequest) -> list[dict[str, str]]:
@@ -210,7 +211,22 @@ def _work_item_types(connection: Connected, request: OptionsRequest) -> list[dic
     types = Forms().work_item_types(
         connection.integration_for(choice, "project"), choice.value, org_id=connection.org_id
     )
-    return _matching(types, request.query)
+    last = _last(connection, request)
+    return _remembered(
+        _matching(types, request.query), last.get(WORK_ITEM_TYPE) if last.get(PROJECT) == project else None
+    )
+
+
+def _last(connection: Connected, request: OptionsRequest) -> dict[str, str]:
+    """The last choices of the form in this Sentry project (one storage read; none without a project)."""
+    if not request.project_slug:
+        return {}
+    return FormDefaultsStore().get(connection.installation.uuid, request.project_slug)
+
+
+def _remembered(options: list[dict[str, Any]], value: str | None) -> list[dict[str, Any]]:
+    """The option chosen last time marked `default` (Sentry's select takes it as its defaultValue)."""
+    return [{**o, "default": True} if value is not None and o["value"] == value else o for o in options]
 
 
 def _work_items(connection: Connected, request: OptionsRequest) -> list[dict[str, str]]:

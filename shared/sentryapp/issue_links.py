@@ -38,11 +38,12 @@ from shared.deliveries.sentry_ui import (
     IssueLinkRequest,
     parse_choice,
 )
-from shared.errors import InvalidInput, NotFound
+from shared.errors import InvalidInput, NotFound, StorageUnavailable
 from shared.lookups import issues as lookups
 from shared.model.tracker import Link, TrackedIssue
 from shared.sentry.client import SentryError
 from shared.sentryapp.components import RECENT_SECONDS, Connected, connected
+from shared.store.form_defaults import FormDefaultsStore
 from shared.store.integrations import IntegrationStore
 from shared.store.tracker import TrackerStore
 from shared.validation import positive_int
@@ -99,6 +100,11 @@ def create(request: IssueLinkRequest) -> dict[str, str]:
     parse_request(body)  # checked before the issue is tracked: a form the create would refuse changes nothing
     _track(connection, request, fields[TITLE])
     created = create_work_item(connection.org_id, request.issue_id, body, request.request_id, announce_to_sentry=False)
+    if request.project_slug:  # offered as the defaults of this Sentry project's next form
+        try:
+            FormDefaultsStore().put(request.installation_uuid, request.project_slug, fields)
+        except StorageUnavailable as exc:  # the work item exists and is linked: only the convenience is lost
+            log.warning("The form's choices were not remembered: %s", exc)
     return _answer(created["url"], created["display_name"], created["work_item_id"], choice.value)
 
 

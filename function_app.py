@@ -12,6 +12,7 @@ from functions import (
     maintenance,
     outbound,
     queues,
+    sentry_alerts,
     sentry_components,
     sentry_reconcile,
     sentry_updates,
@@ -36,6 +37,7 @@ app.register_functions(comments.bp)
 app.register_functions(workitems.bp)
 app.register_functions(sentry_webhook.bp)
 app.register_functions(sentry_components.bp)
+app.register_functions(sentry_alerts.bp)
 app.register_functions(status.bp)
 app.register_functions(sentry_updates.bp)
 app.register_functions(sentry_reconcile.bp)

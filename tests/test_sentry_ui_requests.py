@@ -141,7 +141,7 @@ def test_each_malformed_part_of_the_envelope_gets_its_own_sentence(body: Any, se
 @pytest.mark.parametrize(
     ("fields", "sentence"),
     [
-        ({"priority": "1"}, "The form has no field 'priority'; its fields are"),
+        ({"colour": "red"}, "The form has no field 'colour'; its fields are"),
         ({"title": ...}, "The field title is required."),
         ({"title": "   "}, "The field title is required."),
         ({"project": None}, "The field project is required."),

@@ -131,7 +131,7 @@ def test_a_signed_body_that_is_not_a_webhook_is_refused_and_nothing_is_stored(bo
 
 
 @pytest.mark.parametrize(
-    ("resource", "action"), [("issue", "created"), ("event_alert", "triggered"), ("installation", "updated")]
+    ("resource", "action"), [("issue", "created"), ("metric_alert", "triggered"), ("installation", "updated")]
 )
 def test_what_the_app_does_not_handle_is_200_ignored_and_nothing_is_stored(resource: str, action: str) -> None:
     payload = envelope(new_id(), resource, action, {"issue": {"id": 1}})

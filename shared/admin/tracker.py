@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.admin.changes import forward_change, with_status_and_assignee
+from shared.admin.field_defaults import parse_field_defaults
 from shared.admin.sentry_links import announce_link
 from shared.ado.client import AdoNotFound
 from shared.connections.ado import CredentialNotShared, call_tracking_reauth, client_for, usable_by
@@ -49,6 +50,7 @@ INSTALLATION_FIELDS = {
     "sync_forward_assignment",
     "sync_comments",
     "state_rules",
+    "field_defaults",
 }
 RULE_FIELDS = {"project", "type", "resolved", "unresolved"}
 SOURCE = "api"
@@ -91,6 +93,7 @@ def put_installation(
         else False,
         sync_comments=require_bool(body, "sync_comments") if "sync_comments" in body else False,
         state_rules=_state_rules(body.get("state_rules", [])),
+        field_defaults=parse_field_defaults(body.get("field_defaults", [])),
     )
     if IntegrationStore().get(integration_id) is None:
         raise NotFound("No integration has that id.")

@@ -19,7 +19,12 @@ from shared.errors import InvalidInput
 from shared.model.integration import normalize_id
 from shared.validation import check_fields, has_control_characters, is_valid_id, require_text
 
-FIELDS = {"integration_id", "project", "type", "title", "description", "area_path", "iteration_path", "tags", "fields"}
+FIELDS = {
+    *("integration_id", "project", "type", "title", "description", "area_path", "iteration_path", "tags", "fields"),
+    *("priority", "severity", "parent"),  # contract §17
+}
+PRIORITY, SEVERITY = "Microsoft.VSTS.Common.Priority", "Microsoft.VSTS.Common.Severity"
+PARENT_LINK = "System.LinkTypes.Hierarchy-Reverse"  # this work item's parent
 MAX_TITLE = 255  # System.Title is a String field: Azure DevOps holds at most 255 characters
 MAX_PROJECT = 64  # a project's name (or its 36-character id)
 MAX_TYPE = 128
@@ -52,6 +57,7 @@ class CreateRequest:
     iteration_path: str | None = None
     tags: tuple[str, ...] = ()
     fields: dict[str, Any] = field(default_factory=dict)
+    parent: int | None = None  # a work item id: linked as this one's parent
 
 
 def parse_request(body: dict[str, Any]) -> CreateRequest:
@@ -73,8 +79,31 @@ def parse_request(body: dict[str, Any]) -> CreateRequest:
         if body.get("iteration_path") is not None
         else None,
         tags=_tags(body.get("tags", [])),
-        fields=_extra_fields(body.get("fields", {})),
+        fields={**_extra_fields(body.get("fields", {})), **_priority_severity(body)},
+        parent=_parent(body.get("parent")),
     )
+
+
+def _priority_severity(body: dict[str, Any]) -> dict[str, Any]:
+    chosen: dict[str, Any] = {}
+    if body.get("priority") is not None:
+        priority = body["priority"]
+        if isinstance(priority, bool) or priority not in (1, 2, 3, 4, "1", "2", "3", "4"):
+            raise InvalidInput("priority must be 1, 2, 3 or 4.")
+        chosen[PRIORITY] = int(priority)
+    if body.get("severity") is not None:
+        chosen[SEVERITY] = require_text(body, "severity", MAX_TYPE).strip()
+    return chosen
+
+
+def _parent(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
+        raise InvalidInput("parent must be a work item id, a positive whole number.")
+    return value
 
 
 def _description(value: Any) -> str | None:
@@ -119,7 +148,12 @@ def _extra_fields(value: Any) -> dict[str, Any]:
 
 
 def patch_document(
-    request: CreateRequest, title: str, body_field: str | None, issue_url: str | None, marker: str | None
+    request: CreateRequest,
+    title: str,
+    body_field: str | None,
+    issue_url: str | None,
+    marker: str | None,
+    base_url: str = "",
 ) -> list[dict[str, Any]]:
     """The JSON Patch of the create call: title, description (in `body_field`), paths, tags (the idempotency
     marker among them), the extra fields, and a Hyperlink back to the tracked issue."""
@@ -138,6 +172,9 @@ def patch_document(
     if issue_url:
         link = {"rel": "Hyperlink", "url": issue_url, "attributes": {"comment": "The tracked issue"}}
         ops.append({"op": "add", "path": "/relations/-", "value": link})
+    if request.parent is not None:
+        parent = {"rel": PARENT_LINK, "url": f"{base_url}_apis/wit/workItems/{request.parent}"}
+        ops.append({"op": "add", "path": "/relations/-", "value": parent})
     return ops
 
 

@@ -17,9 +17,10 @@ Idempotency (a request without the header is not idempotent: each one creates a 
    ETag it read), so of two concurrent requests one proceeds and the other answers 409 "in progress" with
    Retry-After. The claim holds a lease as long as the create call can take (ADO_HTTP_TIMEOUT x attempts +
    the retry waits + a margin).
-4. The work item carries a tag `idempotency-<20 hex of sha256(org|issue|key)>` (searchable; a Hyperlink's URL
-   is not). The tag is visible to people and stays: removing it would cost a second write, a revision and a
-   service hook delivery per create.
+4. The work item is created with a tag `idempotency-<20 hex of sha256(org|issue|key)>` (searchable; a
+   Hyperlink's URL is not), and the tag is taken off again once the key's answer is stored (contract §17: people
+   do not see it on their board). That costs a second write, a revision and a service hook delivery per create
+   with a key; a crash between the two leaves the tag, which changes nothing.
 5. After the create call, the link is written, then the record becomes `created`. A crash (or a storage
    failure) in between leaves `creating`: the retry first asks WIQL for the tagged work item in the project;
    found, it is linked and answered (linking twice changes nothing); not found and the lease still running,
@@ -28,7 +29,8 @@ Idempotency (a request without the header is not idempotent: each one creates a 
    request can reuse it. A timeout or a 5xx keeps the claim: the work item may exist, and the retry searches.
 
 Azure DevOps requests per create: one (the create) when no description is given or the type's body field is
-cached (an hour, per process); two on a cold process with a description (the type, then the create). A retry
+cached (an hour, per process); two on a cold process with a description (the type, then the create); plus the
+tag's removal with an `Idempotency-Key`. A retry
 of a `created` key: none. A recovered `creating` key: WIQL and the work item (plus the create if not found).
 """
 
@@ -36,12 +38,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from shared.admin.field_defaults import how_to_default
 from shared.admin.sentry_links import announce_link
 from shared.admin.tracker import add_link
 from shared.admin.workitem_request import CreateRequest, default_title, parse_request, patch_document
@@ -65,6 +69,7 @@ from shared.validation import require_id
 from shared.waits import MAX_ATTEMPTS, MAX_TOTAL_WAIT_SECONDS
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 TTL_SECONDS = 24 * 3600
 LEASE_MARGIN_SECONDS = 5.0
 TYPE_CACHE_SECONDS = 3600.0
@@ -105,10 +110,13 @@ def create_work_item(
     *,
     clock: Clock = SYSTEM,
     announce_to_sentry: bool = True,
+    request_fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """The answer `{"integration_id", "work_item_id", "url", "display_name"}` of a created and linked work item.
     On a Sentry organization's issue the link is shown in Sentry too (`announce_to_sentry`), but for the work
-    items created from Sentry's own UI, which Sentry shows itself."""
+    items created from Sentry's own UI, which Sentry shows itself. `request_fingerprint` stands for the body when
+    a key is reused: requests that differ in it are one request (an alert's firings differ in their event's
+    details, yet must make one work item)."""
     request = parse_request(body)
     key = check_key(idempotency_key)
     org_id, issue_id = require_id(org_id, "organization id"), require_id(issue_id, "issue id")
@@ -116,19 +124,24 @@ def create_work_item(
     issue = tracker.get_issue(org_id, issue_id)
     if issue is None:
         raise NotFound("No issue has that id in this organization.")
-    if tracker.get_installation(request.integration_id, org_id) is None:
+    installation = tracker.get_installation(request.integration_id, org_id)
+    if installation is None:
         raise NotFound("This organization has not installed that integration; install it before creating work items.")
+    defaults = installation.defaults_for(request.project, request.type)  # contract §17; the request's own win
+    if defaults:
+        request = replace(request, fields={**defaults, **request.fields})
     store = IntegrationStore()
     integration, client = get_client_for_org(request.integration_id, org_id, store=store)  # its credentials (§16)
     work = _Work(tracker, store, integration, client, issue, request, clock, announce_to_sentry)
     if key is None:
         return work.link(work.create(None))
-    return _once(work, key, body, clock)
+    return _once(work, key, body, clock, request_fingerprint)
 
 
-def _once(work: _Work, key: str, body: dict[str, Any], clock: Clock) -> dict[str, Any]:
+def _once(work: _Work, key: str, body: dict[str, Any], clock: Clock, fingerprint: str | None = None) -> dict[str, Any]:
     scope = f"{work.issue.org_id}|{work.issue.issue_id}"
-    key_hash, request_hash = _sha(key), _sha(json.dumps(body, sort_keys=True, separators=(",", ":")))
+    same = fingerprint if fingerprint is not None else json.dumps(body, sort_keys=True, separators=(",", ":"))
+    key_hash, request_hash = _sha(key), _sha(same)
     marker = MARKER_PREFIX + _sha(f"{scope}|{key}")[:20]
     records = IdempotencyStore()
     now = clock.now()
@@ -142,6 +155,7 @@ def _once(work: _Work, key: str, body: dict[str, Any], clock: Clock) -> dict[str
         if found is not None:  # created before a crash, or by the request still at work: link it and say so
             answer = work.link(found)
             records.finish(record, answer)  # losing this race is fine: the other holds the same answer
+            work.unmark(found, marker)
             return answer
         if record.lease_until > now:
             raise InProgress(record.lease_until - now)
@@ -158,6 +172,7 @@ def _once(work: _Work, key: str, body: dict[str, Any], clock: Clock) -> dict[str
         raise
     answer = work.link(created)
     records.finish(claimed, answer)
+    work.unmark(created, marker)
     return answer
 
 
@@ -191,13 +206,15 @@ class _Work:
     def create(self, marker: str | None) -> dict[str, Any]:
         self.prepare()
         title = self.request.title or default_title(self.issue.title)
-        ops = patch_document(self.request, title, self.body_field, self.issue.url, marker)
+        ops = patch_document(self.request, title, self.body_field, self.issue.url, marker, self.client.base_url)
         try:
             item = self.call(lambda c: ado.create_work_item(c, self.request.project, self.request.type, ops))
         except AdoRequestRejected as exc:
             sentence = ado.field_error(exc)
             if sentence is not None:
-                raise InvalidInput(sentence) from None
+                project, kind = self.request.project, self.request.type
+                hint = how_to_default(self.issue.org_id, self.integration.id, project, kind)
+                raise InvalidInput(f"{sentence} {hint}") from None
             if exc.status == 400:
                 raise InvalidInput(_refusal(exc)) from None
             raise
@@ -208,6 +225,22 @@ class _Work:
     def find(self, marker: str) -> dict[str, Any] | None:
         ids = self.call(lambda c: ado.find_by_tag(c, self.request.project, marker))
         return self.call(lambda c: c.get_work_item(ids[0])) if ids else None
+
+    def unmark(self, item: dict[str, Any], marker: str) -> None:
+        """Take the marker tag off once the key's answer is stored (a retry no longer needs to find the work item),
+        so people never see it. Under a test of the revision: a work item changed since is left as it is, and a
+        failure leaves the tag, which is harmless."""
+        fields = item.get("fields") if isinstance(item.get("fields"), dict) else {}
+        tags = [t.strip() for t in str(fields.get("System.Tags") or "").split(";") if t.strip()]
+        if marker not in tags or not isinstance(item.get("rev"), int):
+            return
+        kept = [tag for tag in tags if tag != marker]
+        ops: list[dict[str, Any]] = [{"op": "test", "path": "/rev", "value": item["rev"]}]
+        ops.append({"op": "replace", "path": "/fields/System.Tags", "value": "; ".join(kept)})
+        try:
+            self.call(lambda c: c.update_work_item(item["id"], ops))
+        except AdoError as exc:
+            log.info("The marker tag of work item %s stays: %s", item["id"], exc)
 
     def link(self, item: dict[str, Any]) -> dict[str, Any]:
         link = Link(self.integration.id, item["id"])

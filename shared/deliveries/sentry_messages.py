@@ -16,7 +16,25 @@ from typing import Any
 
 from shared.deliveries.envelope import InvalidDelivery
 from shared.deliveries.outbound import decode_message, encode_message, is_link_key, read_after
-from shared.deliveries.sentry import Assignee, CommentEvent, InstallationEvent, IssueEvent, SentryWebhook, is_app_actor
+from shared.deliveries.sentry import (
+    Assignee,
+    CommentEvent,
+    InstallationEvent,
+    IssueEvent,
+    SentryWebhook,
+    is_app_actor,
+)
+from shared.deliveries.sentry import (
+    event_of as sentry_event_of,
+)
+from shared.deliveries.sentry_alerts import (
+    ALERT_ACTIONS,
+    METRIC_ACTIONS,
+    AlertEvent,
+    MetricAlertEvent,
+    alert_event,
+    metric_alert_event,
+)
 from shared.model.sentry import SENTRY_FIELDS, SentryUpdate
 from shared.validation import is_valid_id
 
@@ -26,8 +44,14 @@ _UPDATE = "sentry-update"
 _UPDATE_KEYS = {"v", "kind", "org_id", "issue_id", "fields", "link", "after", "attempt"}
 MAX_REQUEST_ID = 200
 
-Event = InstallationEvent | IssueEvent | CommentEvent
-_KINDS: dict[str, type] = {"installation": InstallationEvent, "issue": IssueEvent, "comment": CommentEvent}
+Event = InstallationEvent | IssueEvent | CommentEvent | AlertEvent | MetricAlertEvent
+_KINDS: dict[str, type] = {
+    "installation": InstallationEvent,
+    "issue": IssueEvent,
+    "comment": CommentEvent,
+    "event_alert": AlertEvent,
+    "metric_alert": MetricAlertEvent,
+}
 
 
 def is_request_id(value: object) -> bool:
@@ -83,6 +107,16 @@ def read_update_message(text: str) -> tuple[SentryUpdate, int]:
         raise InvalidDelivery("The Sentry update changes nothing.")
     after = read_after(data.get("after", []), SENTRY_FIELDS, "The Sentry update has an invalid after list.")
     return SentryUpdate(org_id, issue_id, tuple(fields), link, after), attempt
+
+
+def event_of(webhook: SentryWebhook) -> Event | None:
+    """The typed view of a webhook the app handles (`shared.deliveries.sentry.event_of`, and alert webhooks,
+    contract §17), or None for one it does not; raises InvalidSentryPayload."""
+    if webhook.resource == "event_alert":
+        return alert_event(webhook) if webhook.action in ALERT_ACTIONS else None
+    if webhook.resource == "metric_alert":
+        return metric_alert_event(webhook) if webhook.action in METRIC_ACTIONS else None
+    return sentry_event_of(webhook)
 
 
 def event_to_json(event: Event) -> dict[str, Any]:

@@ -35,12 +35,15 @@ from shared.validation import has_control_characters, is_valid_id
 # longer than a work item holds; it is cut later, not refused.
 PROJECT, WORK_ITEM_TYPE, TITLE = "project", "work_item_type", "title"
 DESCRIPTION, AREA_PATH, WORK_ITEM = "description", "area_path", "work_item"
+ITERATION_PATH, TAGS, PRIORITY, SEVERITY = "iteration_path", "tags", "priority", "severity"
+PARENT, EXTRA_FIELDS = "parent", "extra_fields"
 CREATE_FIELDS = {PROJECT: 300, WORK_ITEM_TYPE: 128, TITLE: 10_000, DESCRIPTION: 32_000, AREA_PATH: 4000}
+CREATE_FIELDS |= {ITERATION_PATH: 4000, TAGS: 2000, PRIORITY: 1, SEVERITY: 128, PARENT: 300, EXTRA_FIELDS: 8000}
 CREATE_REQUIRED = (PROJECT, WORK_ITEM_TYPE, TITLE)
 LINK_FIELDS = {WORK_ITEM: 300}
 LINK_REQUIRED = (WORK_ITEM,)
 FORMS = {"create": (CREATE_FIELDS, CREATE_REQUIRED), "link": (LINK_FIELDS, LINK_REQUIRED)}
-MULTILINE = {DESCRIPTION}  # a textarea: line breaks allowed
+MULTILINE = {DESCRIPTION, EXTRA_FIELDS}  # textareas: line breaks allowed
 
 MAX_QUERY = 200  # what a person types into a select
 MAX_DEPENDENT_DATA = 4000
@@ -181,3 +184,21 @@ def options_request(headers: Mapping[str, str], params: Mapping[str, str], secre
         dependent_data=_dependent_data(params.get("dependentData")),
         project_slug=_text(params.get("projectSlug")),
     )
+
+
+@dataclass(frozen=True)
+class AlertRuleRequest:
+    """An alert rule being saved in Sentry: its action's settings, to check (contract §17)."""
+
+    installation_uuid: str
+    settings: dict[str, str] = field(repr=False)  # name -> value, blanks left out
+
+
+def alert_rule_request(headers: Mapping[str, str], body: bytes, secret: str) -> AlertRuleRequest:
+    """`{"fields": [{"name", "value"}...], "installationId"}` as Sentry POSTs it to the settings `uri`
+    (`alert_rule_action_requester.py`), verified, then parsed."""
+    from shared.deliveries.sentry_alerts import alert_settings  # the same reading as the settings a firing carries
+
+    verify_ui_request(headers, body, secret)
+    payload = json_object(bytes(body))
+    return AlertRuleRequest(_installation(payload.get("installationId")), alert_settings(payload.get("fields")))

@@ -51,6 +51,25 @@ class StateRule:
 
 
 @dataclass(frozen=True)
+class FieldDefault:
+    """Values for a create's fields (contract §17), for a project and a type (`*`: any), e.g. a required
+    `Custom.Team` that Sentry's pasted form cannot ask for per type. A create's own values win."""
+
+    project: str
+    type: str
+    fields: dict[str, Any]
+
+    def matches(self, project: str, work_item_type: str) -> bool:
+        return all(
+            want == ANY or want.casefold() == have.casefold()
+            for want, have in ((self.project, project), (self.type, work_item_type))
+        )
+
+    def public(self) -> dict[str, Any]:
+        return {"project": self.project, "type": self.type, "fields": dict(self.fields)}
+
+
+@dataclass(frozen=True)
 class Installation:
     integration_id: str
     org_id: str
@@ -61,6 +80,7 @@ class Installation:
     sync_forward_assignment: bool = False
     sync_comments: bool = False
     state_rules: tuple[StateRule, ...] = ()
+    field_defaults: tuple[FieldDefault, ...] = ()
     # The organization's own Azure DevOps credentials for this integration (entered on the setup page when the
     # integration's own belong to another organization); used before the integration's. Never shown.
     credentials: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -83,7 +103,17 @@ class Installation:
             "sync_forward_assignment": self.sync_forward_assignment,
             "sync_comments": self.sync_comments,
             "state_rules": [rule.public() for rule in self.state_rules],
+            "field_defaults": [default.public() for default in self.field_defaults],
         }
+
+    def defaults_for(self, project: str, work_item_type: str) -> dict[str, Any]:
+        """The field defaults of every matching entry, earlier entries first."""
+        found: dict[str, Any] = {}
+        for default in self.field_defaults:
+            if default.matches(project, work_item_type):
+                for name, value in default.fields.items():
+                    found.setdefault(name, value)
+        return found
 
 
 @dataclass(frozen=True)

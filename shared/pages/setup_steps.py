@@ -151,6 +151,7 @@ def installation_body(installation: Installation, **changes: Any) -> dict[str, A
     body: dict[str, Any] = {key: getattr(installation, key) for key in SYNC_FIELDS}
     body["resolve_states"] = list(installation.resolve_states)
     body["state_rules"] = [rule.public() for rule in installation.state_rules]
+    body["field_defaults"] = [default.public() for default in installation.field_defaults]
     body.update(changes)
     return body
 

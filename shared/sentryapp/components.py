@@ -22,7 +22,13 @@ from shared.deliveries.sentry_ui import (
     AREA_PATH,
     CHOICE_SEPARATOR,
     DESCRIPTION,
+    EXTRA_FIELDS,
+    ITERATION_PATH,
+    PARENT,
+    PRIORITY,
     PROJECT,
+    SEVERITY,
+    TAGS,
     TITLE,
     WORK_ITEM,
     WORK_ITEM_TYPE,
@@ -35,6 +41,7 @@ from shared.lookups import issues as lookups
 from shared.lookups.forms import Forms
 from shared.model.integration import IntegrationNotFound, normalize_id
 from shared.model.sentry import SentryInstallation
+from shared.store.form_defaults import FormDefaultsStore
 from shared.store.integrations import IntegrationStore
 from shared.store.sentry import SentryStore
 from shared.store.tracker import TrackerStore
@@ -75,6 +82,7 @@ def schema() -> dict[str, Any]:
         "optional_fields": [
             {"type": "textarea", "name": DESCRIPTION, "label": "Description", "default": "issue.description"},
             {"type": "text", "name": AREA_PATH, "label": "Area path (for example Project\\Team)"},
+            *_more_fields(),
         ],
     }
     link = {
@@ -83,7 +91,50 @@ def schema() -> dict[str, Any]:
             _select(WORK_ITEM, "Work item (its id or words of its title)", WORK_ITEMS, skip_load_on_open=True),
         ],
     }
-    return {"elements": [{"type": "issue-link", "link": link, "create": create}]}
+    return {"elements": [{"type": "issue-link", "link": link, "create": create}, alert_rule_action()]}
+
+
+ALERT_RULE_URI = "/api/sentry/alert-rule-action"
+PRIORITIES = [[value, value] for value in ("1", "2", "3", "4")]
+# Microsoft.VSTS.Common.Severity's allowed values in the Agile, Scrum and CMMI processes.
+SEVERITIES = [[value, value] for value in ("1 - Critical", "2 - High", "3 - Medium", "4 - Low")]
+
+
+ON_RESOLVE = [["comment", "Comment on the work item"], ["resolve", "Comment on it and resolve it"]]
+
+
+def _more_fields() -> list[dict[str, Any]]:
+    """The create form's optional fields beyond the area path (contract §17)."""
+    return [
+        {"type": "text", "name": ITERATION_PATH, "label": "Iteration path (for example Project\\Sprint 1)"},
+        {"type": "text", "name": TAGS, "label": "Tags (separated by ; or ,)"},
+        {"type": "select", "name": PRIORITY, "label": "Priority", "options": PRIORITIES},
+        {"type": "select", "name": SEVERITY, "label": "Severity (where the type has one)", "options": SEVERITIES},
+        _select(PARENT, "Parent work item (its id or words of its title)", WORK_ITEMS, skip_load_on_open=True),
+        {"type": "textarea", "name": EXTRA_FIELDS, "label": "Other fields, one 'Reference.Name: value' a line"},
+    ]
+
+
+def alert_rule_action() -> dict[str, Any]:
+    """The `alert-rule-action` element (contract §17): the settings of "Create an Azure DevOps work item" in an
+    issue or metric alert rule, checked by `ALERT_RULE_URI` when the rule is saved. Priority and severity are
+    plain selects (Sentry checks their values); the others come from Azure DevOps. Field names are those of
+    `shared.sentryapp.alerts`."""
+    settings = {
+        "type": "alert-rule-settings",
+        "uri": ALERT_RULE_URI,
+        "description": "Creates one Azure DevOps work item per Sentry issue (or metric alert incident) and links it.",
+        "required_fields": [
+            _select(PROJECT, "Azure DevOps project", PROJECTS),
+            _select(WORK_ITEM_TYPE, "Work item type", WORK_ITEM_TYPES, depends_on=[PROJECT]),
+        ],
+        "optional_fields": [
+            {"type": "text", "name": AREA_PATH, "label": "Area path (for example Project\\Team)"},
+            *[f for f in _more_fields() if f["name"] != PARENT],
+            {"type": "select", "name": "on_resolve", "label": "When a metric alert resolves", "options": ON_RESOLVE},
+        ],
+    }
+    return {"type": "alert-rule-action", "title": "Create an Azure DevOps work item", "settings": settings}
 
 
 @dataclass(frozen=True)
@@ -149,7 +200,7 @@ def _projects(connection: Connected, request: OptionsRequest) -> list[dict[str, 
         ]
     if missing == len(connection.integration_ids):
         raise NotFound("The Azure DevOps integrations of this Sentry organization are disabled.")
-    return _matching(options, request.query)
+    return _remembered(_matching(options, request.query), _last(connection, request).get(PROJECT))
 
 
 def _work_item_types(connection: Connected, request: OptionsRequest) -> list[dict[str, str]]:
@@ -160,7 +211,22 @@ def _work_item_types(connection: Connected, request: OptionsRequest) -> list[dic
     types = Forms().work_item_types(
         connection.integration_for(choice, "project"), choice.value, org_id=connection.org_id
     )
-    return _matching(types, request.query)
+    last = _last(connection, request)
+    return _remembered(
+        _matching(types, request.query), last.get(WORK_ITEM_TYPE) if last.get(PROJECT) == project else None
+    )
+
+
+def _last(connection: Connected, request: OptionsRequest) -> dict[str, str]:
+    """The last choices of the form in this Sentry project (one storage read; none without a project)."""
+    if not request.project_slug:
+        return {}
+    return FormDefaultsStore().get(connection.installation.uuid, request.project_slug)
+
+
+def _remembered(options: list[dict[str, Any]], value: str | None) -> list[dict[str, Any]]:
+    """The option chosen last time marked `default` (Sentry's select takes it as its defaultValue)."""
+    return [{**o, "default": True} if value is not None and o["value"] == value else o for o in options]
 
 
 def _work_items(connection: Connected, request: OptionsRequest) -> list[dict[str, str]]:

@@ -14,6 +14,7 @@ import logging
 
 from shared.clock import SYSTEM, Clock
 from shared.deliveries.sentry import InstallationEvent, IssueEvent
+from shared.deliveries.sentry_alerts import AlertEvent, MetricAlertEvent
 from shared.deliveries.sentry_messages import Actor, Event, delivery_from_json, read_hook_message, to_hook_message
 from shared.errors import ConcurrentUpdate, RetryLater, StorageUnavailable
 from shared.sentryapp.events import apply_comment_event, apply_issue_event
@@ -97,4 +98,12 @@ def _apply(store: SentryStore, uuid: str, event: Event, actor: Actor, clock: Clo
         return "the app's own change: ignored"
     if isinstance(event, IssueEvent):
         return apply_issue_event(event, installation, store=store, clock=clock)
+    if isinstance(event, AlertEvent):
+        from shared.sentryapp.alerts import apply_alert_event  # on first use: alerts are rarer than issue webhooks
+
+        return apply_alert_event(event, installation)
+    if isinstance(event, MetricAlertEvent):
+        from shared.sentryapp.metric_alerts import apply_metric_alert
+
+        return apply_metric_alert(event, installation)
     return apply_comment_event(event, installation)

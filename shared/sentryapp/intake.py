@@ -15,8 +15,8 @@ import logging
 from collections.abc import Mapping
 
 from shared.clock import SYSTEM, Clock
-from shared.deliveries.sentry import InvalidSentryPayload, InvalidSignature, event_of, from_http
-from shared.deliveries.sentry_messages import actor_of, delivery_to_json, is_request_id, to_hook_message
+from shared.deliveries.sentry import InvalidSentryPayload, InvalidSignature, from_http
+from shared.deliveries.sentry_messages import actor_of, delivery_to_json, event_of, is_request_id, to_hook_message
 from shared.errors import BodyTooLarge, StorageUnavailable, TooLargeToStore
 from shared.intake.webhook import RETRY, WebhookAnswer
 from shared.settings import SettingsError, get_settings

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Any
 
+from shared.admin.field_defaults import parse_field_lines
 from shared.admin.tracker import MAX_TITLE, add_link
 from shared.admin.workitem_request import default_title, parse_request
 from shared.admin.workitems import create_work_item
@@ -23,18 +25,25 @@ from shared.connections.sentry import client_for
 from shared.deliveries.sentry_ui import (
     AREA_PATH,
     DESCRIPTION,
+    EXTRA_FIELDS,
+    ITERATION_PATH,
+    PARENT,
+    PRIORITY,
     PROJECT,
+    SEVERITY,
+    TAGS,
     TITLE,
     WORK_ITEM,
     WORK_ITEM_TYPE,
     IssueLinkRequest,
     parse_choice,
 )
-from shared.errors import InvalidInput, NotFound
+from shared.errors import InvalidInput, NotFound, StorageUnavailable
 from shared.lookups import issues as lookups
 from shared.model.tracker import Link, TrackedIssue
 from shared.sentry.client import SentryError
 from shared.sentryapp.components import RECENT_SECONDS, Connected, connected
+from shared.store.form_defaults import FormDefaultsStore
 from shared.store.integrations import IntegrationStore
 from shared.store.tracker import TrackerStore
 from shared.validation import positive_int
@@ -84,11 +93,35 @@ def create(request: IssueLinkRequest) -> dict[str, str]:
     integration_id = connection.integration_for(choice, "project")
     title = default_title(fields[TITLE])  # a Sentry title may be longer than a work item's holds
     body = {"integration_id": integration_id, "project": choice.value, "type": fields[WORK_ITEM_TYPE], "title": title}
-    body.update({key: fields[key] for key in (DESCRIPTION, AREA_PATH) if key in fields})
+    body.update(
+        {key: fields[key] for key in (DESCRIPTION, AREA_PATH, ITERATION_PATH, PRIORITY, SEVERITY) if key in fields}
+    )
+    body.update(_more(connection, integration_id, fields))
     parse_request(body)  # checked before the issue is tracked: a form the create would refuse changes nothing
     _track(connection, request, fields[TITLE])
     created = create_work_item(connection.org_id, request.issue_id, body, request.request_id, announce_to_sentry=False)
+    if request.project_slug:  # offered as the defaults of this Sentry project's next form
+        try:
+            FormDefaultsStore().put(request.installation_uuid, request.project_slug, fields)
+        except StorageUnavailable as exc:  # the work item exists and is linked: only the convenience is lost
+            log.warning("The form's choices were not remembered: %s", exc)
     return _answer(created["url"], created["display_name"], created["work_item_id"], choice.value)
+
+
+def _more(connection: Connected, integration_id: str, fields: dict[str, str]) -> dict[str, Any]:
+    """Tags (one text, `;` or `,` between them), extra fields (`Reference.Name: value` lines) and the parent (a
+    work item of the same integration) as the create request has them."""
+    more: dict[str, Any] = {}
+    if TAGS in fields:
+        more["tags"] = [tag.strip() for tag in fields[TAGS].replace(",", ";").split(";") if tag.strip()]
+    if EXTRA_FIELDS in fields:
+        more["fields"] = parse_field_lines(fields[EXTRA_FIELDS])
+    if PARENT in fields:
+        parent = parse_choice(fields[PARENT], "parent work item")
+        if connection.integration_for(parent, "parent work item") != integration_id:
+            raise InvalidInput("The parent work item must be in the same Azure DevOps organization as the new one.")
+        more["parent"] = parent.value
+    return more
 
 
 def link(request: IssueLinkRequest) -> dict[str, str]:

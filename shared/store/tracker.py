@@ -25,7 +25,16 @@ from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
-from shared.model.tracker import UNRESOLVED, Installation, Link, Member, StateRule, TrackedIssue, activity_json
+from shared.model.tracker import (
+    UNRESOLVED,
+    FieldDefault,
+    Installation,
+    Link,
+    Member,
+    StateRule,
+    TrackedIssue,
+    activity_json,
+)
 from shared.store import base, crypto
 
 INSTALLATIONS = "installations"
@@ -87,6 +96,7 @@ def _installation_from(e: dict[str, Any]) -> Installation:
         sync_forward_assignment=bool(e.get("SyncForwardAssignment")),
         sync_comments=bool(e.get("SyncComments")),
         state_rules=tuple(StateRule(**rule) for rule in json.loads(e.get("StateRules") or "[]")),
+        field_defaults=tuple(FieldDefault(**d) for d in json.loads(e.get("FieldDefaults") or "[]")),
         credentials=_credentials(e),
         # Saved before credentials had owners: an operator's API or a setup page made it, as a share.
         credential_shared=bool(e.get("CredentialShared", True)),
@@ -120,6 +130,7 @@ class TrackerStore:
             "SyncForwardAssignment": installation.sync_forward_assignment,
             "SyncComments": installation.sync_comments,
             "StateRules": json.dumps([rule.public() for rule in installation.state_rules]),
+            "FieldDefaults": json.dumps([d.public() for d in installation.field_defaults]),
             "CredentialShared": installation.credential_shared,
         }
         if installation.credentials:

@@ -71,6 +71,18 @@ class Catalog(Store):
         with self._lock:
             self._org(org).custom_fields.add(reference_name.lower())
 
+    def require_field(
+        self, org: str, project: str, work_item_type: str, reference_name: str, allowed: tuple[str, ...] = ()
+    ) -> None:
+        """A process rule making a (custom) field required on a type, optionally limited to `allowed` values:
+        the type's field list shows it `alwaysRequired` with its `allowedValues` (WorkItemTypeFieldWithReferences),
+        and a create without a value (or with another value) is refused with TF401320, as Azure DevOps does."""
+        with self._lock:
+            o = self._org(org)
+            o.custom_fields.add(reference_name.lower())
+            key = (self._ensure_project(o, project).id.lower(), work_item_type.lower())
+            o.required_fields.setdefault(key, {})[reference_name] = tuple(allowed)
+
     def _add_node(self, org: str, project: str, path: str, dates: tuple[str | None, str | None] | None) -> None:
         with self._lock:
             proj = self._ensure_project(self._org(org), project)
@@ -122,14 +134,16 @@ class Catalog(Store):
         url = f"{self.org_url(org.name)}{project.id}/_apis/wit/workItemTypes/{wit.name}"
         states = self._type_states(org, project, wit.name) or []
         body = [wit.body_field] + (["Microsoft.VSTS.TCM.SystemInfo"] if wit.body_field == REPRO_STEPS else [])
+        required = org.required_fields.get((project.id.lower(), wit.name.lower()), {})
         fields = [
             {
                 "referenceName": name,
                 "name": field_label(name),
-                "alwaysRequired": name == "System.Title",
+                "alwaysRequired": name == "System.Title" or name in required,
                 "url": f"{self.org_url(org.name)}_apis/wit/fields/{name}",
+                **({"allowedValues": list(required[name])} if required.get(name) else {}),
             }
-            for name in (*FORM_FIELDS, *body)
+            for name in (*FORM_FIELDS, *body, *[r for r in required if r not in (*FORM_FIELDS, *body)])
         ]
         return {
             "name": wit.name,

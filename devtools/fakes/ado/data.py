@@ -84,6 +84,9 @@ class Org:
     identities: dict[str, str] = field(default_factory=dict)  # unique name (lower) -> "Display <unique name>"
     disabled_types: set[tuple[str, str]] = field(default_factory=set)  # (project id, type), lower-cased
     custom_fields: set[str] = field(default_factory=set)  # reference names, lower-cased
+    # A process rule "required" on a type's field, with its allowed values (empty: any value):
+    # (project id, type) lower-cased -> {reference name: allowed values}
+    required_fields: dict[tuple[str, str], dict[str, tuple[str, ...]]] = field(default_factory=dict)
     type_names: dict[tuple[str, str], str] = field(default_factory=dict)  # set_states' types, as spelled
     last_comment_id: int = 0
 
@@ -192,6 +195,11 @@ class Store:
         """The current work item: {id, rev, project, fields} (identity fields as given, strings)."""
         with self._lock:
             return self._snapshot(self._item(org, work_item_id))
+
+    def relations(self, org: str, work_item_id: int) -> list[dict[str, Any]]:
+        """The work item's relations: {rel, url, attributes}."""
+        with self._lock:
+            return copy.deepcopy(self._item(org, work_item_id).relations)
 
     def updates(self, org: str, work_item_id: int) -> list[dict[str, Any]]:
         """The `resource` of every update made with update_work_item, oldest first."""

@@ -283,6 +283,13 @@ class Patching(Store):
         if not str(fields.get("System.Title") or "").strip() and (creating or "System.Title" in touched):
             raise rule_error("System.Title", "Required, InvalidEmpty")
         wit = str(fields.get("System.WorkItemType", ""))
+        for name, allowed in org.required_fields.get((project.id.lower(), wit.lower()), {}).items():
+            if creating or name in touched:
+                given = fields.get(name)
+                if given is None or not str(given).strip():
+                    raise rule_error(name, "Required, InvalidEmpty")
+                if allowed and str(given) not in allowed:
+                    raise rule_error(name, "HasValues, LimitedToValues, InvalidListValue")
         if "System.State" in touched or creating:
             states = self._type_states(org, project, wit) or []
             wanted = str(fields.get("System.State") or "")

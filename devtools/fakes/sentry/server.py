@@ -11,8 +11,8 @@ from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
 from devtools.fakes.http import LoopbackServer
+from devtools.fakes.sentry.alerts import Alerts
 from devtools.fakes.sentry.data import SYSTEM, TOKEN_LIFETIME, Clock, Token, has_any_scope
-from devtools.fakes.sentry.issues import Issues
 from devtools.fakes.sentry.protocol import NO_PERMISSION, NOT_FOUND, detail
 
 INSTALLATION = "/api/0/sentry-app-installations/<installation_uuid>/"
@@ -34,7 +34,7 @@ SCOPES: dict[str, dict[str, tuple[str, ...]] | None] = {
 ORG_ENDPOINTS = frozenset({"issue", "members"})
 
 
-class FakeSentry(LoopbackServer, Issues):
+class FakeSentry(LoopbackServer, Alerts):
     """Sentry on 127.0.0.1: Sentry Apps and their installations, tokens, issues, comments, members, external
     issues, webhooks, and the app's UI components called as Sentry calls them."""
 

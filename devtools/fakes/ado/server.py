@@ -23,6 +23,7 @@ from devtools.fakes.ado.faults import Faults
 from devtools.fakes.ado.hooks import Hooks
 from devtools.fakes.ado.patch import Patching
 from devtools.fakes.ado.protocol import error, json_response
+from devtools.fakes.ado.repos import Repos
 from devtools.fakes.ado.wiql import Wiql
 from devtools.fakes.ado.workitems import WorkItemsApi
 from devtools.fakes.http import LoopbackServer
@@ -34,9 +35,11 @@ LIVE: weakref.WeakSet[FakeAzureDevOps] = weakref.WeakSet()
 SERVERS = tuple(spec.SERVER_LEVELS)
 
 
-class FakeAzureDevOps(LoopbackServer, Auth, WorkItemsApi, Patching, Comments, Catalog, Wiql, Hooks, Deliveries, Faults):
+class FakeAzureDevOps(
+    LoopbackServer, Auth, WorkItemsApi, Patching, Comments, Catalog, Wiql, Hooks, Deliveries, Faults, Repos
+):
     """Azure DevOps on 127.0.0.1: organizations, credentials, work items (read and written), comments,
-    projects and processes, service hooks, WIQL.
+    projects and processes, service hooks, WIQL, Git repositories and their items.
 
     `server` is what it acts as: `services` (Azure DevOps Services, api-version 7.1, organizations at
     `/{org}/`), `server-2022` (Azure DevOps Server 2022, 7.0) or `server-2022.1` (2022.1 and later, 7.1), whose
@@ -165,6 +168,8 @@ class FakeAzureDevOps(LoopbackServer, Auth, WorkItemsApi, Patching, Comments, Ca
             ("_apis/wit/workitemsbatch", "batch", "POST"),
             ("_apis/wit/wiql", "wiql", "POST"),
             ("_apis/search/workitemsearchresults", "search", "POST"),
+            ("_apis/git/repositories", "repositories", "GET"),
+            ("_apis/git/repositories/<repository_id>/items", "items", "GET"),
         ):
             rules.append(Rule(f"/<org>/{path}", endpoint=endpoint, methods=[method]))
             rules.append(Rule(f"/<org>/<project>/{path}", endpoint=endpoint, methods=[method]))

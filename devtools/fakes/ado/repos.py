@@ -1,0 +1,139 @@
+"""Azure Repos (Git): a project's repositories and the items of a branch, as the REST API's `Repositories_List`
+and `Items_Get` answer them (MicrosoftDocs/vsts-rest-api-specs, `specification/git/<version>/git.json`, and its
+`httpExamples/items`). Files are only paths here: what the Items API answers is a file's metadata, not content.
+
+Refusals, as Azure DevOps words them: a repository that is not there (TF401019), a branch that is not there
+(TF401175), an item that is not there (TF401174), each a 404.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from devtools.fakes.ado.data import Org, Project, Store
+from devtools.fakes.ado.protocol import arg, error, json_response
+
+
+@dataclass
+class Repository:
+    id: str
+    name: str
+    project: str  # the project's id
+    default_branch: str
+    branches: dict[str, set[str]] = field(default_factory=dict)  # branch -> file paths ("/src/app.py")
+
+
+def _normal(path: str) -> str:
+    return "/" + path.strip("/")
+
+
+class Repos(Store):
+    """Mixin of FakeAzureDevOps: Git repositories and their items."""
+
+    def add_repository(
+        self,
+        org: str,
+        project: str,
+        name: str,
+        files: dict[str, list[str]] | list[str],
+        *,
+        default_branch: str = "main",
+    ) -> str:
+        """A repository of `project`; `files`: the paths on `default_branch`, or {branch: paths}. Its id."""
+        with self._lock:
+            found = self._org(org)
+            target = self._ensure_project(found, project)
+            repo_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"repo:{found.key}:{target.id}:{name.lower()}"))
+            per_branch = files if isinstance(files, dict) else {default_branch: files}
+            branches = {branch: {_normal(p) for p in paths} for branch, paths in per_branch.items()}
+            repos = self._repositories.setdefault(found.key, {})
+            repos[repo_id] = Repository(repo_id, name, target.id, default_branch, branches)
+            return repo_id
+
+    @property
+    def _repositories(self) -> dict[str, dict[str, Repository]]:
+        if not hasattr(self, "_repos_by_org"):
+            self._repos_by_org: dict[str, dict[str, Repository]] = {}
+        return self._repos_by_org
+
+    def _repository(self, org: Org, project: Project | None, name_or_id: str) -> Repository | None:
+        wanted = name_or_id.lower()
+        for repo in self._repositories.get(org.key, {}).values():
+            if project is not None and repo.project != project.id:
+                continue
+            if repo.id == wanted or repo.name.lower() == wanted:
+                return repo
+        return None
+
+    def _render_repository(self, org: Org, repo: Repository) -> dict[str, Any]:
+        project = org.projects[repo.project.lower()]
+        base = self.org_url(org.name)  # type: ignore[attr-defined]
+        return {
+            "id": repo.id,
+            "name": repo.name,
+            "url": f"{base}{project.id}/_apis/git/repositories/{repo.id}",
+            "project": {"id": project.id, "name": project.name, "state": "wellFormed"},
+            "defaultBranch": f"refs/heads/{repo.default_branch}",
+            "remoteUrl": f"{base}{project.name}/_git/{repo.name}",
+            "webUrl": f"{base}{project.name}/_git/{repo.name}",
+            "isDisabled": False,
+        }
+
+    # ------------------------------------------------------------------------------------------ endpoints
+
+    def _handle_repositories(self, request: Request, org: Org, project: Project | None, major: int) -> Response:
+        with self._lock:
+            repos = [
+                self._render_repository(org, r)
+                for r in sorted(self._repositories.get(org.key, {}).values(), key=lambda r: r.name.lower())
+                if project is None or r.project == project.id
+            ]
+        return json_response({"count": len(repos), "value": repos})
+
+    def _handle_items(
+        self, request: Request, org: Org, project: Project | None, major: int, repository_id: str
+    ) -> Response:
+        path = arg(request, "path") or arg(request, "scopePath")
+        if not path:
+            return error(400, "The path of the item is required.", "ArgumentNullException")
+        with self._lock:
+            repo = self._repository(org, project, repository_id)
+            if repo is None:
+                return error(
+                    404,
+                    f"TF401019: The Git repository with name or identifier {repository_id} does not exist or you do "
+                    "not have permissions for the operation you are attempting.",
+                    "GitRepositoryNotFoundException",
+                )
+            version_type = (arg(request, "versionDescriptor.versionType") or "branch").lower()
+            branch = arg(request, "versionDescriptor.version") or repo.default_branch
+            if version_type != "branch" or branch not in repo.branches:
+                return error(
+                    404,
+                    f"TF401175: The version descriptor <Branch: {branch} > could not be resolved to a version commit.",
+                    "GitUnresolvableToCommitException",
+                )
+            wanted = _normal(path)
+            if wanted not in repo.branches[branch]:
+                return error(
+                    404,
+                    f"TF401174: The item '{wanted}' could not be found in the repository '{repo.name}' at the version "
+                    f"specified by '<Branch: {branch} >'.",
+                    "GitItemNotFoundException",
+                )
+            commit = hashlib.sha1(f"{repo.id}:{branch}".encode()).hexdigest()
+            base = self.org_url(org.name)  # type: ignore[attr-defined]
+        return json_response(
+            {
+                "objectId": hashlib.sha1(f"{repo.id}:{branch}:{wanted}".encode()).hexdigest(),
+                "gitObjectType": "blob",
+                "commitId": commit,
+                "path": wanted,
+                "url": f"{base}_apis/git/repositories/{repo.id}/items{wanted}?versionType=Branch&versionOptions=None",
+            }
+        )

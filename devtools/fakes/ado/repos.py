@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -83,6 +84,32 @@ class Repos(Store):
             "webUrl": f"{base}{project.name}/_git/{repo.name}",
             "isDisabled": False,
         }
+
+    # ------------------------------------------------------------------------------------------ web view
+
+    def _file_view(self, request: Request, parts: list[str]) -> Response:
+        """`{org}/{project}/_git/{repo}?path=/{file}&version=GB{branch}&line=N…`: Azure Repos' file view, as a
+        small page naming what it shows (the real one needs a signed-in person; this one is for browser tests).
+        404 for an organization, project, repository, branch or file that is not there."""
+        if len(parts) != 4 or parts[2].lower() != "_git":
+            return Response("Not found", status=404, content_type="text/plain")
+        org_name, project_name, _, repo_name = parts
+        version = arg(request, "version") or ""
+        path = _normal(arg(request, "path") or "/")
+        with self._lock:
+            org = self._orgs.get(org_name.lower())
+            project = org.project(project_name) if org else None
+            repo = self._repository(org, project, repo_name) if org and project else None
+            branch = version[2:] if version.startswith("GB") else ""
+            if repo is None or branch not in repo.branches or path not in repo.branches[branch]:
+                return Response("The file is not there.", status=404, content_type="text/plain")
+        line = escape(arg(request, "line") or "")
+        body = (
+            f'<!doctype html><link rel="icon" href="data:,"><title>{escape(path)} - Repos</title>'
+            f'<h1 id="file">{escape(repo.name)}{escape(path)}</h1>'
+            f'<p>Branch <span id="branch">{escape(branch)}</span>, line <span id="line">{line}</span></p>'
+        )
+        return Response(body, content_type="text/html; charset=utf-8")
 
     # ------------------------------------------------------------------------------------------ endpoints
 

@@ -182,6 +182,10 @@ class FakeAzureDevOps(
         segments = request.path.split("/")
         if request.path.lower() == "/oauth2/token":  # Azure DevOps OAuth (legacy): not a REST API of the spec
             return self._match(request, segments, None)
+        if request.method == "GET" and "_git" in segments and "_apis" not in segments:
+            # Azure Repos' web file view (a page for people, not a REST API of the specification).
+            view = segments[2:] if self.on_premises and len(segments) > 2 and segments[1].lower() == "tfs" else segments
+            return self._file_view(request, [p for p in view[1:] if p != ""])
         if segments[1:3] == ["_apis", "resourceareas"] or segments[1:3] == ["_apis", "resourceAreas"]:
             parts = ["@vssps", *segments[1:]]
         elif self.on_premises:

@@ -52,19 +52,13 @@ class Repos(Store):
             repo_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"repo:{found.key}:{target.id}:{name.lower()}"))
             per_branch = files if isinstance(files, dict) else {default_branch: files}
             branches = {branch: {_normal(p) for p in paths} for branch, paths in per_branch.items()}
-            repos = self._repositories.setdefault(found.key, {})
+            repos = self._git.setdefault(found.key, {})
             repos[repo_id] = Repository(repo_id, name, target.id, default_branch, branches)
             return repo_id
 
-    @property
-    def _repositories(self) -> dict[str, dict[str, Repository]]:
-        if not hasattr(self, "_repos_by_org"):
-            self._repos_by_org: dict[str, dict[str, Repository]] = {}
-        return self._repos_by_org
-
     def _repository(self, org: Org, project: Project | None, name_or_id: str) -> Repository | None:
         wanted = name_or_id.lower()
-        for repo in self._repositories.get(org.key, {}).values():
+        for repo in self._git.get(org.key, {}).values():
             if project is not None and repo.project != project.id:
                 continue
             if repo.id == wanted or repo.name.lower() == wanted:
@@ -117,7 +111,7 @@ class Repos(Store):
         with self._lock:
             repos = [
                 self._render_repository(org, r)
-                for r in sorted(self._repositories.get(org.key, {}).values(), key=lambda r: r.name.lower())
+                for r in sorted(self._git.get(org.key, {}).values(), key=lambda r: r.name.lower())
                 if project is None or r.project == project.id
             ]
         return json_response({"count": len(repos), "value": repos})

@@ -21,7 +21,7 @@ from shared.sentryapp import stacktrace_links
 from shared.store.integrations import IntegrationStore
 from shared.store.sentry import SentryStore
 from shared.store.tracker import TrackerStore
-from tests.helpers import make_integration, new_id
+from tests.helpers import count_storage_requests, make_integration, new_id
 from tests.sync_helpers import setup_org
 
 pytestmark = pytest.mark.usefixtures("azurite")
@@ -243,3 +243,21 @@ def test_an_azure_devops_server_collection_is_asked_at_its_level_and_linked_unde
     assert answer.headers["Location"].startswith(collection + "Shop/_git/web?path=/src/x.py&version=GBmain&line=3")
     [request] = [c.request for c in ado.calls if "/_apis/git/" in c.request.url]
     assert "api-version=7.0" in (request.headers.get("Accept", "") + request.url)
+
+
+def test_what_a_click_costs_cold_and_warm(ado, linked) -> None:
+    """Counts, not time: a cold click on a frame of the longest mapping makes one Items API request; a warm click
+    none; storage round trips stay a handful (installation, mappings, then per tried mapping the organization's
+    installation, the integration and the cached check, plus the cache write when cold)."""
+    put_mappings(linked, mapping(stack_root="app/", repository="web"), mapping(stack_root="", repository="mono"))
+    ado.get(ITEMS.format(repo="web"), json={"path": "/src/x.py", "gitObjectType": "blob"})
+    assert click(linked["uuid"], "app/first.py").status_code == 302  # the cache's table exists from here on
+    counts = []
+    for _ in range(2):
+        before = len(item_requests(ado))
+        with count_storage_requests() as storage:
+            assert click(linked["uuid"], "app/x.py").status_code == 302
+        counts.append((len(item_requests(ado)) - before, len(storage)))
+    (cold_ado, cold_storage), (warm_ado, warm_storage) = counts
+    assert (cold_ado, warm_ado) == (1, 0)
+    assert warm_storage <= 5 and cold_storage <= warm_storage + 1, counts

@@ -215,6 +215,13 @@ def test_upstream_lookups_per_click_are_bounded(ado, linked) -> None:
     answer = click(linked["uuid"], "a/b/c/d/e/f/g.py")
     assert answer.status_code == 404
     assert len(item_requests(ado)) == stacktrace_links.MAX_LOOKUPS
+    # The next click asks only about the roots further down (the first three are cached as missing) and finds the
+    # file under a/b/; a third click answers from the cache alone.
+    ado.replace(responses.GET, ITEMS.format(repo="r1"), json={"path": "/src/c/d/e/f/g.py", "gitObjectType": "blob"})
+    assert click(linked["uuid"], "a/b/c/d/e/f/g.py").status_code == 302
+    assert len(item_requests(ado)) == stacktrace_links.MAX_LOOKUPS + 2
+    assert "_git/r1?" in click(linked["uuid"], "a/b/c/d/e/f/g.py").headers["Location"]
+    assert len(item_requests(ado)) == stacktrace_links.MAX_LOOKUPS + 2
 
 
 def test_a_mapping_never_uses_credentials_the_organization_may_not_use(ado, linked) -> None:

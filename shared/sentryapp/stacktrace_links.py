@@ -5,9 +5,10 @@ a person's browser. Nothing is signed, so anyone can send any values: the answer
 the organization's own mappings name (in a repository its credentials can read), or says nothing was found.
 It never shows a stored value beyond what the request itself carried.
 
-Cost, bounded: one point read of the installation and one of the organization's mappings; per candidate mapping
-(longest stack root first, at most MAX_CANDIDATES) the integration and the organization's installation, then the
-file check from the cache, or at most MAX_LOOKUPS Items API requests in all, within LINK_BUDGET_SECONDS.
+Cost, bounded: one point read of the installation and one of the organization's mappings; per integration the
+mappings name, its organization's installation and the integration (once per click); per candidate mapping
+(longest stack root first, at most MAX_CANDIDATES) the file check from the cache, or an Items API request, at
+most MAX_LOOKUPS in all, within LINK_BUDGET_SECONDS.
 """
 
 from __future__ import annotations
@@ -100,19 +101,23 @@ def resolve(request: LinkRequest, *, clock: Clock = SYSTEM) -> Found | NotFound:
     integrations, cache = IntegrationStore(), RepoFileCache(clock)
     deadline = Deadline(LINK_BUDGET_SECONDS, clock.monotonic)
     lookups, unchecked, tried = 0, False, 0
+    usable: dict[str, Integration | None] = {}  # per integration: read once per click
     for mapping, path in chosen:
-        integration = _usable(mapping, installation.org_id, integrations)
+        if mapping.integration_id not in usable:
+            usable[mapping.integration_id] = _usable(mapping, installation.org_id, integrations)
+        integration = usable[mapping.integration_id]
         if integration is None:
             continue
         tried += 1
         exists = cache.get(mapping, path)
         if exists is None:
             if lookups >= MAX_LOOKUPS or deadline.left() <= 0:
-                unchecked = True
-                break
+                unchecked = True  # not asked; a shorter root's answer may still be in the cache
+                continue
             lookups += 1
             try:
                 integration, client = client_for(integration, store=integrations, deadline=deadline)
+                usable[mapping.integration_id] = integration
                 exists = file_exists(client, mapping.project, mapping.repository, mapping.branch, path)
             except (AdoError, IntegrationNotFound, StorageUnavailable) as exc:
                 log.warning("Could not check a file for a stack frame link: %s", type(exc).__name__)

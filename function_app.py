@@ -5,6 +5,7 @@ import azure.functions as func
 from functions import (
     admin_integrations,
     admin_tracker,
+    code_mappings,
     comments,
     forms,
     health,
@@ -30,6 +31,7 @@ app.register_functions(lookups.bp)
 app.register_functions(forms.bp)
 app.register_functions(admin_integrations.bp)
 app.register_functions(admin_tracker.bp)
+app.register_functions(code_mappings.bp)
 app.register_functions(maintenance.bp)
 app.register_functions(queues.bp)
 app.register_functions(outbound.bp)

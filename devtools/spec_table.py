@@ -1,7 +1,9 @@
 """Writes `devtools/fakes/ado/spec_table.json`: the facts of Microsoft's published Azure DevOps REST specification
 (MicrosoftDocs/vsts-rest-api-specs, MIT) for the operations the app and the fake Azure DevOps use, per server.
 
-    .venv/bin/python -m devtools.spec_table [--specs PATH]   # PATH: the folder holding wit/, core/, hooks/, ...
+    .venv/bin/python -m devtools.spec_table [--specs PATH] [--git-specs PATH]
+    # PATH: the folder holding wit/, core/, hooks/, ...; the Git area (git/) is read from --git-specs (default
+    # devtools/specs/, excerpts of the same commit) when the team's copy lacks it
 
 For each operation (method and path, matched case-insensitively as Azure DevOps does): per server the
 api-version it has (`7.1-preview.4` for a preview operation), whether it is preview (`x-ms-preview`), its query
@@ -27,10 +29,14 @@ SOURCE = {
     "commit": "adb28786a3e9349d5b3deb43eb2134b682c33bb2",
     "folder": "specification/",
     "licence": "MIT",
+    "git": "the same commit's specification/git/, excerpted in devtools/specs/ (PROVENANCE.md there)",
 }
 # Server flavour -> the folder of each area holding its specification.
 SERVERS = {"services": "7.1", "server-2022": "azure-devops-server-7.0", "server-2022.1": "azure-devops-server-7.1"}
-AREAS = ("wit", "core", "hooks", "search")
+AREAS = ("wit", "core", "hooks", "search", "git")
+GIT_AREA = "git"  # repositories and items (stack frame links, contract §18); not in the team's copy of the specs
+# Excerpts of the same commit's Git area (devtools/specs/PROVENANCE.md), read when the team's copy has no git/.
+GIT_EXCERPTS = Path(__file__).resolve().parent / "specs"
 
 # The operations used (method, path after the organization or collection, as the specification spells it).
 USED = [
@@ -59,6 +65,8 @@ USED = [
     ("GET", "/_apis/hooks/subscriptions/{subscriptionId}"),
     ("PUT", "/_apis/hooks/subscriptions/{subscriptionId}"),
     ("DELETE", "/_apis/hooks/subscriptions/{subscriptionId}"),
+    ("GET", "/{project}/_apis/git/repositories"),
+    ("GET", "/{project}/_apis/git/repositories/{repositoryId}/items"),
 ]
 
 # Not in the specification: preview on every server (Microsoft's azure-devops-python-api calls both with
@@ -163,12 +171,13 @@ def _merge(variants: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def build(specs: Path) -> dict[str, Any]:
+def build(specs: Path, git_specs: Path | None = None) -> dict[str, Any]:
     found: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
     wanted = {(method, path.lower()) for method, path in USED}
     for area in AREAS:
+        folder = specs if area != GIT_AREA or (specs / GIT_AREA).is_dir() else (git_specs or GIT_EXCERPTS)
         for server in SERVERS:
-            spec = _load(_spec_file(specs, area, server))
+            spec = _load(_spec_file(folder, area, server))
             for key in ("paths", "x-ms-paths"):
                 for raw_path, operations in spec.get(key, {}).items():
                     path = _ORG.sub("", raw_path.split("?", 1)[0])
@@ -222,12 +231,13 @@ OUTPUT = Path(__file__).resolve().parent / "fakes" / "ado" / "spec_table.json"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--specs", type=Path, default=_default_specs())
+    parser.add_argument("--git-specs", type=Path, default=None)
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     if args.specs is None or not args.specs.is_dir():
         print("the specification folder was not found: pass --specs", file=sys.stderr)
         return 2
-    table = build(args.specs)
+    table = build(args.specs, args.git_specs)
     args.output.write_text(json.dumps(table, indent=1, sort_keys=False) + "\n")
     print(f"wrote {len(table['operations'])} operations to {args.output}")
     return 0

@@ -105,3 +105,35 @@ def _options_route(kind: str) -> Callable[..., Any]:
 sentry_options_projects = _options_route("projects")
 sentry_options_workitemtypes = _options_route("workitemtypes")
 sentry_options_workitems = _options_route("workitems")
+
+
+@bp.function_name("sentry_stacktrace_link")
+@bp.route(route="sentry/stacktrace-link", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def sentry_stacktrace_link(req: func.HttpRequest) -> func.HttpResponse:
+    """A stack frame's link (contract §18): a plain browser GET, unsigned; it only redirects (302) to the file in
+    Azure Repos, or answers a short page (404) saying what was looked for and how to add a code mapping."""
+    from functions.http import page_response
+    from shared.errors import ConcurrentUpdate, StorageUnavailable
+    from shared.pages.render import render
+    from shared.sentryapp.stacktrace_links import Found, link_request, resolve
+
+    request = link_request(req.params)
+    try:
+        result = resolve(request)
+    except (StorageUnavailable, ConcurrentUpdate):
+        reason = "The app's storage is unavailable; try again in a minute."
+        page = render("stacktrace_missing.html", status=503, headers={"Retry-After": "60"}, reason=reason)
+        return page_response(page)
+    if isinstance(result, Found):
+        headers = {"Location": result.url, "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+        return func.HttpResponse(status_code=302, headers=headers)
+    page = render(
+        "stacktrace_missing.html",
+        status=404,
+        headers={"Cache-Control": "no-store"},
+        reason=result.reason,
+        filename=result.filename,
+        line=result.line,
+        tried=result.tried,
+    )
+    return page_response(page)

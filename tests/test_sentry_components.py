@@ -117,8 +117,12 @@ def ado_calls(ado: responses.RequestsMock) -> list[str]:
 def test_the_schema_is_an_issue_link_whose_uris_are_this_apps_anonymous_routes(registered_functions) -> None:
     response = routes.sentry_schema(func.HttpRequest("GET", "http://localhost/api/sentry/schema", body=b""))
     assert response.status_code == 200
-    [element] = [e for e in body_of(response)["elements"] if e["type"] == "issue-link"]
-    assert element["type"] == "issue-link"
+    elements = body_of(response)["elements"]
+    [element] = [e for e in elements if e["type"] == "issue-link"]
+    # Sentry's schema check (src/sentry/sentry_apps/api/parsers/schema.py): one element of each type; a
+    # stacktrace-link has exactly `type` and a `uri` starting with "/".
+    types = [e["type"] for e in elements]
+    assert len(types) == len(set(types)) and set(types) <= {"issue-link", "alert-rule-action", "stacktrace-link"}
     anonymous = {
         (method.value, "/api/" + f.get_trigger().route)
         for f in registered_functions.values()
@@ -141,6 +145,8 @@ def test_the_schema_is_an_issue_link_whose_uris_are_this_apps_anonymous_routes(r
     assert create_fields["work_item_type"]["depends_on"] == ["project"]
     assert create_fields["title"]["default"] == "issue.title"
     assert element["link"]["required_fields"][0]["skip_load_on_open"] is True
+    [link] = [e for e in elements if e["type"] == "stacktrace-link"]
+    assert set(link) == {"type", "uri"} and ("GET", link["uri"]) in anonymous
     assert SECRET not in response.get_body().decode()
 
 

@@ -17,7 +17,7 @@ from urllib.parse import urlencode, urlsplit
 
 from shared.clock import SYSTEM, Clock
 from shared.errors import ConcurrentUpdate, InvalidInput, StorageUnavailable
-from shared.pages import setup_rules, setup_steps
+from shared.pages import setup_code, setup_rules, setup_steps
 from shared.pages.render import Page, render
 from shared.pages.setup_entry import NotYet, Refused, Usable, check_link, open_link, open_sentry_redirect
 from shared.pages.setup_form import CONNECT_FIELDS, FORM_TOKEN, RULE_FIELDS, SYNC_FIELDS, parse_form
@@ -33,12 +33,13 @@ from shared.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
-STEPS = ("connect", "sync", "hook", "done")
+STEPS = ("connect", "sync", "hook", "code", "done")
 FIELDS = {
     "connect": CONNECT_FIELDS,
     "sync": {FORM_TOKEN, *SYNC_FIELDS},
     "rules": RULE_FIELDS,
     "hook": {FORM_TOKEN},
+    "code": setup_code.CODE_FIELDS,
 }
 SENTRY_PARAMS = ("code", "installationId", "orgSlug")
 LINK = "link"
@@ -113,6 +114,8 @@ def _step(step: str, session: Session, request: PageRequest) -> Page:
         return setup_steps.sync_page(session)
     if step == "hook":
         return setup_steps.hook_page(session, request.host, request.secure)
+    if step == "code":
+        return setup_code.code_page(session)
     if step == "done":
         return setup_steps.done_page(session)
     if step in ("", "connect") or step not in STEPS:
@@ -223,6 +226,8 @@ def _apply(step: str, session: Session, form: dict[str, str], request: PageReque
         return setup_steps.save_sync(session, form)
     if step == "rules":
         return setup_rules.rules(session, form)
+    if step == "code":
+        return setup_code.save_code(session, form)
     return setup_steps.create_hook(session, request.host, request.secure)
 
 

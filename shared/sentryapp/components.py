@@ -52,6 +52,7 @@ from shared.validation import positive_int
 CREATE_URI = "/api/sentry/issue-link/create"
 LINK_URI = "/api/sentry/issue-link/link"
 OPTIONS_URI = "/api/sentry/options/"
+STACKTRACE_LINK_URI = "/api/sentry/stacktrace-link"  # shared.sentryapp.stacktrace_links (contract §18)
 PROJECTS, WORK_ITEM_TYPES, WORK_ITEMS = "projects", "workitemtypes", "workitems"
 MAX_OPTIONS = 100  # Sentry's select shows a few; typing narrows the list
 RECENT_SECONDS = 300.0  # an integration read by the lookup just made names its options (no second read)
@@ -91,7 +92,8 @@ def schema() -> dict[str, Any]:
             _select(WORK_ITEM, "Work item (its id or words of its title)", WORK_ITEMS, skip_load_on_open=True),
         ],
     }
-    return {"elements": [{"type": "issue-link", "link": link, "create": create}, alert_rule_action()]}
+    stacktrace_link = {"type": "stacktrace-link", "uri": STACKTRACE_LINK_URI}
+    return {"elements": [{"type": "issue-link", "link": link, "create": create}, alert_rule_action(), stacktrace_link]}
 
 
 ALERT_RULE_URI = "/api/sentry/alert-rule-action"

@@ -112,6 +112,7 @@ class Store:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._orgs: dict[str, Org] = {}
+        self._git: dict[str, dict[str, Any]] = {}  # organization -> repository id -> Repository (repos.py)
         self._watermark = 0
         self._last_timestamp: datetime | None = None
 

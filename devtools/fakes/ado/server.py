@@ -23,6 +23,7 @@ from devtools.fakes.ado.faults import Faults
 from devtools.fakes.ado.hooks import Hooks
 from devtools.fakes.ado.patch import Patching
 from devtools.fakes.ado.protocol import error, json_response
+from devtools.fakes.ado.repos import Repos
 from devtools.fakes.ado.wiql import Wiql
 from devtools.fakes.ado.workitems import WorkItemsApi
 from devtools.fakes.http import LoopbackServer
@@ -34,9 +35,11 @@ LIVE: weakref.WeakSet[FakeAzureDevOps] = weakref.WeakSet()
 SERVERS = tuple(spec.SERVER_LEVELS)
 
 
-class FakeAzureDevOps(LoopbackServer, Auth, WorkItemsApi, Patching, Comments, Catalog, Wiql, Hooks, Deliveries, Faults):
+class FakeAzureDevOps(
+    LoopbackServer, Auth, WorkItemsApi, Patching, Comments, Catalog, Wiql, Hooks, Deliveries, Faults, Repos
+):
     """Azure DevOps on 127.0.0.1: organizations, credentials, work items (read and written), comments,
-    projects and processes, service hooks, WIQL.
+    projects and processes, service hooks, WIQL, Git repositories and their items.
 
     `server` is what it acts as: `services` (Azure DevOps Services, api-version 7.1, organizations at
     `/{org}/`), `server-2022` (Azure DevOps Server 2022, 7.0) or `server-2022.1` (2022.1 and later, 7.1), whose
@@ -165,6 +168,8 @@ class FakeAzureDevOps(LoopbackServer, Auth, WorkItemsApi, Patching, Comments, Ca
             ("_apis/wit/workitemsbatch", "batch", "POST"),
             ("_apis/wit/wiql", "wiql", "POST"),
             ("_apis/search/workitemsearchresults", "search", "POST"),
+            ("_apis/git/repositories", "repositories", "GET"),
+            ("_apis/git/repositories/<repository_id>/items", "items", "GET"),
         ):
             rules.append(Rule(f"/<org>/{path}", endpoint=endpoint, methods=[method]))
             rules.append(Rule(f"/<org>/<project>/{path}", endpoint=endpoint, methods=[method]))
@@ -177,6 +182,10 @@ class FakeAzureDevOps(LoopbackServer, Auth, WorkItemsApi, Patching, Comments, Ca
         segments = request.path.split("/")
         if request.path.lower() == "/oauth2/token":  # Azure DevOps OAuth (legacy): not a REST API of the spec
             return self._match(request, segments, None)
+        if request.method == "GET" and "_git" in segments and "_apis" not in segments:
+            # Azure Repos' web file view (a page for people, not a REST API of the specification).
+            view = segments[2:] if self.on_premises and len(segments) > 2 and segments[1].lower() == "tfs" else segments
+            return self._file_view(request, [p for p in view[1:] if p != ""])
         if segments[1:3] == ["_apis", "resourceareas"] or segments[1:3] == ["_apis", "resourceAreas"]:
             parts = ["@vssps", *segments[1:]]
         elif self.on_premises:

@@ -78,7 +78,7 @@ class FakeIngestion(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: FakeIngestion
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         body = gzip.decompress(raw) if self.headers.get("Content-Encoding") == "gzip" else raw
         received = 0
@@ -90,7 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.server.envelopes.extend(items)
         self._json({"itemsReceived": received, "itemsAccepted": received, "errors": []})
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._json({"count": 0, "value": []})
 
     def _json(self, value: dict) -> None:

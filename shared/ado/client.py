@@ -1,11 +1,11 @@
 """The Azure DevOps client: the only code that speaks HTTP to Azure DevOps.
 
 One `requests.Session` per process, reused across invocations (warm calls reuse the connection). Every request carries
-its operation's api-version on the organization's server (`shared.ado.versions`) in `Accept`, and `X-TFS-
-FedAuthRedirect: Suppress`, so an expired credential answers 401 instead of a sign-in page; a 203 or an HTML body is
-treated as an authentication failure anyway. Credentials go only to allowed origins (`shared.domains`), and redirects
-are never followed. 429 and 503 are retried a bounded number of times, honouring `Retry-After`, within a cap on the
-total wait; other 4xx are never retried. Failures become the typed exceptions below.
+its operation's api-version on the organization's server (`shared.ado.versions`) in `Accept`, and
+`X-TFS-FedAuthRedirect: Suppress`, so an expired credential answers 401 instead of a sign-in page; a 203 or an HTML
+body is treated as an authentication failure anyway. Credentials go only to allowed origins (`shared.domains`), and
+redirects are never followed. 429 and 503 are retried a bounded number of times, honouring `Retry-After`, within a cap
+on the total wait; other 4xx are never retried. Failures become the typed exceptions below.
 """
 
 from __future__ import annotations

@@ -39,6 +39,9 @@ from pathlib import Path
 from werkzeug.test import Client
 from devhost.host import FunctionHost
 
+if sys.argv[3] == "worker":  # what the Python worker does at its start with PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY
+    from azure.monitor.opentelemetry import configure_azure_monitor
+    configure_azure_monitor()
 host = FunctionHost(Path({str(ROOT)!r}))
 answer = Client(host).get(
     "/api/health?code={FUNCTION_KEY}",
@@ -115,9 +118,9 @@ def ingestion() -> Iterator[FakeIngestion]:
     server.server_close()
 
 
-def _run_app(env: dict[str, str], origin: str = "", flush: bool = False) -> dict:
+def _run_app(env: dict[str, str], origin: str = "", flush: bool = False, worker: bool = False) -> dict:
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, origin, "flush" if flush else ""],
+        [sys.executable, "-c", SCRIPT, origin, "flush" if flush else "", "worker" if worker else ""],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -138,8 +141,15 @@ def test_without_the_setting_no_telemetry_module_is_imported() -> None:
     assert outcome["modules"] == []
 
 
-def test_a_request_reaches_application_insights_with_no_secret(ingestion: FakeIngestion, tmp_path: Path) -> None:
+@pytest.mark.parametrize("configured_by", ["app", "worker"])
+def test_a_request_reaches_application_insights_with_no_secret(
+    ingestion: FakeIngestion, tmp_path: Path, configured_by: str
+) -> None:
+    """Configured by the app on first use, or by the Python worker at its start (then the app only adds its
+    scrubbing, and configures nothing twice: one request span, one span per call)."""
     env = _env_without_telemetry()
+    if configured_by == "worker":
+        env[telemetry.WORKER_SETTING] = "true"
     env[telemetry.CONNECTION_SETTING] = (
         "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
         f"IngestionEndpoint={ingestion.origin}/;LiveEndpoint={ingestion.origin}/"
@@ -148,7 +158,7 @@ def test_a_request_reaches_application_insights_with_no_secret(ingestion: FakeIn
     # Every trace kept: the default (5 traces a second, rate limited) may drop this one, the first.
     env["OTEL_TRACES_SAMPLER"], env["OTEL_TRACES_SAMPLER_ARG"] = "microsoft.fixed_percentage", "1.0"
     env["TMPDIR"] = str(tmp_path)  # where the exporter keeps telemetry to retry
-    outcome = _run_app(env, ingestion.origin, flush=True)
+    outcome = _run_app(env, ingestion.origin, flush=True, worker=configured_by == "worker")
     assert outcome["status"] == 200
     assert "azure.monitor.opentelemetry" in outcome["modules"]
 

@@ -3,7 +3,8 @@
 
 Without the setting nothing here imports OpenTelemetry: a cold start pays one environment lookup.
 
-With it, the process is configured once, on first use (never at import of `function_app`):
+With it, the process is configured once, on first use: before its first storage or Azure DevOps call (shared/store,
+shared/ado; Sentry's calls always follow a storage read) or the local host's first invocation, never at import:
 - On Azure, the documented way: host.json's `"telemetryMode": "OpenTelemetry"` and the app setting
   `PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true`. The Python worker then calls `configure_azure_monitor()` at its
   start and runs each invocation under the host's invocation span; here only `ScrubSecrets` is added.

@@ -146,6 +146,12 @@ def render(r: dict) -> str:
             _verdict(i["overhead"] <= 0.20),
         ),
         (
+            "With telemetry (`APPLICATIONINSIGHTS_CONNECTION_STRING` set): import, then configure on first use",
+            f"{i['telemetry_ms']:.0f} ms = **{i['telemetry_overhead'] * 100:+.0f}%** over the import without it",
+            "",
+            "",
+        ),
+        (
             f"domain_check over {d['integrations']:,} integrations ({d['malformed']:,} malformed, 50 ms lookups)",
             f"**{d['seconds']:.1f} s**, floor {d['floor_seconds']:.1f} s = {d['seconds'] / d['floor_seconds']:.1f}x; "
             f"{d['repaired']} repaired, {d['failed']} failed, at most {d['max_concurrent_lookups']} lookups at once "
@@ -211,7 +217,9 @@ fake of `devtools/fakes/ado/` (it adds no work of its own beyond the stated dela
   one write more than an unlinked issue's `PUT`.
 - **Import**: `python -X importtime`, top-level cumulative times summed, median of fresh interpreters,
   alternating the app and the baseline, both from bytecode (a shared `PYTHONPYCACHEPREFIX` filled by a first
-  import of each), as a deployed app once its .pyc files exist.
+  import of each), as a deployed app once its .pyc files exist. With telemetry: the same, for the app's import then
+  `shared.telemetry.ensure_configured()` with the setting pointing at a closed loopback port; paid once per process,
+  at its first invocation, and only with the setting (without it nothing of OpenTelemetry is imported).
 - **Sentry webhook**: the local host beside the fake Sentry with its queue function off (it only acknowledges);
   {s["samples"]} signed `issue.resolved` webhooks, each with its own `Request-ID`, from {s["senders"]} threads at
   once, each with its own connection; each answer is 202 (verified, recorded, queued: two storage operations),

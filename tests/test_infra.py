@@ -4,6 +4,7 @@ shared-key access disabled; the roles are Azure's built-in ids; secrets are Key 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import fields
@@ -193,6 +194,16 @@ def test_flex_consumption_python_311_and_the_outputs() -> None:
         settings_value("APPLICATIONINSIGHTS_AUTHENTICATION_STRING")
         == "'ClientId=${identityClientId};Authorization=AAD'"
     )
+
+
+def test_telemetry_is_opentelemetry_through_the_worker_with_identity_based_ingestion() -> None:
+    """The documented way for a Python app: the host in OpenTelemetry mode, the worker configuring the distro."""
+    host = json.loads((ROOT / "host.json").read_text())
+    assert host["telemetryMode"] == "OpenTelemetry"
+    assert settings_value("PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY") == "'true'"
+    assert settings_value("APPLICATIONINSIGHTS_CONNECTION_STRING") == "appInsights.properties.ConnectionString"
+    requirements = (ROOT / "requirements.txt").read_text().splitlines()
+    assert any(line.startswith("azure-monitor-opentelemetry==") for line in requirements)
 
 
 def settings_value(name: str) -> str:

@@ -17,6 +17,7 @@ RANKS = {
     "clock": 0,
     "caching": 0,
     "waits": 0,
+    "telemetry": 0,
     "settings": 1,
     "storage_connection": 0,
     "validation": 1,
@@ -49,6 +50,9 @@ ONLY_IN = {
     "jinja2": {"pages"},
     "markupsafe": {"pages"},
     "selenium": set(),
+    # Telemetry (optional): only shared/telemetry.py, which imports it only when the setting is present.
+    "opentelemetry": {"telemetry"},
+    "azure.monitor": {"telemetry"},
 }
 
 

@@ -89,6 +89,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // Application Insights, with identity-based ingestion.
     APPLICATIONINSIGHTS_CONNECTION_STRING: appInsights.properties.ConnectionString
     APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    // The Python worker configures OpenTelemetry for the app's spans (host.json: telemetryMode OpenTelemetry).
+    PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
     // The app's settings (contract §10), with their defaults.
     SECRETS_KEY: format(keyVaultReference, secretsKeyUri)
     WEBHOOK_PUBLIC_URL: 'https://${site.properties.defaultHostName}/api/vsts/issue-updated'

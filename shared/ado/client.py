@@ -1,12 +1,11 @@
 """The Azure DevOps client: the only code that speaks HTTP to Azure DevOps.
 
-One `requests.Session` per process, reused across invocations (warm calls reuse the connection). Every
-request carries its operation's api-version on the organization's server (`shared.ado.versions`) in `Accept`,
-and `X-TFS-FedAuthRedirect: Suppress`, so an expired credential
-answers 401 instead of a sign-in page; a 203 or an HTML body is treated as an authentication failure
-anyway. Credentials go only to allowed origins (`shared.domains`), and redirects are never followed.
-429 and 503 are retried a bounded number of times, honouring `Retry-After`, within a cap on the total wait;
-other 4xx are never retried. Failures become the typed exceptions below.
+One `requests.Session` per process, reused across invocations (warm calls reuse the connection). Every request carries
+its operation's api-version on the organization's server (`shared.ado.versions`) in `Accept`, and
+`X-TFS-FedAuthRedirect: Suppress`, so an expired credential answers 401 instead of a sign-in page; a 203 or an HTML
+body is treated as an authentication failure anyway. Credentials go only to allowed origins (`shared.domains`), and
+redirects are never followed. 429 and 503 are retried a bounded number of times, honouring `Retry-After`, within a cap
+on the total wait; other 4xx are never retried. Failures become the typed exceptions below.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from requests.adapters import HTTPAdapter
 
 from shared.ado import versions
 from shared.ado.domains import is_allowed_origin, origin_of
+from shared.telemetry import ensure_configured
 from shared.waits import MAX_ATTEMPTS, asked_wait, next_wait
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,7 @@ def send(
     if authorization is not None:
         request_headers["Authorization"] = authorization
     request_headers.update(headers or {})
+    ensure_configured()  # traced when APPLICATIONINSIGHTS_CONNECTION_STRING is set (shared/telemetry.py)
     waited = 0.0
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:

@@ -33,6 +33,7 @@ from shared.errors import ConcurrentUpdate, StorageUnavailable, TooLargeToStore
 from shared.settings import get_settings
 from shared.store.connect import table_service_client
 from shared.store.deadline import attempt_bound
+from shared.telemetry import ensure_configured
 
 __all__ = [
     "ResourceExistsError",
@@ -112,6 +113,7 @@ def sdk_transport(connection_timeout: float, read_timeout: float) -> RequestsTra
     """The HTTP transport for the storage SDK clients: one shared requests session, with these timeouts (a client
     given a transport ignores its own `connection_timeout`/`read_timeout` options, so they are set here), and the
     CA bundle of `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE` or `SSL_CERT_FILE` when one is set."""
+    ensure_configured()  # storage calls traced by azure-core when APPLICATIONINSIGHTS_CONNECTION_STRING is set
     with _session_lock:
         if not _sessions:
             _sessions.append(_StorageSession(any(name.lower() in _PROXY_VARIABLES for name in os.environ)))

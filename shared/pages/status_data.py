@@ -257,7 +257,7 @@ def _integration_row(integration: Integration, delivered_at: float | None) -> In
 
 def _installation_row(installation: Installation, integration: Integration | None, known: bool) -> InstallationStatus:
     names = ("sync_reverse_assignment", "sync_status_reverse", "sync_status_forward", "sync_forward_assignment")
-    syncs = tuple(name for name in (*names, "sync_comments") if getattr(installation, name))
+    syncs = tuple(name for name in (*names, "sync_comments", "sync_comments_reverse") if getattr(installation, name))
     problems = installation_problems(installation.integration_id, integration, known)
     return InstallationStatus(installation.org_id, installation.integration_id, syncs, tuple(problems))
 

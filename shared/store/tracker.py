@@ -86,6 +86,7 @@ def _installation_from(e: dict[str, Any]) -> Installation:
         sync_status_forward=bool(e.get("SyncStatusForward")),
         sync_forward_assignment=bool(e.get("SyncForwardAssignment")),
         sync_comments=bool(e.get("SyncComments")),
+        sync_comments_reverse=bool(e.get("SyncCommentsReverse")),
         state_rules=tuple(StateRule(**rule) for rule in json.loads(e.get("StateRules") or "[]")),
         credentials=_credentials(e),
         # Saved before credentials had owners: an operator's API or a setup page made it, as a share.
@@ -119,6 +120,7 @@ class TrackerStore:
             "SyncStatusForward": installation.sync_status_forward,
             "SyncForwardAssignment": installation.sync_forward_assignment,
             "SyncComments": installation.sync_comments,
+            "SyncCommentsReverse": installation.sync_comments_reverse,
             "StateRules": json.dumps([rule.public() for rule in installation.state_rules]),
             "CredentialShared": installation.credential_shared,
         }

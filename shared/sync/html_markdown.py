@@ -120,7 +120,15 @@ def html_to_markdown(html_text: str) -> Converted:
     parser.feed(html_text)
     parser.close()
     text = "".join(parser.out)
-    lines = [line.strip(" ") if not line.endswith("  ") else line.lstrip(" ") for line in text.split("\n")]
+    lines, fenced = [], False
+    for line in text.split("\n"):
+        if line.strip() == "```":
+            fenced = not fenced
+            lines.append("```")
+        elif fenced:
+            lines.append(line)  # code keeps its indentation
+        else:
+            lines.append(line.strip(" ") if not line.endswith("  ") else line.lstrip(" "))
     markdown = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
     return Converted(markdown, parser.dropped)
 

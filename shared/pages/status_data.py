@@ -31,7 +31,7 @@ from shared.pages.status_advice import (
     timer_problems,
 )
 from shared.settings import get_settings
-from shared.store import failures, last_delivery, queues, timer_runs
+from shared.store import counters, failures, last_delivery, queues, timer_runs
 from shared.store.deadline import storage_deadline
 from shared.store.health import storage_refusal
 from shared.store.integrations import IntegrationStore
@@ -127,6 +127,22 @@ class FailureStatus:
 
 
 @dataclass(frozen=True)
+class CountStatus:
+    """How many comments were synced one way (contract §18), since the app's table was made."""
+
+    name: str  # the counter: comments_from_ado, comments_to_sentry, comments_to_ado
+    what: str
+    value: int
+
+
+COUNTED = {
+    "comments_from_ado": "Azure DevOps comments added to tracked issues",
+    "comments_to_sentry": "Azure DevOps comments added to Sentry issues",
+    "comments_to_ado": "Tracker and Sentry comments added to work items",
+}
+
+
+@dataclass(frozen=True)
 class StatusReport:
     generated_at: float
     integrations: Part[IntegrationStatus]
@@ -136,10 +152,13 @@ class StatusReport:
     timers: Part[TimerStatus]
     failures: Part[FailureStatus]
     notes: tuple[str, ...] = field(default=())  # parts read only in part (say, the last deliveries)
+    comments: Part[CountStatus] = field(default_factory=lambda: Part("Comments synced"))
 
     @property
     def parts(self) -> tuple[Part, ...]:
-        return (self.integrations, self.installations, self.sentry, self.queues, self.timers, self.failures)
+        return (
+            self.integrations, self.installations, self.sentry, self.queues, self.timers, self.comments, self.failures
+        )  # fmt: skip
 
     @property
     def unreadable(self) -> list[str]:
@@ -228,7 +247,13 @@ def _gather(now: float, view: View) -> StatusReport:
         timers=_read("Timers", lambda: (_timer_rows(timer_runs.timer_records(), now), False)),
         failures=_read("Recent failures", lambda: (_failure_rows(view.org), False)),
         notes=tuple(notes),
+        comments=_read("Comments synced", lambda: (_count_rows(), False)),
     )
+
+
+def _count_rows() -> tuple[CountStatus, ...]:
+    counts = counters.read_all()
+    return tuple(CountStatus(name, what, counts.get(name, 0)) for name, what in COUNTED.items())
 
 
 def _integrations(view: View, installed: list[Installation]) -> list[Integration]:

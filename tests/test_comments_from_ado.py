@@ -10,7 +10,8 @@ from shared.deliveries.envelope import InvalidDelivery
 from shared.model.changes import WorkItemUpdate
 from shared.model.comments import Comment
 from shared.sync.comment_text import is_app_comment, render, render_html
-from shared.sync.from_ado_comments import sentry_text, to_markdown
+from shared.sync.comments_to_sentry import sentry_text
+from shared.sync.from_ado_comments import to_markdown
 from shared.sync.html_markdown import html_to_markdown, markdown_mentions
 
 URL = "https://dev.azure.com/fabrikam/_workitems/edit/7"

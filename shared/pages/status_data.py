@@ -30,8 +30,9 @@ from shared.pages.status_advice import (
     timer_outcome,
     timer_problems,
 )
+from shared.pages.status_counts import CountStatus, count_rows
 from shared.settings import get_settings
-from shared.store import counters, failures, last_delivery, queues, timer_runs
+from shared.store import failures, last_delivery, queues, timer_runs
 from shared.store.deadline import storage_deadline
 from shared.store.health import storage_refusal
 from shared.store.integrations import IntegrationStore
@@ -124,22 +125,6 @@ class FailureStatus:
     action: str
     key: str = ""  # names it for the retry button
     retryable: bool = False
-
-
-@dataclass(frozen=True)
-class CountStatus:
-    """How many comments were synced one way (contract §18), since the app's table was made."""
-
-    name: str  # the counter: comments_from_ado, comments_to_sentry, comments_to_ado
-    what: str
-    value: int
-
-
-COUNTED = {
-    "comments_from_ado": "Azure DevOps comments added to tracked issues",
-    "comments_to_sentry": "Azure DevOps comments added to Sentry issues",
-    "comments_to_ado": "Tracker and Sentry comments added to work items",
-}
 
 
 @dataclass(frozen=True)
@@ -247,13 +232,8 @@ def _gather(now: float, view: View) -> StatusReport:
         timers=_read("Timers", lambda: (_timer_rows(timer_runs.timer_records(), now), False)),
         failures=_read("Recent failures", lambda: (_failure_rows(view.org), False)),
         notes=tuple(notes),
-        comments=_read("Comments synced", lambda: (_count_rows(), False)),
+        comments=_read("Comments synced", lambda: (count_rows(), False)),
     )
-
-
-def _count_rows() -> tuple[CountStatus, ...]:
-    counts = counters.read_all()
-    return tuple(CountStatus(name, what, counts.get(name, 0)) for name, what in COUNTED.items())
 
 
 def _integrations(view: View, installed: list[Installation]) -> list[Integration]:

@@ -32,18 +32,12 @@ INSTALLATION_PATH = "/api/0/sentry-app-installations/{uuid}/"
 EXTERNAL_ISSUES_PATH = "/api/0/sentry-app-installations/{uuid}/external-issues/"
 ISSUE_PATH = "/api/0/organizations/{org}/issues/{id}/"
 MEMBERS_PATH = "/api/0/organizations/{org}/members/"
-# The organization-scoped group notes route (Sentry's urls.py; `/api/0/issues/{id}/comments/` is deprecated).
-NOTES_PATH = "/api/0/organizations/{org}/issues/{id}/comments/"
-NOTE_PATH = "/api/0/organizations/{org}/issues/{id}/comments/{note}/"
-# GroupNotesEndpoint's answer to the same text by the same user on the issue within the last hour (400).
-DUPLICATE_NOTE = "You have already posted that comment."
 
 # The scope each call needs (Sentry's GroupPermission, MemberPermission, SentryAppInstallationExternalIssuePermission)
 SCOPE_READ_ISSUE = "event:read"
 SCOPE_WRITE_ISSUE = "event:write"
 SCOPE_READ_MEMBERS = "member:read"
 SCOPE_LINK = "event:read"
-SCOPE_DELETE_NOTE = "event:admin"
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 MAX_MESSAGE = 300
@@ -286,28 +280,6 @@ class SentryClient:
         path = ISSUE_PATH.format(org=segment(organization), id=segment(issue_id))
         answer = self.call("PUT", path, json=body, scope=SCOPE_WRITE_ISSUE)
         return answer if isinstance(answer, dict) else {}
-
-    def add_note(self, organization: str, issue_id: str, text: str) -> dict:
-        """Comment on the issue as the app (event:write). The same text within an hour raises SentryRejected
-        whose message holds DUPLICATE_NOTE."""
-        path = NOTES_PATH.format(org=segment(organization), id=segment(issue_id))
-        answer = self.call("POST", path, json={"text": text}, scope=SCOPE_WRITE_ISSUE)
-        return answer if isinstance(answer, dict) else {}
-
-    def list_notes(self, organization: str, issue_id: str) -> list[dict]:
-        """The issue's comments, newest first (the first page: enough to find one just added)."""
-        path = NOTES_PATH.format(org=segment(organization), id=segment(issue_id))
-        answer = self.call("GET", path, scope=SCOPE_READ_ISSUE)
-        return [note for note in answer if isinstance(note, dict)] if isinstance(answer, list) else []
-
-    def edit_note(self, organization: str, issue_id: str, note_id: str, text: str) -> None:
-        path = NOTE_PATH.format(org=segment(organization), id=segment(issue_id), note=segment(note_id))
-        self.call("PUT", path, json={"text": text}, scope=SCOPE_WRITE_ISSUE)
-
-    def delete_note(self, organization: str, issue_id: str, note_id: str) -> None:
-        """Needs event:admin (GroupPermission's DELETE); without it SentryForbidden."""
-        path = NOTE_PATH.format(org=segment(organization), id=segment(issue_id), note=segment(note_id))
-        self.call("DELETE", path, scope=SCOPE_DELETE_NOTE)
 
     def find_member(self, organization: str, email: str) -> Member | None:
         """The member with this email who has joined (so can be assigned), matched case-insensitively."""

@@ -11,7 +11,7 @@ line is gone.
   `shared.sync.comment_text`, markdown or HTML) or by the Azure DevOps id kept on the tracker comment it copies;
   it is never brought back. The comment posted to Sentry comes back as `comment.created` with the app as actor,
   which the Sentry intake ignores.
-- **Stored first:** the tracker comment `vsts-<integration>-<work item>-<comment id>` is written before Sentry is
+- **Stored first** (the Sentry half: `shared.sync.comments_to_sentry`): the tracker comment `vsts-<integration>-<work item>-<comment id>` is written before Sentry is
   called; its copy on the Sentry issue (key `sentry`: Sentry's note id and the version it shows) is recorded after.
   A retry finds the comment stored and only sends what Sentry lacks. Sentry refuses the same text by the same
   author within an hour (400 "You have already posted that comment."): that answer means an earlier attempt's note
@@ -35,26 +35,16 @@ from shared.ado import comments as api
 from shared.ado.client import AdoClient, AdoError, AdoNotFound, AdoRequestRejected
 from shared.clock import SYSTEM, Clock
 from shared.connections.ado import CredentialNotShared, call_tracking_reauth, client_for, usable_by
-from shared.connections.sentry import InstallationUnusable, installation_for_org
-from shared.connections.sentry import client_for as sentry_client_for
 from shared.errors import ConcurrentUpdate, RetryLater, StorageUnavailable
-from shared.model.comments import MAX_AUTHOR, MAX_TEXT, SENTRY_COPY, VSTS_PREFIX, Comment, RemoteCopy
-from shared.model.sentry import is_sentry_org, slug_of
+from shared.model.comments import MAX_AUTHOR, MAX_TEXT, VSTS_PREFIX, Comment, RemoteCopy
+from shared.model.sentry import is_sentry_org
 from shared.model.tracker import Installation, Link
-from shared.sentry.client import (
-    DUPLICATE_NOTE,
-    SentryClient,
-    SentryError,
-    SentryForbidden,
-    SentryNotFound,
-    SentryRejected,
-    SentryUnauthorized,
-)
 from shared.store import counters
 from shared.store.comments import CommentStore
 from shared.store.integrations import IntegrationStore
 from shared.store.tracker import TrackerStore
-from shared.sync.comment_text import escape_inline, is_app_comment
+from shared.sync.comment_text import is_app_comment
+from shared.sync.comments_to_sentry import to_sentry
 from shared.sync.html_markdown import Converted, html_to_markdown, markdown_mentions
 
 log = logging.getLogger(__name__)
@@ -111,10 +101,6 @@ def _with_link(converted: Converted, url: str) -> str:
     if len(markdown.encode("utf-16-le", "surrogatepass")) > 2 * (MAX_TEXT - 200):
         markdown = markdown[: MAX_TEXT // 2] + TRUNCATED
     return markdown
-
-
-def sentry_text(comment: Comment, work_item_id: int, url: str) -> str:
-    return f"**{escape_inline(comment.author)}** wrote on [work item {work_item_id}]({url}):\n\n{comment.text}"
 
 
 def _app_ids(comments: list[Comment], link_key: str) -> set[int]:
@@ -244,7 +230,7 @@ def _sync_issue(
         elif current is not None:
             current = _follow(store, current, link.key, remote, version, deleted, url, report)
         if current is not None and is_sentry_org(org):
-            _to_sentry(store, current, link.work_item_id, url, report)
+            to_sentry(store, current, link.work_item_id, url, report.to_sentry, report.notes)
 
 
 def _follow(
@@ -278,67 +264,3 @@ def _follow(
     if saved is not None and saved.version != current.version:
         (report.deleted if deleted else report.edited).append(current.comment_id)
     return saved
-
-
-def _to_sentry(store: CommentStore, comment: Comment, work_item_id: int, url: str, report: CommentsReport) -> None:
-    """Bring the Sentry issue's copy of the comment in line: add, edit, or delete the app's note."""
-    copy = comment.remote.get(SENTRY_COPY)
-    if copy is not None and (copy.deleted or copy.version >= comment.version):
-        return
-    if comment.deleted and (copy is None or copy.ado_id is None):
-        return
-    installation = installation_for_org(comment.org_id)
-    if installation is None:
-        report.notes.append(f"{comment.org_id}: no active Sentry installation")
-        return
-    slug = slug_of(comment.org_id)
-    text = sentry_text(comment, work_item_id, url)
-    try:
-        client = sentry_client_for(installation)
-        if comment.deleted:
-            assert copy is not None and copy.ado_id is not None
-            try:
-                client.delete_note(slug, comment.issue_id, str(copy.ado_id))
-            except SentryForbidden:
-                report.notes.append("the Sentry note stays: deleting it needs the event:admin scope")
-            except SentryNotFound:
-                pass
-            new = replace(copy, deleted=True, version=comment.version)
-        elif copy is not None and copy.ado_id is not None:
-            client.edit_note(slug, comment.issue_id, str(copy.ado_id), text)
-            new = replace(copy, version=comment.version)
-        else:
-            new = RemoteCopy(_add_note(client, slug, comment.issue_id, text), None, comment.version)
-            counters.add(comment.org_id, "comments_to_sentry")
-    except (SentryForbidden, SentryNotFound) as exc:
-        report.notes.append(f"Sentry refused the comment: {exc}")
-        new = RemoteCopy(copy.ado_id if copy else None, None, comment.version, deleted=True)
-    except (SentryUnauthorized, InstallationUnusable) as exc:
-        report.notes.append(f"Sentry refused the installation's token: {exc}")
-        return
-    except SentryRejected as exc:
-        report.notes.append(f"Sentry refused the comment: {exc}")
-        new = RemoteCopy(copy.ado_id if copy else None, None, comment.version, deleted=True)
-    except SentryError as exc:
-        raise RetryLater(str(exc), getattr(exc, "retry_after", None)) from exc
-
-    def record(latest: Comment) -> Comment | None:
-        stored = latest.remote.get(SENTRY_COPY)
-        return None if stored is not None and stored.version >= new.version else latest.with_copy(SENTRY_COPY, new)
-
-    store.update(comment.org_id, comment.issue_id, comment.comment_id, record)
-    report.to_sentry.append(comment.comment_id)
-
-
-def _add_note(client: SentryClient, slug: str, issue_id: str, text: str) -> int | None:
-    """The new note's id. Sentry refuses the same text by the app within an hour: an earlier attempt's note got
-    there, so it is found among the issue's notes."""
-    try:
-        answer = client.add_note(slug, issue_id, text)
-    except SentryRejected as exc:
-        if DUPLICATE_NOTE not in str(exc):
-            raise
-        found = next((n for n in client.list_notes(slug, issue_id) if (n.get("data") or {}).get("text") == text), {})
-        answer = found
-    note_id = answer.get("id")
-    return int(note_id) if isinstance(note_id, (int, str)) and str(note_id).isdigit() else None

@@ -13,35 +13,43 @@ from typing import Any
 from azure.core.exceptions import ResourceExistsError
 
 from shared.store import base
+from shared.store.deadline import storage_deadline
 
 log = logging.getLogger(__name__)
 
 TABLE = "status"
 PARTITION = "count"
 ATTEMPTS = 5
+WRITE_SECONDS = 0.5
 NAMES = ("comments_from_ado", "comments_to_sentry", "comments_to_ado")
 
 
 def add(org_id: str, name: str, amount: int = 1) -> None:
-    """Add to the counter `name` (`org_id` is for the log only: the status page shows the app's totals)."""
+    """Add to the counter `name` (`org_id` is for the log only: the status page shows the app's totals). Bounded
+    to WRITE_SECONDS in all, so storage in trouble never holds the sync that counts."""
     try:
-        for _ in range(ATTEMPTS):
-            client = base.table(TABLE)
-            entity = base.get_entity(client, PARTITION, name)
-            if entity is None:
-                try:
-                    base.write(client, lambda t: t.create_entity({"PartitionKey": PARTITION, "RowKey": name,
-                                                                  "Value": amount}))  # fmt: skip
-                    return
-                except ResourceExistsError:
-                    continue
-            updated: dict[str, Any] = {"PartitionKey": PARTITION, "RowKey": name,
-                                       "Value": int(entity.get("Value") or 0) + amount}  # fmt: skip
-            if base.replace_entity_if_unchanged(client, updated, entity.metadata.get("etag")) is not None:
-                return
-        log.info("Counter %s kept changing; %s not counted", name, org_id)
+        with storage_deadline(WRITE_SECONDS):
+            _add(org_id, name, amount)
     except Exception as exc:  # a gauge never fails the work it counts (StorageUnavailable, or anything else)
         log.warning("Counter %s could not be updated: %s", name, exc)
+
+
+def _add(org_id: str, name: str, amount: int) -> None:
+    for _ in range(ATTEMPTS):
+        client = base.table(TABLE)
+        entity = base.get_entity(client, PARTITION, name)
+        if entity is None:
+            try:
+                base.write(client, lambda t: t.create_entity({"PartitionKey": PARTITION, "RowKey": name,
+                                                              "Value": amount}))  # fmt: skip
+                return
+            except ResourceExistsError:
+                continue
+        updated: dict[str, Any] = {"PartitionKey": PARTITION, "RowKey": name,
+                                   "Value": int(entity.get("Value") or 0) + amount}  # fmt: skip
+        if base.replace_entity_if_unchanged(client, updated, entity.metadata.get("etag")) is not None:
+            return
+    log.info("Counter %s kept changing; %s not counted", name, org_id)
 
 
 def read_all() -> dict[str, int]:

@@ -11,11 +11,9 @@ line is gone.
   `shared.sync.comment_text`, markdown or HTML) or by the Azure DevOps id kept on the tracker comment it copies;
   it is never brought back. The comment posted to Sentry comes back as `comment.created` with the app as actor,
   which the Sentry intake ignores.
-- **Stored first** (the Sentry half: `shared.sync.comments_to_sentry`): the tracker comment `vsts-<integration>-<work item>-<comment id>` is written before Sentry is
-  called; its copy on the Sentry issue (key `sentry`: Sentry's note id and the version it shows) is recorded after.
-  A retry finds the comment stored and only sends what Sentry lacks. Sentry refuses the same text by the same
-  author within an hour (400 "You have already posted that comment."): that answer means an earlier attempt's note
-  got there, and it is looked up among the issue's notes to keep its id.
+- **Stored first:** the tracker comment `vsts-<integration>-<work item>-<comment id>` is written before Sentry is
+  called; its copy on the Sentry issue is recorded after (`shared.sync.comments_to_sentry`), so a retry finds the
+  comment stored and only sends what Sentry lacks.
 - **Edits and deletions** are applied where the copy is still the app's: the tracker comment was not edited since
   (its version is the one the app wrote), and on Sentry the note the app posted. Deleting a Sentry note needs
   `event:admin`; without it the note stays, and the copy is marked so it is not tried again (docs/sentry.md).

@@ -106,11 +106,12 @@ def run(stack: ExitStack, log_path: Path) -> None:
     app.call("PUT", issue_path, {"title": TITLE})
     app.call("PUT", f"{issue_path}/links/{host_id}/{WORK_ITEM}")
 
-    step(6, "Create the service hook subscription in Azure DevOps (workitem.updated -> the app's webhook)")
+    step(6, "Create the service hook subscriptions in Azure DevOps (workitem.updated and workitem.commented)")
     app.call("POST", f"{integration}/subscription", show=("id", "status", "subscription", "webhook_secret_set"))
-    subscriptions = fake.subscriptions(ORG)
-    if len(subscriptions) != 1:
-        raise DemoFailed(f"the simulated Azure DevOps holds {len(subscriptions)} subscriptions, not 1")
+    every = fake.subscriptions(ORG)
+    if sorted(s["eventType"] for s in every) != ["workitem.commented", "workitem.updated"]:
+        raise DemoFailed(f"the simulated Azure DevOps holds {len(every)} subscriptions, not the pair")
+    subscriptions = [s for s in every if s["eventType"] == "workitem.updated"]
     inputs = subscriptions[0]["consumerInputs"]
     header_name, _, secret = str(inputs.get("httpHeaders", "")).partition(":")
     say(f"The simulated Azure DevOps now holds subscription {subscriptions[0]['id']}:")

@@ -24,6 +24,16 @@ def _comments_admin() -> ModuleType:
     return comments
 
 
+@bp.function_name("list_comments")
+@bp.route(route=COMMENTS, methods=["GET"])
+def list_comments(req: func.HttpRequest) -> func.HttpResponse:
+    def action() -> func.HttpResponse:
+        listed = _comments_admin().list_comments(req.route_params["org_id"], req.route_params["issue_id"])
+        return json_response(listed)
+
+    return answer(action)
+
+
 @bp.function_name("add_comment")
 @bp.route(route=COMMENTS, methods=["POST"])
 def add_comment(req: func.HttpRequest) -> func.HttpResponse:

@@ -79,6 +79,7 @@ def test_a_server_2022_collection_does_the_whole_loop(server_host, server) -> No
     # Webhook: the subscription, then a change in Azure DevOps reaches the tracked issue.
     body = {"sync_status_forward": True, "sync_comments": True, "sync_reverse_assignment": True}
     body["sync_status_reverse"] = True
+    body["sync_comments_reverse"] = True
     installed = host.call("PUT", f"/api/orgs/{org}/integrations/{integration_id}", json=body)
     assert installed.status_code == 200, installed.text
     created = host.call("POST", f"/api/vsts/integrations/{integration_id}/subscription")
@@ -105,6 +106,17 @@ def test_a_server_2022_collection_does_the_whole_loop(server_host, server) -> No
     else:
         assert comment["format"] == "markdown" and comment["text"].endswith(text)
     settled(host)
+
+    # A person's comment (HTML, as the web UI writes it) reaches the tracked issue as markdown, read through the
+    # Comments API version the server has; the app's own comment above is not brought back.
+    fake.add_comment(name, 77, "<div>Works <b>now</b></div>", by="Lee <lee@example.com>")
+    listed = lambda: host.call("GET", f"/api/orgs/{org}/issues/I77/comments").json()  # noqa: E731
+    wait_for(lambda: len(listed()) == 2, what="the work item's comment on the tracked issue")
+    settled(host)
+    assert [(c["source"], c["author"], c["text"]) for c in listed()] == [
+        ("tracker", "Dana & Co", text),
+        ("vsts", "Lee", "Works **now**"),
+    ]
 
     # Create, and the forms it needs.
     fake.add_project(name, f"p-{uuid.uuid4().hex[:6]}", "Shop", process="Agile")

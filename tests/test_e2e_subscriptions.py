@@ -2,6 +2,7 @@
 secret rotation, and reconcile, with the fake Azure DevOps delivering service hooks to the local host."""
 
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -29,6 +30,11 @@ def issue(host, org, wid=77):
     return tracked_issue(host, org, wid)
 
 
+def updated_only(subscriptions: list[dict]) -> list[dict]:
+    """The `workitem.updated` subscriptions (each has a `workitem.commented` twin with the same secret, §18)."""
+    return [s for s in subscriptions if s["eventType"] == "workitem.updated"]
+
+
 def subscribe(host, integration_id):
     response = host.call("POST", f"/api/vsts/integrations/{integration_id}/subscription")
     assert response.status_code == 201, response.text
@@ -40,8 +46,11 @@ def test_creating_a_subscription_makes_deliveries_flow(subs_host, fake_ado) -> N
     view = subscribe(subs_host, integration_id)
     assert view["subscription"]["status"] == "enabled"
     assert "webhook_secret" not in view  # the secret lives in Azure DevOps and the table, not in answers
-    [sub] = fake_ado.subscriptions(name)
-    assert sub["id"] == view["subscription"]["id"]
+    [sub] = updated_only(fake_ado.subscriptions(name))
+    [twin] = [s for s in fake_ado.subscriptions(name) if s["id"] != sub["id"]]
+    assert sub["id"] == view["subscription"]["id"] and twin["id"] == view["subscription"]["comments"]["id"]
+    assert twin["eventType"] == "workitem.commented"
+    assert twin["consumerInputs"]["httpHeaders"] == sub["consumerInputs"]["httpHeaders"]  # one secret for both
     assert (sub["publisherId"], sub["eventType"], sub["consumerId"], sub["consumerActionId"]) == (
         "tfs", "workitem.updated", "webHooks", "httpRequest"
     )  # fmt: skip
@@ -68,8 +77,9 @@ def test_a_disabled_subscription_is_recreated_and_the_old_secret_has_a_grace_per
     wait_for(
         lambda: IntegrationStore().get(integration_id).subscription_id not in (None, old_id), what="a new subscription"
     )
-    [sub] = fake_ado.subscriptions(name)  # the disabled one was deleted
+    [sub] = updated_only(fake_ado.subscriptions(name))  # the disabled one was deleted
     assert sub["id"] != old_id and sub["status"] == "enabled"
+    assert len(fake_ado.subscriptions(name)) == 2  # its old twin too, replaced with it
     new_secret = IntegrationStore().get(integration_id).webhook_secret
     assert new_secret != old_secret
     # Inside the grace period the old secret still authenticates the delivery already in flight.
@@ -94,7 +104,7 @@ def test_a_missing_subscription_is_recreated(subs_host, fake_ado) -> None:
     fake_ado.remove_subscription(old_id)
     subs_host.invoke("subscription_check")
     wait_for(lambda: IntegrationStore().get(integration_id).subscription_id != old_id, what="a new subscription")
-    assert len(fake_ado.subscriptions(name)) == 1
+    assert len(fake_ado.subscriptions(name)) == 2  # the new one and its workitem.commented twin
 
 
 @pytest.mark.parametrize("status", ["onProbation", "disabledByUser"])
@@ -196,12 +206,25 @@ def test_a_subscription_disabled_for_an_inactive_owner_is_made_again_or_says_wha
     stored = lambda: IntegrationStore().get(integration_id)  # noqa: E731
     wait_for(lambda: stored().subscription_status == "disabledByInactiveIdentity", what="the status to be recorded")
     creations = lambda: fake_ado.count("POST", rf"^/{name}/_apis/hooks/subscriptions$")  # noqa: E731
-    wait_for(lambda: creations() == 2, what="the refused re-creation")  # after the first subscribe
+    wait_for(lambda: creations() == 3, what="the refused re-creation")  # after the first subscribe's two
     [problem] = integration_problems(stored())
     assert "inactive" in problem.what and f"PUT /api/vsts/integrations/{integration_id}" in problem.action
 
     run_check()  # credentials of an active member now (the refusal is over)
     wait_for(lambda: stored().subscription_status == "enabled", what="a new subscription")
-    [sub] = fake_ado.subscriptions(name)
+    [sub] = updated_only(fake_ado.subscriptions(name))
     assert sub["id"] == stored().subscription_id != old_id
     assert integration_problems(stored()) == []
+
+
+def test_an_integration_made_before_the_commented_twin_gets_it_at_the_next_check(subs_host, fake_ado) -> None:
+    name, integration_id, org = setup_world(subs_host, fake_ado)
+    view = subscribe(subs_host, integration_id)
+    twin = view["subscription"]["comments"]["id"]
+    fake_ado.remove_subscription(twin)  # as before issue 20: one workitem.updated subscription, nothing recorded
+    IntegrationStore().update(integration_id, lambda cur: replace(cur, comments_subscription_id=None))
+    subs_host.invoke("subscription_check")
+    wait_for(lambda: IntegrationStore().get(integration_id).comments_subscription_id, what="the commented twin")
+    events = sorted(s["eventType"] for s in fake_ado.subscriptions(name))
+    assert events == ["workitem.commented", "workitem.updated"]  # the old one replaced with the pair
+    assert IntegrationStore().get(integration_id).previous_secret_expires_at is not None  # the old secret's grace

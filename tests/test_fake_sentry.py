@@ -590,3 +590,34 @@ def test_the_fake_imports_nothing_of_the_app() -> None:
             if isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             assert not [n for n in names if n == "shared" or n.startswith("shared.")], path.name
+
+
+def test_notes_route_as_sentrys_group_notes_endpoints(
+    fake: FakeSentry, http: requests.Session, receiver: Receiver, clock: FakeClock
+) -> None:
+    """`…/issues/{id}/comments/` (and `notes/`): POST needs event:write, the same text by the same user within an
+    hour is refused 400, the app's note echoes as comment.created with the app as actor; PUT and DELETE find only
+    the caller's own notes, and DELETE needs event:admin (getsentry/sentry group_notes*.py, GroupPermission)."""
+    app_uuid = fake.add_app(APP, CLIENT_ID, SECRET, receiver.url, ["event:write"], name="Boards")
+    _, pair = installed(fake, http, receiver)
+    token, notes = pair["token"], f"{issue_url(fake)}comments/"
+    before = len(fake.webhooks)
+    added = api(http, "POST", notes, token, json={"text": "From a work item"})
+    assert added.status_code == 201 and added.json()["data"] == {"text": "From a work item"}
+    wait_for(lambda: len(fake.webhooks) == before + 1, 10, "comment.created")
+    echo = fake.webhooks[-1]
+    assert (echo.resource, echo.action) == ("comment", "created")
+    assert echo.payload["actor"] == {"type": "application", "id": app_uuid, "name": "Boards"}
+    again = api(http, "POST", f"{issue_url(fake)}notes/", token, json={"text": "From a work item"})
+    assert (again.status_code, again.json()) == (400, {"detail": "You have already posted that comment."})
+    assert api(http, "POST", notes, token, json={}).status_code == 400
+    listed = api(http, "GET", notes, token).json()
+    assert [n["data"]["text"] for n in listed] == ["From a work item"]
+    clock.advance(3601)  # an hour later the same text is a new note
+    assert api(http, "POST", notes, token, json={"text": "From a work item"}).status_code == 201
+    note_id = added.json()["id"]
+    assert api(http, "PUT", f"{notes}{note_id}/", token, json={"text": "Edited"}).status_code == 200
+    assert api(http, "DELETE", f"{notes}{note_id}/", token).status_code == 403  # no event:admin
+    person = fake.add_comment(ORG, ISSUE, "A person's", by_user=8)
+    assert api(http, "PUT", f"{notes}{person}/", token, json={"text": "x"}).status_code == 404  # not the app's
+    assert [n["text"] for n in fake.notes(ORG, ISSUE)][0] == "Edited"

@@ -177,14 +177,23 @@ def test_a_subscription_whose_record_cannot_be_saved_is_deleted_again(env, ado) 
     integration = make_integration()
     hooks = "https://dev.azure.com/fabrikam/_apis/hooks/subscriptions"
     ado.post(hooks, json={"id": "sub-new", "status": "enabled"})
+    ado.post(hooks, json={"id": "sub-comments", "status": "enabled"})  # its workitem.commented twin
     ado.delete(f"{hooks}/sub-new", status=204)
+    ado.delete(f"{hooks}/sub-comments", status=204)
     # Storage refuses the write that would record the subscription and its secret.
     ado.add(responses.PUT, re.compile(r"http://127\.0\.0\.1:\d+/[^/]+/\w*integrations\(.*"), status=503)
     route = {"integration_id": integration.id}
     response = create_subscription_route(_request("POST", "http://localhost/api/vsts/integrations/x", route))
     assert response.status_code == 503
     calls = [(c.request.method, c.request.url) for c in ado.calls if "hooks/subscriptions" in c.request.url]
-    assert calls == [("POST", hooks), ("DELETE", f"{hooks}/sub-new")]
+    assert calls == [
+        ("POST", hooks),
+        ("POST", hooks),
+        ("DELETE", f"{hooks}/sub-new"),
+        ("DELETE", f"{hooks}/sub-comments"),
+    ]
+    events = [json.loads(c.request.body)["eventType"] for c in ado.calls if c.request.method == "POST"]
+    assert events[:2] == ["workitem.updated", "workitem.commented"]
     ado.reset()
     ado.add_passthru(re.compile(r"http://127\.0\.0\.1:\d+/"))
     assert IntegrationStore().get(integration.id).subscription_id is None

@@ -111,7 +111,7 @@ def test_a_persons_whole_setup(browser, host, fake_ado) -> None:
     browser.find_element(_by("NAME"), "sync_status_forward").click()
     browser.find_element(_by("NAME"), "sync_comments").click()
     _click(browser, "Save what to sync")
-    assert "Saved: 4 of 5 kinds of change are synced." in _text(browser)
+    assert "Saved: 4 of 6 kinds of change are synced." in _text(browser)
     _shot(browser, "sync")
     _choose(browser, "project", "Web")
     _click(browser, "Next: choose the type")
@@ -133,8 +133,9 @@ def test_a_persons_whole_setup(browser, host, fake_ado) -> None:
     _shot(browser, "hook")
     _click(browser, "Create the service hook")
     assert "The service hook was created" in _text(browser) and "What now works" in _text(browser)
-    [subscription] = fake_ado.subscriptions(name)
-    assert subscription["consumerInputs"]["url"] == host.env["WEBHOOK_PUBLIC_URL"]
+    subscriptions = fake_ado.subscriptions(name)  # workitem.updated and its workitem.commented twin
+    assert sorted(s["eventType"] for s in subscriptions) == ["workitem.commented", "workitem.updated"]
+    assert {s["consumerInputs"]["url"] for s in subscriptions} == {host.env["WEBHOOK_PUBLIC_URL"]}
     _shot(browser, "done")
     _no_secret(browser, PAT, IntegrationStore().get(host_id).webhook_secret)
 

@@ -47,10 +47,10 @@ def test_a_person_installs_in_sentry_and_sets_up_azure_devops_on_the_page(browse
     fill(browser, "pat", PAT)
     click(browser, "Check and connect")
     assert f"Connected to {ado_org}" in text(browser), text(browser)
-    for name in ("sync_status_forward", "sync_forward_assignment", "sync_comments"):
+    for name in ("sync_status_forward", "sync_forward_assignment", "sync_comments", "sync_comments_reverse"):
         browser.find_element(by("NAME"), name).click()
     click(browser, "Save what to sync")
-    assert "Saved: 5 of 5 kinds of change are synced." in text(browser), text(browser)
+    assert "Saved: 6 of 6 kinds of change are synced." in text(browser), text(browser)
     click(browser, "Next: create the service hook", kind="a")
     click(browser, "Create the service hook")
     assert "The service hook was created" in text(browser)

@@ -157,6 +157,7 @@ def test_ticked_boxes_are_true_and_the_others_false() -> None:
         "sync_status_forward": False,
         "sync_forward_assignment": False,
         "sync_comments": True,
+        "sync_comments_reverse": False,
     }
     with pytest.raises(InvalidInput):
         parse_sync({"sync_comments": "yes"})

@@ -431,7 +431,7 @@ def test_what_to_sync_is_saved_and_keeps_the_state_rules(registered_functions, a
     )
     fields = {"form_token": form_token, "sync_status_forward": "on", "sync_comments": "on"}
     page = _post(registered_functions, "sync", fields, cookie)
-    assert page.status_code == 200 and "Saved: 2 of 5" in _text(page)
+    assert page.status_code == 200 and "Saved: 2 of 6" in _text(page)
     saved = store.get_installation(instance, org_id)
     assert (saved.sync_status_reverse, saved.sync_status_forward, saved.sync_comments) == (False, True, True)
     assert [rule.resolved for rule in saved.state_rules] == ["Done"]

@@ -306,3 +306,20 @@ def test_the_webhook_notes_the_last_delivery_after_queueing_at_most_once_per_few
     assert all(n > queued_at for n, call in enumerate(first) if status_table in call)  # after the queue took it
     assert integration.id in last_delivery.last_deliveries(100_000)
     assert len(queued_messages()) == 2
+
+
+def test_comments_synced_each_way_are_counted(own_queues) -> None:
+    from shared.store import counters
+
+    def shown() -> dict[str, int]:
+        return {row.name: row.value for row in gather(time.time()).comments.rows}
+
+    before = shown()
+    assert set(before) == {"comments_from_ado", "comments_to_sentry", "comments_to_ado"}
+    counters.add("org-1", "comments_from_ado")
+    counters.add("org-1", "comments_from_ado")
+    counters.add("org-1", "comments_to_sentry")
+    after = shown()
+    assert after["comments_from_ado"] == before["comments_from_ado"] + 2
+    assert after["comments_to_sentry"] == before["comments_to_sentry"] + 1
+    assert after["comments_to_ado"] == before["comments_to_ado"]

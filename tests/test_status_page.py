@@ -158,9 +158,9 @@ def test_a_page_view_costs_a_fixed_number_of_storage_requests(app_queue) -> None
     get_page()  # clients made, tables created by earlier writes
     with count_storage_requests() as calls:
         assert get_page().status_code == 200
-    # integrations, last deliveries, tracker installations, Sentry installations, timers, failures: one query
-    # each; each queue and its poison queue: one request each.
-    assert len(calls) == 6 + 2 * len(queues.APP_QUEUES), calls
+    # integrations, last deliveries, tracker installations, Sentry installations, timers, comment counts,
+    # failures: one query each; each queue and its poison queue: one request each.
+    assert len(calls) == 7 + 2 * len(queues.APP_QUEUES), calls
 
 
 def test_without_secrets_key_the_page_says_the_app_is_misconfigured(app_queue, env) -> None:

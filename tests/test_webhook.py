@@ -103,9 +103,24 @@ def test_previous_secret_is_valid_during_its_grace_period_only(integration) -> N
     assert post(delivery(integration.id, 1, 4)).status_code == 401
 
 
-def test_other_events_are_ignored_after_authentication(integration) -> None:
+def test_a_commented_delivery_is_queued_with_its_work_item_and_comment_id(integration) -> None:
+    # workitem.commented: the resource is the work item itself (its id in resource.id), the comment id in
+    # resource.commentVersionRef (reference azure-devops-platform.md §1.3).
     body = delivery(integration.id, 1, 2)
     body["eventType"] = "workitem.commented"
+    body["resource"] = {"id": 57, "rev": 9, "fields": {"System.History": "<p>hi</p>"},
+                        "commentVersionRef": {"commentId": 4012, "version": 1}}  # fmt: skip
+    response = post(body)
+    assert (response.status_code, _json(response)) == (202, {"status": "accepted"})
+    [message] = queued_messages()
+    update = from_message(message)
+    assert (update.work_item_id, update.rev, update.commented, update.comment_id) == (57, 9, True, 4012)
+    assert (update.assignee, update.state) == (None, None)  # the comment's HTML never reaches the field rules
+
+
+def test_other_events_are_ignored_after_authentication(integration) -> None:
+    body = delivery(integration.id, 1, 2)
+    body["eventType"] = "workitem.deleted"
     response = post(body)
     assert (response.status_code, _json(response)) == (200, {"status": "ignored"})
     assert post(body, headers={}).status_code == 401  # still authenticated first

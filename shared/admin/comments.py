@@ -73,6 +73,13 @@ def _wake(noted: tuple[PendingRef, str] | None) -> None:
         wakeups.wake(noted[0], queues.OUTBOUND_QUEUE_NAME, noted[1])
 
 
+def list_comments(org_id: str, issue_id: str) -> list[dict[str, Any]]:
+    """The issue's comments, oldest first, with their source (contract §18); deleted ones are left out."""
+    issue = get_issue(org_id, issue_id)
+    comments = [c for c in CommentStore().comments_of(issue.org_id, issue.issue_id) if not c.deleted]
+    return [c.listed() for c in sorted(comments, key=lambda c: (c.at, c.comment_id))]
+
+
 def add_comment(
     org_id: str, issue_id: str, body: dict[str, Any], *, clock: Clock = SYSTEM, comment_id: str | None = None
 ) -> Comment:

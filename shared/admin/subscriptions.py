@@ -26,9 +26,10 @@ def create_subscription(
         integration, client = get_client(integration_id, store=store)
     else:
         integration, client = get_client_for_org(integration_id, org_id, store=store)
-    old_id = integration.subscription_id
+    old_ids = (integration.subscription_id, integration.comments_subscription_id)
     saved = save_new_subscription(store, client, integration, settings)
-    if old_id and old_id != saved.subscription_id:
-        subscriptions.delete_quietly(client, old_id)
+    for old_id in old_ids:
+        if old_id and old_id not in (saved.subscription_id, saved.comments_subscription_id):
+            subscriptions.delete_quietly(client, old_id)
     log.info("Created subscription %s for integration %s", saved.subscription_id, integration.id)
     return saved

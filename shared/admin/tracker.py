@@ -49,6 +49,7 @@ INSTALLATION_FIELDS = {
     "sync_status_forward",
     "sync_forward_assignment",
     "sync_comments",
+    "sync_comments_reverse",
     "state_rules",
     "field_defaults",
 }
@@ -92,6 +93,7 @@ def put_installation(
         if "sync_forward_assignment" in body
         else False,
         sync_comments=require_bool(body, "sync_comments") if "sync_comments" in body else False,
+        sync_comments_reverse=require_bool(body, "sync_comments_reverse") if "sync_comments_reverse" in body else False,
         state_rules=_state_rules(body.get("state_rules", [])),
         field_defaults=parse_field_defaults(body.get("field_defaults", [])),
     )

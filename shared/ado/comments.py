@@ -42,6 +42,14 @@ def delete_comment(client: AdoClient, project: str, work_item_id: int, comment_i
     client.call("DELETE", _url(client, project, work_item_id, comment_id), preview=versions.COMMENTS)
 
 
+def list_comments(client: AdoClient, project: str, work_item_id: int, token: str | None = None) -> Any:
+    """One page of the work item's comments, newest first, deleted ones included (`includeDeleted`)."""
+    params = {"$top": str(PAGE_SIZE), "order": "desc", "includeDeleted": "true"}
+    if token:
+        params["continuationToken"] = token
+    return client.call("GET", _url(client, project, work_item_id), params=params, preview=versions.COMMENTS)
+
+
 def find_comment(
     client: AdoClient, project: str, work_item_id: int, matches: Callable[[dict], bool], max_pages: int
 ) -> dict | None:

@@ -1,5 +1,6 @@
-"""The service hook subscription behind each integration, as Azure DevOps sees it (contract §6, §9): the
-`workitem.updated` web hook that posts to the app with a fresh secret in its `shared-secret` header."""
+"""The service hook subscriptions behind each integration, as Azure DevOps sees them (contract §6, §9, §18): the
+`workitem.updated` web hook that posts to the app with a fresh secret in its `shared-secret` header, and its
+`workitem.commented` twin with the same secret (a subscription has one event type)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,15 @@ class SubscriptionRefused(AdoError):
     """Azure DevOps refused to create the subscription: a permission or an organization policy is missing."""
 
 
-def subscription_body(url: str, secret: str) -> dict[str, Any]:
-    """The `workitem.updated` web hook that posts every detail of the update to `url` with the secret header."""
+UPDATED = "workitem.updated"
+COMMENTED = "workitem.commented"
+
+
+def subscription_body(url: str, secret: str, event_type: str = UPDATED) -> dict[str, Any]:
+    """The web hook that posts every detail of the event to `url` with the secret header."""
     return {
         "publisherId": "tfs",
-        "eventType": "workitem.updated",
+        "eventType": event_type,
         "resourceVersion": "1.0",  # identities as "Name <email>"; the safest version (reference §1.4)
         "consumerId": "webHooks",
         "consumerActionId": "httpRequest",
@@ -42,17 +47,34 @@ def subscription_body(url: str, secret: str) -> dict[str, Any]:
     }
 
 
-def create(client: AdoClient, url: str) -> tuple[str, str, str]:
-    """(subscription id, its status, its secret) of a new subscription."""
-    secret = secrets.token_hex(32)
+def _create_one(client: AdoClient, url: str, secret: str, event_type: str) -> tuple[str, str]:
     try:
-        answer = client.create_subscription(subscription_body(url, secret))
+        answer = client.create_subscription(subscription_body(url, secret, event_type))
     except (AdoUnauthorized, AdoRequestRejected) as exc:
         raise SubscriptionRefused(PERMISSION_HELP.format(detail=str(exc).rstrip("."))) from exc
     subscription_id = answer.get("id") if isinstance(answer, dict) else None
     if not isinstance(subscription_id, str) or not subscription_id:
         raise AdoError("Azure DevOps created the subscription but answered without its id")
-    return subscription_id, str(answer.get("status") or "enabled"), secret
+    return subscription_id, str(answer.get("status") or "enabled")
+
+
+def create(client: AdoClient, url: str) -> tuple[str, str, str]:
+    """(subscription id, its status, its secret) of a new `workitem.updated` subscription."""
+    secret = secrets.token_hex(32)
+    subscription_id, status = _create_one(client, url, secret, UPDATED)
+    return subscription_id, status, secret
+
+
+def create_pair(client: AdoClient, url: str) -> tuple[str, str, str, tuple[str, str]]:
+    """A new `workitem.updated` subscription and its `workitem.commented` twin with the same new secret: (id,
+    status, secret, (comments id, comments status)). When the second cannot be made, the first is deleted."""
+    subscription_id, status, secret = create(client, url)
+    try:
+        comments = _create_one(client, url, secret, COMMENTED)
+    except Exception:
+        delete_quietly(client, subscription_id)
+        raise
+    return subscription_id, status, secret, comments
 
 
 def delete_quietly(client: AdoClient, subscription_id: str | None) -> None:

@@ -1,4 +1,5 @@
-"""Recording a new service hook subscription with its secret: Azure DevOps and the integration store together,
+"""Recording a new service hook subscription (and its `workitem.commented` twin) with its secret: Azure DevOps
+and the integration store together,
 for the admin route that creates one and the timer that replaces one."""
 
 from __future__ import annotations
@@ -17,18 +18,25 @@ def save_new_subscription(
     """Create a subscription in Azure DevOps and record it with its secret. Nothing is left orphaned: when the
     record cannot be saved (storage down, the integration gone), the new subscription is deleted again, since
     nobody else will ever know its secret."""
-    subscription_id, status, secret = subscriptions.create(client, settings.webhook_public_url)
+    subscription_id, status, secret, comments = subscriptions.create_pair(client, settings.webhook_public_url)
     try:
         saved = store.update(
             integration.id,
             lambda cur: cur.with_new_subscription(
-                subscription_id, status, secret, grace_seconds=settings.secret_grace_seconds, now=time.time()
+                subscription_id,
+                status,
+                secret,
+                grace_seconds=settings.secret_grace_seconds,
+                now=time.time(),
+                comments_subscription=comments,
             ),
         )
     except Exception:
         subscriptions.delete_quietly(client, subscription_id)
+        subscriptions.delete_quietly(client, comments[0])
         raise
     if saved is None:
         subscriptions.delete_quietly(client, subscription_id)
+        subscriptions.delete_quietly(client, comments[0])
         raise AdoError("the integration disappeared while its subscription was created")
     return saved

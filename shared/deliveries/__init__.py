@@ -7,7 +7,7 @@ message. The HTTP adapter reads the request, calls these, and maps `InvalidDeliv
 from shared.deliveries.credential import extract_credential, secret_matches
 from shared.deliveries.envelope import MAX_BODY_BYTES, Delivery, InvalidDelivery, parse_delivery
 from shared.deliveries.message import MAX_MESSAGE_CHARS, from_message, read_message, to_message
-from shared.deliveries.workitem import email_from_identity, parse_workitem_update
+from shared.deliveries.workitem import email_from_identity, parse_workitem_commented, parse_workitem_update
 from shared.errors import BodyTooLarge
 from shared.model.changes import AssigneeChange, StateChange, WorkItemUpdate
 
@@ -24,6 +24,7 @@ __all__ = [
     "extract_credential",
     "from_message",
     "parse_delivery",
+    "parse_workitem_commented",
     "parse_workitem_update",
     "read_message",
     "secret_matches",

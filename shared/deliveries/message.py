@@ -58,6 +58,9 @@ def to_message(update: WorkItemUpdate, *, attempt: int = 0) -> str:
         "changed_date": _clean_name(update.changed_date, MAX_DATE_CHARS),
         "event_id": _clean_name(update.event_id),
     }
+    if update.commented:  # written only for a comment, so a field update's message is unchanged
+        message["commented"] = True
+        message["comment_id"] = _int32(update.comment_id)
     if attempt:
         if not isinstance(attempt, int) or not 0 < attempt <= MAX_ATTEMPTS:
             raise InvalidDelivery("The attempt count is out of range for a queue message.")
@@ -128,6 +131,12 @@ def read_message(text: str) -> tuple[WorkItemUpdate, int]:
         if value is not None and _clean_name(value, cap) != value:
             raise InvalidDelivery(f"The queue message has an invalid {key}.")
         names[key] = value
+    commented = data.get("commented", False)
+    comment_id = data.get("comment_id")
+    if commented is not True and "commented" in data:
+        raise InvalidDelivery("The queue message has an invalid commented flag.")
+    if comment_id is not None and (not commented or _int32(comment_id) is None):
+        raise InvalidDelivery("The queue message has an invalid comment_id.")
     attempt = _int32(data["attempt"]) if "attempt" in data else 0  # to_message never writes 0
     if attempt is None or attempt > MAX_ATTEMPTS:
         raise InvalidDelivery("The queue message has an invalid attempt count.")
@@ -142,5 +151,7 @@ def read_message(text: str) -> tuple[WorkItemUpdate, int]:
         state=state,
         changed_date=names["changed_date"],
         event_id=names["event_id"],
+        commented=bool(commented),
+        comment_id=comment_id,
     )
     return update, attempt

@@ -128,6 +128,31 @@ def _work_item_id(resource: object) -> int | None:
     return work_item_id
 
 
+def parse_workitem_commented(delivery: Delivery) -> WorkItemUpdate | None:
+    """A `workitem.commented` delivery (reference §1.3: the resource is the work item, `resource.id` its id, the
+    comment HTML in `System.History`, and `commentVersionRef.commentId` in real payloads). Only the work item and
+    the comment id are kept: the text is read through the Comments API, since the delivery's rendered HTML
+    cannot tell the app's own comments from others'. None when it names no usable work item."""
+    payload = delivery.payload
+    resource = _get(payload, "resource")
+    work_item_id = _id_of(_get(resource, "id"))
+    if work_item_id is None:
+        return None
+    return WorkItemUpdate(
+        integration_id=delivery.collection_id,
+        work_item_id=work_item_id,
+        rev=_id_of(_get(resource, "rev")),
+        work_item_type=_clean_name(_get(resource, "fields", "System.WorkItemType")),
+        project_id=_clean_name(_get(payload, "resourceContainers", "project", "id")),
+        assignee=None,
+        state=None,
+        changed_date=_clean_name(_get(resource, "fields", "System.ChangedDate"), MAX_DATE_CHARS),
+        event_id=_clean_name(delivery.event_id),
+        commented=True,
+        comment_id=_id_of(_get(resource, "commentVersionRef", "commentId")),
+    )
+
+
 def parse_workitem_update(delivery: Delivery) -> WorkItemUpdate | None:
     """The sync-relevant facts of a `workitem.updated` delivery, or None when it names no usable work item.
 

@@ -18,6 +18,7 @@ from shared.deliveries import (
     InvalidDelivery,
     extract_credential,
     parse_delivery,
+    parse_workitem_commented,
     parse_workitem_update,
     secret_matches,
     to_message,
@@ -31,6 +32,7 @@ from shared.store.integrations import Integration, IntegrationStore
 log = logging.getLogger(__name__)
 
 HANDLED_EVENT = "workitem.updated"
+COMMENTED_EVENT = "workitem.commented"  # contract §18: applied only where `sync_comments_reverse` is on
 # How stale this process's view of an integration may be when a delivery's secret matches it. A disabled
 # integration or a retired secret is refused at most this long after the change was made on another instance.
 AUTH_CACHE_SECONDS = 5.0
@@ -89,11 +91,12 @@ def _receive(body: bytes, headers: Mapping[str, str], store: IntegrationStore | 
         log.info("Webhook: refused a delivery (unknown or disabled integration, or a wrong credential)")
         return UNAUTHORIZED
     assert integration is not None
-    if delivery.event_type != HANDLED_EVENT:
+    if delivery.event_type not in (HANDLED_EVENT, COMMENTED_EVENT):
         return WebhookAnswer(200, {"status": "ignored"})
-    update = parse_workitem_update(delivery)
+    parse = parse_workitem_update if delivery.event_type == HANDLED_EVENT else parse_workitem_commented
+    update = parse(delivery)
     if update is None:
-        log.info("Webhook: a workitem.updated delivery without a usable work item id was ignored")
+        log.info("Webhook: a %s delivery without a usable work item id was ignored", delivery.event_type)
         return WebhookAnswer(200, {"status": "ignored"})
     update = replace(update, integration_id=integration.id)  # the stored, normalized id
     try:

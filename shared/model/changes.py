@@ -38,6 +38,10 @@ class WorkItemUpdate:
     changed_date: str | None
     event_id: str | None
     snapshot: bool = False
+    # A `workitem.commented` delivery (contract §18): not a field change; the worker reads the work item's
+    # comments through the Comments API. `comment_id` is the delivery's `commentVersionRef.commentId`, if any.
+    commented: bool = False
+    comment_id: int | None = None
 
 
 OUTBOUND_FIELDS = ("status", "assignee")

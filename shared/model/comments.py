@@ -10,6 +10,9 @@ from typing import Any
 from shared.clock import iso_utc
 
 MAX_AUTHOR = 256
+VSTS_PREFIX = "vsts-"  # a comment from a work item: `vsts-<integration>-<work item>-<Azure DevOps comment id>`
+SENTRY_PREFIX = "sentry-"  # a comment from Sentry: `sentry-<Sentry's comment id>`
+SENTRY_COPY = "sentry"  # the key of a comment's copy on the Sentry issue, beside the `<integration>|<id>` ones
 # Table Storage holds at most 64 KiB in a string property, i.e. 32,768 UTF-16 code units: the text, counted in
 # those units (a character outside the Basic Multilingual Plane counts twice), stays below that.
 MAX_TEXT = 32_000
@@ -28,6 +31,11 @@ class RemoteCopy:
     deleted: bool = False  # deleted there (by us, or already gone): never added again
     claim: str | None = None
     claimed_until: float = 0.0
+    # The comment came from here (contract §18): a person's comment on the work item, never written by the app;
+    # `ado_version` is the version of it whose text the tracker comment has, `url` the work item's page.
+    origin: bool = False
+    ado_version: int = 0
+    url: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if value not in (None, 0, 0.0, False)}
@@ -52,6 +60,28 @@ class Comment:
 
     def public(self) -> dict[str, Any]:
         return {"id": self.comment_id, "author": self.author, "text": self.text, "at": iso_utc(self.at)}
+
+    @property
+    def source(self) -> str:
+        """Where the comment was written: `vsts` (a work item), `sentry`, or `tracker`."""
+        if self.comment_id.startswith(VSTS_PREFIX):
+            return "vsts"
+        return "sentry" if self.comment_id.startswith(SENTRY_PREFIX) else "tracker"
+
+    def origin_copy(self) -> tuple[str, RemoteCopy] | None:
+        """(link key, copy) of the work item comment this one came from, for a comment from Azure DevOps."""
+        return next(((key, copy) for key, copy in self.remote.items() if copy.origin), None)
+
+    def listed(self) -> dict[str, Any]:
+        """As `GET …/comments` lists it (contract §18): with its source, and for one from Azure DevOps the work
+        item and its page."""
+        item = {**self.public(), "source": self.source}
+        origin = self.origin_copy()
+        if origin is not None:
+            item["work_item_id"] = int(origin[0].rpartition("|")[2])
+            if origin[1].url:
+                item["url"] = origin[1].url
+        return item
 
     def with_copy(self, link_key: str, copy: RemoteCopy | None) -> Comment:
         remote = {key: value for key, value in self.remote.items() if key != link_key}

@@ -31,6 +31,10 @@ class Integration:
     subscription_id: str | None = None
     subscription_status: str | None = None
     subscription_checked_at: float | None = None
+    # The `workitem.commented` subscription (contract §18), made, checked and replaced with the one above and
+    # sharing its secret: Azure DevOps takes one event type per subscription.
+    comments_subscription_id: str | None = None
+    comments_subscription_status: str | None = None
     domain_checked_at: float | None = None
     refresh_lock_until: float | None = None
     # The server's REST API level (`shared.ado.versions`: "7.1", or "7.0" for Azure DevOps Server 2022); None
@@ -65,7 +69,14 @@ class Integration:
         return secrets
 
     def with_new_subscription(
-        self, subscription_id: str, status: str, secret: str, *, grace_seconds: float, now: float
+        self,
+        subscription_id: str,
+        status: str,
+        secret: str,
+        *,
+        grace_seconds: float,
+        now: float,
+        comments_subscription: tuple[str, str] | None = None,
     ) -> Integration:
         """This integration after its subscription was (re)created with `secret`. The old secret keeps working
         for `grace_seconds`, so deliveries already sent with it are not refused."""
@@ -75,6 +86,8 @@ class Integration:
             subscription_id=subscription_id,
             subscription_status=status,
             subscription_checked_at=now,
+            comments_subscription_id=comments_subscription[0] if comments_subscription else None,
+            comments_subscription_status=comments_subscription[1] if comments_subscription else None,
             webhook_secret=secret,
             previous_webhook_secret=previous,
             previous_secret_expires_at=now + grace_seconds if previous else None,
@@ -97,6 +110,7 @@ class Integration:
                 "id": self.subscription_id,
                 "status": self.subscription_status,
                 "checked_at": self.subscription_checked_at,
+                "comments": {"id": self.comments_subscription_id, "status": self.comments_subscription_status},
             },
             "domain_checked_at": self.domain_checked_at,
             "api_level": self.api_level,

@@ -79,6 +79,8 @@ class Installation:
     sync_status_forward: bool = False
     sync_forward_assignment: bool = False
     sync_comments: bool = False
+    # Comments written on linked work items reach the tracked issue, and a Sentry organization's Sentry issue (§18).
+    sync_comments_reverse: bool = False
     state_rules: tuple[StateRule, ...] = ()
     field_defaults: tuple[FieldDefault, ...] = ()
     # The organization's own Azure DevOps credentials for this integration (entered on the setup page when the
@@ -102,6 +104,7 @@ class Installation:
             "sync_status_forward": self.sync_status_forward,
             "sync_forward_assignment": self.sync_forward_assignment,
             "sync_comments": self.sync_comments,
+            "sync_comments_reverse": self.sync_comments_reverse,
             "state_rules": [rule.public() for rule in self.state_rules],
             "field_defaults": [default.public() for default in self.field_defaults],
         }

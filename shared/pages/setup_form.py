@@ -25,6 +25,7 @@ SYNC_FIELDS = (
     "sync_status_forward",
     "sync_forward_assignment",
     "sync_comments",
+    "sync_comments_reverse",
 )
 CONNECT_FIELDS = {FORM_TOKEN, "org_url", "auth", "pat", "tenant_id", "client_id", "client_secret"}
 RULE_FIELDS = {FORM_TOKEN, "project", "type", "resolved", "unresolved", "every_project", "remove"}

@@ -274,6 +274,7 @@ def done_page(session: Session, *, message: str = "") -> Page:
             (installation.sync_status_forward, "Resolving or reopening an issue moves its linked work items' state."),
             (installation.sync_forward_assignment, "Assigning an issue assigns its linked work items."),
             (installation.sync_comments, "Comments on an issue appear on its linked work items."),
+            (installation.sync_comments_reverse, f"Comments on a linked work item in {name} appear on the issue."),
         )
         if on
     ]

@@ -30,6 +30,7 @@ from shared.pages.status_advice import (
     timer_outcome,
     timer_problems,
 )
+from shared.pages.status_counts import CountStatus, count_rows
 from shared.settings import get_settings
 from shared.store import failures, last_delivery, queues, timer_runs
 from shared.store.deadline import storage_deadline
@@ -136,10 +137,13 @@ class StatusReport:
     timers: Part[TimerStatus]
     failures: Part[FailureStatus]
     notes: tuple[str, ...] = field(default=())  # parts read only in part (say, the last deliveries)
+    comments: Part[CountStatus] = field(default_factory=lambda: Part("Comments synced"))
 
     @property
     def parts(self) -> tuple[Part, ...]:
-        return (self.integrations, self.installations, self.sentry, self.queues, self.timers, self.failures)
+        return (
+            self.integrations, self.installations, self.sentry, self.queues, self.timers, self.comments, self.failures
+        )  # fmt: skip
 
     @property
     def unreadable(self) -> list[str]:
@@ -228,6 +232,7 @@ def _gather(now: float, view: View) -> StatusReport:
         timers=_read("Timers", lambda: (_timer_rows(timer_runs.timer_records(), now), False)),
         failures=_read("Recent failures", lambda: (_failure_rows(view.org), False)),
         notes=tuple(notes),
+        comments=_read("Comments synced", lambda: (count_rows(), False)),
     )
 
 
@@ -257,7 +262,7 @@ def _integration_row(integration: Integration, delivered_at: float | None) -> In
 
 def _installation_row(installation: Installation, integration: Integration | None, known: bool) -> InstallationStatus:
     names = ("sync_reverse_assignment", "sync_status_reverse", "sync_status_forward", "sync_forward_assignment")
-    syncs = tuple(name for name in (*names, "sync_comments") if getattr(installation, name))
+    syncs = tuple(name for name in (*names, "sync_comments", "sync_comments_reverse") if getattr(installation, name))
     problems = installation_problems(installation.integration_id, integration, known)
     return InstallationStatus(installation.org_id, installation.integration_id, syncs, tuple(problems))
 

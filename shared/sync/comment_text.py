@@ -59,6 +59,15 @@ def render_for(markdown: bool, comment: Comment) -> str:
     return render(comment) if markdown else render_html(comment)
 
 
+def is_app_comment(text: object) -> bool:
+    """Whether a work item comment's text is one the app wrote (its first line is the app's marker, markdown or
+    HTML). Only the first line counts, as in `is_copy_of`."""
+    if not isinstance(text, str):
+        return False
+    first = text.split("\n", 1)[0].rstrip("\r")
+    return first.startswith("[//]: # (tracker-comment:") or first.startswith("<!-- tracker-comment:")
+
+
 def is_copy_of(text: object, comment: Comment) -> bool:
     """Whether a work item comment's text is a copy of `comment` (any version of it), markdown or HTML."""
     if not isinstance(text, str):

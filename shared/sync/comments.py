@@ -35,6 +35,7 @@ from shared.connections.ado import CredentialNotShared, call_tracking_reauth, cl
 from shared.errors import RetryLater, StorageUnavailable
 from shared.model.comments import Comment, CommentChange, RemoteCopy
 from shared.model.tracker import Link, activity_entry
+from shared.store import counters
 from shared.store.comments import CommentStore
 from shared.store.integrations import IntegrationStore
 from shared.store.tracker import TrackerStore
@@ -108,6 +109,8 @@ def _sync_link(
 ) -> dict[str, Any] | None:
     """One link: the activity entry of what was done, or None when nothing was to do."""
     copy = comment.remote.get(link.key)
+    if copy is not None and copy.origin:
+        return None  # the person's own comment there, which the tracker's copy came from: never written (§18)
     if comment.deleted and (copy is None or copy.deleted):
         return None
     if (copy is not None and copy.deleted) or _current(comment, copy):
@@ -139,6 +142,8 @@ def _sync_link(
         return {**activity_entry("ado_failed", SOURCE, link.work_item_id, None), "reason": reason[:300]}
     if action is None:
         return None
+    if action == "added":
+        counters.add(comment.org_id, "comments_to_ado")  # for the status page (§18)
     report.updated.append((link.key, copy.ado_id or 0))
     entry = activity_entry("ado_updated", SOURCE, link.work_item_id, None)
     return {**entry, "fields": ["comment"], "action": action}

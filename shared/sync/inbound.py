@@ -123,6 +123,16 @@ def apply_workitem_update(
     tracker = tracker or TrackerStore()
     integrations = integrations or IntegrationStore()
     report = ApplyReport()
+    if update.commented:  # a comment, not a field change (§18): read through the Comments API
+        from shared.sync.from_ado_comments import sync_work_item_comments
+
+        found = sync_work_item_comments(
+            update.integration_id, update.work_item_id, project=update.project_id, tracker=tracker,
+            integrations=integrations,
+        )  # fmt: skip
+        report.notes += found.notes
+        report.changes += [("", comment_id, "comment") for comment_id in found.added]
+        return report
     try:
         installations = {i.org_id: i for i in tracker.installations_of(update.integration_id)}
         if not installations:

@@ -24,16 +24,17 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from shared.ado.client import MAX_BATCH_IDS, AdoError
+from shared.ado.client import MAX_BATCH_IDS, AdoClient, AdoError
 from shared.clock import SYSTEM, Clock, Deadline
 from shared.connections.ado import call_tracking_reauth, get_client
 from shared.deliveries.workitem import email_from_identity
 from shared.errors import ConcurrentUpdate, RetryLater, StorageUnavailable
 from shared.model.changes import AssigneeChange, StateChange, WorkItemUpdate
 from shared.store.cursors import Cursor, CursorStore
-from shared.store.integrations import IntegrationStore
+from shared.store.integrations import Integration, IntegrationStore
 from shared.store.tracker import TrackerStore
 from shared.sync.done_states import DoneStates
+from shared.sync.from_ado_comments import sync_work_item_comments
 from shared.sync.inbound import apply_workitem_update
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ class ReconcileReport:
     applied: int = 0
     retry: list[int] = field(default_factory=list)  # left for the next run: failed, or not reached in time
     out_of_time: bool = False
+    comments: int = 0  # comments added, edited or deleted from Azure DevOps (§18)
 
 
 def reconcile_integration(
@@ -145,6 +147,7 @@ def reconcile_integration(
             report.read += len(items)
             for item in items:
                 _apply(integration_id, item, tracker, store, done_states, report)
+        _reconcile_comments(integration_id, linked, tracker, store, client, integration, deadline, clock, report)
     # Keep the list's earlier entries first, so an old failure is not pushed out by newer ones.
     previous = set(cursor.retry)
     retry = sorted(set(report.retry), key=lambda i: (i not in previous, i))
@@ -161,6 +164,55 @@ def reconcile_integration(
         " (out of time)" if report.out_of_time else "",
     )
     return report
+
+
+def _reconcile_comments(
+    integration_id: str,
+    linked: Sequence[int],
+    tracker: TrackerStore,
+    store: IntegrationStore,
+    client: AdoClient,
+    integration: Integration,
+    deadline: Deadline | None,
+    clock: Clock,
+    report: ReconcileReport,
+) -> None:
+    """Comments (contract §18): edits and deletions send no service hook, and a lost `workitem.commented` is not
+    seen by the WIQL query either (a comment edit changes no field), so every linked work item of an installation
+    with `sync_comments_reverse` has its last WINDOW_DAYS days of comments read: one batch read per 200 work
+    items for their projects, and one comments list each. One that fails is left for the next run."""
+    if not report.out_of_time and any(i.sync_comments_reverse for i in tracker.installations_of(integration_id)):
+        for ids in _chunks(list(linked), MAX_BATCH_IDS):
+            if deadline is not None and deadline.left() < MIN_BATCH_SECONDS:
+                report.out_of_time = True
+                return
+            try:
+                items = call_tracking_reauth(
+                    store, integration, lambda i=list(ids): client.get_work_items_batch(i, ["System.TeamProject"])
+                )
+            except AdoError as exc:
+                log.warning("reconcile: integration %s: comments not read: %s", integration_id, exc)
+                return
+            for item in items:
+                project = (item.get("fields") or {}).get("System.TeamProject") if isinstance(item, dict) else None
+                if not isinstance(project, str) or (deadline is not None and deadline.left() < MIN_BATCH_SECONDS):
+                    continue
+                try:
+                    found = sync_work_item_comments(
+                        integration_id, int(item["id"]), project=project, tracker=tracker, integrations=store,
+                        clock=clock,
+                    )  # fmt: skip
+                    report.comments += len(found.added) + len(found.edited) + len(found.deleted)
+                except Exception as exc:  # one work item must not hold back the others
+                    expected = isinstance(exc, RetryLater | ConcurrentUpdate | StorageUnavailable)
+                    log.log(
+                        logging.WARNING if expected else logging.ERROR,
+                        "reconcile: integration %s: comments of work item %s left for the next run: %s",
+                        integration_id,
+                        item.get("id"),
+                        exc,
+                        exc_info=not expected,
+                    )
 
 
 def _apply(

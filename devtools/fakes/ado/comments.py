@@ -19,7 +19,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from devtools.fakes.ado.data import Org, Project, Store, WorkItem
+from devtools.fakes.ado.data import DEFAULT_REVISED_BY, Org, Project, Store, WorkItem
 from devtools.fakes.ado.protocol import Reject, api_version, arg, error, json_response, query_int, read_json
 from devtools.fakes.ado.workitems import work_item_not_found
 
@@ -152,17 +152,59 @@ class Comments(Store):
         with self._lock:
             item = self._comment_target(request, org, project, work_item_id)
             caller = self._caller(request, org)
-            comment = self._record_comment(org, item, text, FORMATS[fmt_name], caller)
-            payloads = self._comment_count_revision(org, item, 1, caller, comment["renderedText"])
-            version_ref = {
-                "commentId": comment["id"],
-                "version": 1,
-                "url": self._render_comment(org, project, comment)["url"],
-            }
-            commented, _ = self._snapshot_event(org, item, "workitem.commented", {"commentVersionRef": version_ref})
-            rendered = self._render_comment(org, project, comment)
-        self._send(payloads + commented)
+            payloads, rendered = self._add_and_address(org, project, item, text, FORMATS[fmt_name], caller)
+        self._send(payloads)
         return json_response(rendered)
+
+    def _add_and_address(
+        self, org: Org, project: Project, item: WorkItem, text: str, fmt: str, caller: str
+    ) -> tuple[Any, dict[str, Any]]:
+        """Add a comment, with its revision (`workitem.updated`) and its `workitem.commented` event: the copies
+        to send, and the comment as the API shows it. Holding the lock."""
+        comment = self._record_comment(org, item, text, fmt, caller)
+        payloads = self._comment_count_revision(org, item, 1, caller, comment["renderedText"])
+        rendered = self._render_comment(org, project, comment)
+        version_ref = {"commentId": comment["id"], "version": 1, "url": rendered["url"]}
+        commented, _ = self._snapshot_event(org, item, "workitem.commented", {"commentVersionRef": version_ref})
+        return payloads + commented, rendered
+
+    # ------------------------------------------------------------------- a person, in Azure DevOps' web UI
+
+    def add_comment(
+        self, org: str, work_item_id: int, text: str, *, by: str = DEFAULT_REVISED_BY, fmt: str = "html"
+    ) -> int:
+        """A person comments on the work item (HTML, as the web UI writes it, or markdown): the revision and the
+        `workitem.commented` delivery go before this returns. Returns the comment id."""
+        with self._lock:
+            o = self._org(org)
+            item = self._item(org, work_item_id)
+            project = o.project(item.project)
+            assert project is not None
+            if getattr(self, "server", "services") == "server-2022":
+                fmt = "html"  # Server 2022 keeps comments as HTML only
+            payloads, rendered = self._add_and_address(o, project, item, text, fmt, by)
+        self._send(payloads)
+        return int(rendered["id"])
+
+    def edit_comment(self, org: str, work_item_id: int, comment_id: int, text: str) -> None:
+        """A person edits their comment: a new version, and no revision, so no service hook (reference: there is
+        no event for comment edits)."""
+        with self._lock:
+            item = self._item(org, work_item_id)
+            comment = next(c for c in item.comments if c["id"] == comment_id)
+            comment.update(text=text, renderedText=render_text(text, comment["format"]), version=comment["version"] + 1)
+            comment.update(modifiedDate=self._next_timestamp())
+
+    def delete_comment(self, org: str, work_item_id: int, comment_id: int) -> None:
+        """A person deletes a comment: flagged `isDeleted`, and the revision lowering System.CommentCount (a
+        `workitem.updated`, no `workitem.commented`)."""
+        with self._lock:
+            o = self._org(org)
+            item = self._item(org, work_item_id)
+            comment = next(c for c in item.comments if c["id"] == comment_id)
+            comment.update(isDeleted=True, modifiedDate=self._next_timestamp())
+            payloads = self._comment_count_revision(o, item, -1, str(comment["createdBy"]), None)
+        self._send(payloads)
 
     def _handle_comment(
         self, request: Request, org: Org, project: Project | None, major: int, work_item_id: int, comment_id: int

@@ -89,8 +89,9 @@ class Member:
 class Comment:
     id: str
     text: str
-    user_id: str
+    user_id: str  # a person's user id, or `app:<uuid>` for a note written with an app's token (its proxy user)
     created: float
+    app: Any = None  # the App whose token wrote it, if one did: its webhooks carry the app as actor
 
 
 @dataclass

@@ -211,6 +211,78 @@ class Issues(Apps):
             outgoing = self._comment_event(o, issue, issue.comments.pop(comment_id), "deleted")
         self._send_now(outgoing)
 
+    def notes(self, org: str, issue_id: str | int) -> list[dict[str, Any]]:
+        """An issue's comments as stored, oldest first: `{"id", "text", "user_id", "by_app"}`."""
+        with self._lock:
+            issue = self._org(org).issues[str(issue_id)]
+            return [
+                {"id": c.id, "text": c.text, "user_id": c.user_id, "by_app": c.app is not None}
+                for c in sorted(issue.comments.values(), key=lambda c: (c.created, int(c.id)))
+            ]
+
+    def _note_json(self, org: Org, comment: Comment) -> dict[str, Any]:
+        """Sentry's activity serializer for a note (the fields an integration reads)."""
+        user = None if comment.app is not None else self._user_json(org, comment.user_id)
+        return {"id": comment.id, "user": user, "type": "note", "data": {"text": comment.text},
+                "dateCreated": iso(comment.created)}  # fmt: skip
+
+    def _handle_notes(self, request: Request, token: Token, org: Org, issue_id: str, _kind: str) -> Response:
+        """`GET|POST /api/0/organizations/{org}/issues/{id}/comments/` (GroupNotesEndpoint, group_notes.py).
+
+        POST: NoteSerializer wants `text`; the same data by the same user on the group within the last hour is
+        refused 400 "You have already posted that comment."; a note made with an app's token is its proxy user's,
+        and `comment.created` names the app as actor. GET: newest first (`order_by="-datetime"`)."""
+        body = read_json(request) if request.method == "POST" else {}
+        app = token.installation.app
+        user_id = f"app:{app.uuid}"
+        with self._lock:
+            issue = org.issues.get(issue_id)
+            if issue is None:
+                return detail(404, NOT_FOUND)
+            if request.method == "GET":
+                notes = sorted(issue.comments.values(), key=lambda c: (c.created, int(c.id)), reverse=True)
+                return json_response([self._note_json(org, c) for c in notes])
+            text = body.get("text") if isinstance(body, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                blank = "This field is required." if text is None else "This field may not be blank."
+                return field_errors({"text": blank})
+            now = self.clock.now()
+            if any(
+                c.user_id == user_id and c.text == text and c.created >= now - 3600 for c in issue.comments.values()
+            ):
+                return detail(400, "You have already posted that comment.")
+            comment = Comment(self._next_id(), text, user_id, now, app)
+            issue.comments[comment.id] = comment
+            outgoing = self._comment_event(org, issue, comment, "created")
+            answer = json_response(self._note_json(org, comment), 201)
+        self._send_later(outgoing)
+        return answer
+
+    def _handle_note(
+        self, request: Request, token: Token, org: Org, issue_id: str, _kind: str, note_id: str
+    ) -> Response:
+        """`PUT|DELETE …/comments/{note_id}/` (GroupNotesDetailsEndpoint): only the caller's own note is found
+        (404 otherwise); PUT answers 200 with the note, DELETE 204."""
+        body = read_json(request) if request.method == "PUT" else {}
+        user_id = f"app:{token.installation.app.uuid}"
+        with self._lock:
+            issue = org.issues.get(issue_id)
+            comment = issue.comments.get(note_id) if issue is not None else None
+            if issue is None or comment is None or comment.user_id != user_id:
+                return detail(404, NOT_FOUND)
+            if request.method == "DELETE":
+                outgoing = self._comment_event(org, issue, issue.comments.pop(note_id), "deleted")
+                answer = Response(status=204)
+            else:
+                text = body.get("text") if isinstance(body, dict) else None
+                if not isinstance(text, str) or not text.strip():
+                    return field_errors({"text": "This field is required."})
+                comment.text = text
+                outgoing = self._comment_event(org, issue, comment, "updated")
+                answer = json_response(self._note_json(org, comment))
+        self._send_later(outgoing)
+        return answer
+
     def _comment_event(self, org: Org, issue: Issue, comment: Comment, action: str) -> list[Outgoing]:
         data = {
             "comment_id": int(comment.id),
@@ -219,7 +291,7 @@ class Issues(Apps):
             "timestamp": iso(self.clock.now()),
             "comment": comment.text,
         }
-        actor = self._user_actor(org, comment.user_id)
+        actor = app_actor(comment.app) if comment.app is not None else self._user_actor(org, comment.user_id)
         return [self._build(i, "comment", action, data, actor) for i in self._subscribed(org, "comment")]
 
     # ------------------------------------------------------------------------------------------- members

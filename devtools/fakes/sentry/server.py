@@ -30,8 +30,11 @@ SCOPES: dict[str, dict[str, tuple[str, ...]] | None] = {
     "external_issue": {"DELETE": ("event:admin",)},
     "issue": {"GET": ("event:read", "event:write", "event:admin"), "PUT": ("event:write", "event:admin")},
     "members": {"GET": ("member:read", "member:write", "member:admin")},
+    # GroupPermission again: GET any event scope, POST/PUT event:write or event:admin, DELETE event:admin only.
+    "notes": {"GET": ("event:read", "event:write", "event:admin"), "POST": ("event:write", "event:admin")},
+    "note": {"PUT": ("event:write", "event:admin"), "DELETE": ("event:admin",)},
 }
-ORG_ENDPOINTS = frozenset({"issue", "members"})
+ORG_ENDPOINTS = frozenset({"issue", "members", "notes", "note"})
 
 
 class FakeSentry(LoopbackServer, Alerts):
@@ -53,6 +56,17 @@ class FakeSentry(LoopbackServer, Alerts):
                 Rule(f"{INSTALLATION}external-issues/<external_id>/", endpoint="external_issue", methods=["DELETE"]),
                 Rule("/api/0/organizations/<org>/issues/<issue_id>/", endpoint="issue", methods=["GET", "PUT"]),
                 Rule("/api/0/organizations/<org>/members/", endpoint="members", methods=["GET"]),
+                # Sentry's urls.py routes both `notes` and `comments` to the group notes endpoints.
+                Rule(
+                    "/api/0/organizations/<org>/issues/<issue_id>/<any(notes,comments):_kind>/",
+                    endpoint="notes",
+                    methods=["GET", "POST"],
+                ),
+                Rule(
+                    "/api/0/organizations/<org>/issues/<issue_id>/<any(notes,comments):_kind>/<note_id>/",
+                    endpoint="note",
+                    methods=["PUT", "DELETE"],
+                ),
             ],
             merge_slashes=False,
         )

@@ -118,9 +118,30 @@ def render(r: dict) -> str:
             _verdict(s["p99_ms"] < 1000),
         ),
         (
+            f"`event_alert` webhook acknowledge p50 / p99, {s['alert_senders']} concurrent senders",
+            f"{s['alert_p50_ms']:.2f} / {s['alert_p99_ms']:.2f} ms = "
+            f"**{s['alert_p50_ms'] / s['alert_bare_concurrent_p50_ms']:.1f}x** / "
+            f"{s['alert_p99_ms'] / s['alert_bare_concurrent_p99_ms']:.1f}x a bare point read by "
+            f"{s['alert_senders']} readers at once ({s['alert_bare_concurrent_p50_ms']:.2f} / "
+            f"{s['alert_bare_concurrent_p99_ms']:.2f} ms), {s['alert_p50_ms'] / s['alert_bare_p50_ms']:.0f}x / "
+            f"{s['alert_p99_ms'] / s['alert_bare_p99_ms']:.0f}x one read alone ({s['alert_bare_p50_ms']:.2f} / "
+            f"{s['alert_bare_p99_ms']:.2f} ms); {s['alert_throughput_per_s']:.0f} webhooks/s; "
+            f"{_shed(s['alert_shed'], s['alert_samples'])}",
+            "p99 < 1000 ms (Sentry's limit)",
+            _verdict(s["alert_p99_ms"] < 1000),
+        ),
+        (
             "Requests per issue-link create from Sentry's UI, Azure DevOps / Sentry (cold / warm caches)",
             f"**{s['create_cold_ado']}** / {s['create_cold_sentry']} cold, **{s['create_warm_ado']}** / "
             f"{s['create_warm_sentry']} warm",
+            "",
+            "",
+        ),
+        (
+            "Requests per alert firing (`event_alert.triggered`: one work item created, linked and shown on the "
+            "Sentry issue), Azure DevOps / Sentry (cold / warm caches)",
+            f"**{s['alert_cold_ado']}** / {s['alert_cold_sentry']} cold, **{s['alert_warm_ado']}** / "
+            f"{s['alert_warm_sentry']} warm",
             "",
             "",
         ),
@@ -226,6 +247,15 @@ fake of `devtools/fakes/ado/` (it adds no work of its own beyond the stated dela
   or 503 when shed.
   The baselines are one bare point read, alone and by {s["senders"]} readers at once (each its own client).
   On 2 cores, 20 senders queue behind each other, so the ratio to a read alone mostly measures the queueing.
+- **`event_alert` webhook**: the same host, floor and method as the Sentry webhook above, in a fresh host of the
+  same run, with {s["alert_samples"]} signed `event_alert.triggered` webhooks (an event with its tags and urls, the
+  rule's name and its saved settings), each for its own issue; each is verified, recorded with its event and
+  queued, as an issue webhook is.
+- **Alert firing**: a rule with the app's action saved through the fake Sentry (the settings POSTed to the app),
+  then the host restarted and the form lists' cache emptied; the fake Sentry fires the rule for a new issue
+  (`fire_issue_alert`), and both fakes count the app's requests (the fake Sentry: those to its API) until the
+  work item is linked, shown on the Sentry issue and the queues are drained. Cold is that first firing; warm, a
+  second issue's firing after it.
 - **Issue-link create**: Sentry's form posted by the fake Sentry (`link_issue`) for a new Sentry issue of an
   organization with one Azure DevOps integration; the fakes count the requests the app made to each.
 - **Sentry webhook as a hint, sentry_reconcile**: a person resolving, then assigning, a linked issue in the fake

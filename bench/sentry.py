@@ -30,7 +30,13 @@ RECONCILED = 1000  # linked issues of the organization sentry_reconcile goes thr
 
 
 def measure(ado, sentry, samples: int) -> dict:
-    return {**_acknowledge(ado, sentry, samples), **_issue_link_counts(ado, sentry), **_hint_counts(ado, sentry)}
+    return {
+        **_acknowledge(ado, sentry, samples),
+        **_acknowledge(ado, sentry, samples, _event_alert_triggered, prefix="alert_"),
+        **_issue_link_counts(ado, sentry),
+        **_alert_counts(ado, sentry),
+        **_hint_counts(ado, sentry),
+    }
 
 
 def _host(ado, sentry, extra: dict[str, str]):
@@ -39,7 +45,44 @@ def _host(ado, sentry, extra: dict[str, str]):
     return start_sentry_host(Path(tempfile.mkdtemp(prefix="bench-sentry-")), ado, sentry, extra)
 
 
-def _acknowledge(ado, sentry, samples: int) -> dict:
+def _issue_resolved(installation: str, n: int) -> tuple[str, dict]:
+    issue = {"id": str(1 + n), "status": "resolved", "project": {"id": "1", "slug": "backend"}}
+    return "issue", {"action": "resolved", "installation": {"uuid": installation}, "data": {"issue": issue}}
+
+
+def _event_alert_triggered(installation: str, n: int) -> tuple[str, dict]:
+    """`event_alert.triggered` as Sentry's `send_alert_webhook_v2` sends it (the shape the fake Sentry sends):
+    the event with its urls, the rule's name, and the action's saved settings."""
+    issue_id, event_id = str(1 + n), uuid.uuid4().hex
+    page = f"https://sentry.example/organizations/acme/issues/{issue_id}/"
+    event = {
+        "event_id": event_id,
+        "project": 1,
+        "issue_id": issue_id,
+        "title": f"KeyError: 'cart' ({n})",
+        "culprit": "app.checkout in pay",
+        "level": "error",
+        "platform": "python",
+        "environment": "production",
+        "release": "web@1.4.2",
+        "message": "",
+        "tags": [["environment", "production"], ["level", "error"], ["browser", "Chrome 120"]],
+        "url": f"https://sentry.example/api/0/projects/acme/backend/events/{event_id}/",
+        "web_url": f"{page}events/{event_id}/",
+        "issue_url": f"https://sentry.example/api/0/issues/{issue_id}/",
+    }
+    settings = [
+        {"name": "project", "value": "integration|proj-id", "label": "proj-id"},
+        {"name": "work_item_type", "value": "Bug", "label": "Bug"},
+    ]
+    alert = {"id": 1, "title": "Errors in checkout", "sentry_app_id": 1000, "settings": settings}
+    data = {"event": event, "triggered_rule": "Errors in checkout", "issue_alert": alert}
+    return "event_alert", {"action": "triggered", "installation": {"uuid": installation}, "data": data}
+
+
+def _acknowledge(ado, sentry, samples: int, payload=_issue_resolved, prefix: str = "") -> dict:
+    """Acknowledgement of `samples` webhooks (`payload(installation, n)` -> resource, payload) from SENDERS threads
+    at once, beside the floor measured in the same host's run: a bare point read, alone and by SENDERS readers."""
     from tests.e2e import stop_host
     from tests.sentry_e2e import CLIENT_SECRET
 
@@ -49,13 +92,12 @@ def _acknowledge(ado, sentry, samples: int) -> dict:
     url = f"{host.url}/api/sentry/webhook"
 
     def send(session: requests.Session, n: int) -> tuple[float, int]:
-        issue = {"id": str(1 + n), "status": "resolved", "project": {"id": "1", "slug": "backend"}}
-        payload = {"action": "resolved", "installation": {"uuid": installation}, "data": {"issue": issue}}
-        body = json.dumps({**payload, "actor": {"type": "user", "id": 101, "name": "Dana"}}).encode()
+        resource, content = payload(installation, n)
+        body = json.dumps({**content, "actor": {"type": "user", "id": 101, "name": "Dana"}}).encode()
         headers = {
             "Content-Type": "application/json",
             "Request-ID": uuid.uuid4().hex,
-            "Sentry-Hook-Resource": "issue",
+            "Sentry-Hook-Resource": resource,
             "Sentry-Hook-Timestamp": str(int(time.time())),
             "Sentry-Hook-Signature": signature(body, CLIENT_SECRET),
         }
@@ -86,7 +128,7 @@ def _acknowledge(ado, sentry, samples: int) -> dict:
     assert statuses <= {202, SHED}, statuses
     latencies = [seconds for seconds, _ in results]
     concurrent = [seconds for seconds, _ in bare_concurrent]
-    return {
+    figures = {
         "samples": samples,
         "shed": sum(status == SHED for _, status in results),
         "senders": SENDERS,
@@ -98,6 +140,7 @@ def _acknowledge(ado, sentry, samples: int) -> dict:
         "bare_concurrent_p99_ms": _percentile(concurrent, 0.99) * 1000,
         "throughput_per_s": samples / elapsed,
     }
+    return {f"{prefix}{name}": value for name, value in figures.items()}
 
 
 def _retried(make, what: str):
@@ -223,4 +266,67 @@ def _hint_counts(ado, sentry) -> dict:
     finally:
         stop_host(host)
     counts["reconciled_issues"] = RECONCILED + 1  # and the world's own linked issue
+    return counts
+
+
+def firing_requests(ado_requests, sentry_requests) -> tuple[int, int]:
+    """(Azure DevOps requests, Sentry API requests) in the fakes' logs of one firing. The fake Azure DevOps logs
+    only what the app sent it; the fake Sentry's log is filtered to the app's calls to its API (`/api/0/`), so
+    its own webhook POST to the app, or anything else it serves, is not counted."""
+    return len(list(ado_requests)), len([r for r in sentry_requests if r.path.startswith("/api/0/")])
+
+
+def _alert_counts(ado, sentry) -> dict:
+    """Requests per `event_alert.triggered` firing through the local host, sent by the fake Sentry and counted by
+    both fakes until the firing is applied (work item created, linked, shown on the Sentry issue) and the queues
+    drained. Cold: the first firing, in a host started after the rule was saved, with the form lists' cache
+    emptied (no process or table cache left from the rule's save); warm: a second issue's firing after it."""
+    from devtools.fakes.ado.data import DEFAULT_PROJECT
+    from shared.store import base
+    from shared.store.catalog_cache import TABLE as CATALOG_CACHE
+    from tests.e2e import queue_length, start_host, stop_host
+    from tests.helpers import wait_for
+    from tests.sentry_e2e import APP, sentry_world
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
+    world = _host(ado, sentry, {})
+    host = world.host
+    port = int(host.url.rsplit(":", 1)[1])
+    queues = ("vsts-sentry-hooks", "vsts-outbound", "vsts-sentry-updates")
+    try:
+        sentry.set_schema(APP, requests.get(f"{host.url}/api/sentry/schema", timeout=30).json())
+        place = _retried(lambda: sentry_world(world, work_item_id=8), "the Sentry world's set-up")
+        fields = {"project": f"{place.integration_id}|{DEFAULT_PROJECT}", "work_item_type": "Bug"}
+        rule, _ = _retried(lambda: sentry.save_alert_rule(place.installation_uuid, "Bench alert", fields), "the rule")
+    finally:
+        stop_host(host)
+    cache = base.table(CATALOG_CACHE)  # the bench's own table (TABLE_PREFIX): every cached list goes
+    for entity in list(cache.list_entities()):
+        cache.delete_entity(entity["PartitionKey"], entity["RowKey"])
+    env = {**ado.settings_env(), **sentry.settings_env(APP), "ADO_HTTP_TIMEOUT": "2"}
+    host = start_host(tmp, env, port=port)
+
+    def linked(issue_id: str) -> list:
+        answer = host.call("GET", f"/api/orgs/{place.org_id}/issues/{issue_id}")
+        return answer.json().get("links", []) if answer.status_code == 200 else []
+
+    def shown(issue_id: str) -> bool:
+        return any(e["issueId"] == issue_id for e in sentry.external_issues(place.installation_uuid))
+
+    counts: dict[str, int] = {}
+    try:
+        for label in ("cold", "warm"):
+            issue_id = str(uuid.uuid4().int % 10**9 + 1)
+            sentry.add_issue(place.org_slug, issue_id, f"Bench alert {label}", "backend")
+            ado.reset_log()
+            sentry.reset_log()
+            assert sentry.fire_issue_alert(rule.id, issue_id).status == 202
+            wait_for(lambda i=issue_id: linked(i), 120, "the alert's work item to be linked")
+            wait_for(lambda i=issue_id: shown(i), 60, "the work item to be shown on the Sentry issue")
+            wait_for(lambda: all(queue_length(host, q) in (-1, 0) for q in queues), 120, "the queues to drain")
+            counts[f"alert_{label}_ado"], counts[f"alert_{label}_sentry"] = firing_requests(
+                ado.requests, sentry.requests
+            )
+    finally:
+        stop_host(host)
     return counts

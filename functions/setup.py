@@ -43,7 +43,7 @@ def _form_route(step: str) -> None:
     )
 
 
-for _step in ("open", "connect", "sync", "rules", "hook", "code"):
+for _step in ("open", "connect", "sync", "rules", "defaults", "hook", "code"):
     _form_route(_step)
 
 

@@ -214,6 +214,41 @@ def test_another_organizations_credential_is_neither_borrowed_nor_replaced(brows
     assert IntegrationStore().get(host_id).needs_reauth is False  # A's refused PAT is not the integration's
 
 
+def test_field_defaults_offer_a_types_required_fields_and_their_allowed_values(browser, host, fake_ado) -> None:
+    """Contract §17 on the setup page: a process rule makes Custom.Team required on Task; the sync step lists it,
+    with its allowed values as a select, and saves the chosen one into the installation's field_defaults."""
+    name, host_id = _org(fake_ado)
+    fake_ado.require_field(name, "Web", "Task", "Custom.Team", ("Payments", "Web"))
+    org_id = f"acme-{uuid.uuid4().hex[:6]}"
+    _open(browser, _link(host, org_id))
+    _fill(browser, "org_url", fake_ado.org_url(name))
+    browser.find_element(_by("CSS_SELECTOR"), "input[name=auth][value=pat]").click()
+    _fill(browser, "pat", PAT)
+    _click(browser, "Check and connect")
+    assert f"Connected to {name}" in _text(browser), _text(browser)
+    assert "No field defaults yet." in _text(browser)  # connecting leads to the sync step
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element(_by("ID"), "defaults_project")).select_by_visible_text("Web")
+    _click(browser, "Next: choose the type and its required fields")
+    _choose(browser, "type", "Task")
+    _click(browser, "Next: its required fields")
+    assert "Custom.Team" in _text(browser) and "System.Title" not in _text(browser)
+    team = Select(browser.find_element(_by("ID"), "field_0"))
+    assert [o.text for o in team.options] == ["(no default)", "Payments", "Web"]
+    team.select_by_visible_text("Payments")
+    _shot(browser, "field-defaults")
+    _click(browser, "Save the field defaults")
+    assert "Saved the field defaults for Task in Web: Custom.Team = Payments." in _text(browser)
+    assert "Custom.Team = Payments" in _text(browser)  # listed on the sync step
+    saved = TrackerStore().get_installation(host_id, org_id)
+    assert [d.public() for d in saved.field_defaults] == [
+        {"project": "Web", "type": "Task", "fields": {"Custom.Team": "Payments"}}
+    ]
+    # The type was read at the server's api-version (the strict fake checks it, and fails the test otherwise).
+    assert any(r.path.lower() == f"/{name}/web/_apis/wit/workitemtypes/task" for r in fake_ado.requests)
+
+
 def test_an_expired_link_says_to_ask_for_a_new_one(browser, host) -> None:
     old = create_link({"org_id": "acme", "lifetime_minutes": 1}, base_url=host.url, now=time.time() - 120)
     browser.get(old["url"])

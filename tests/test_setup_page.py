@@ -442,7 +442,7 @@ def test_what_to_sync_is_saved_and_keeps_the_state_rules(registered_functions, a
 
 def test_a_step_before_connecting_asks_to_connect_first(registered_functions) -> None:
     cookie, form_token = _session(registered_functions, f"org-{new_id()[:8]}")
-    for step in ("sync", "hook", "rules"):
+    for step in ("sync", "hook", "rules", "defaults"):
         page = _post(registered_functions, step, {"form_token": form_token}, cookie)
         assert page.status_code == 409 and "Connect an Azure DevOps organization first" in _text(page)
 

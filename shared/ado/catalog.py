@@ -1,5 +1,6 @@
 """What forms offer from an organization (contract §12.5), read from Azure DevOps: its projects, a project's work
-item types (hidden and disabled ones left out), a type's states, and the area and iteration paths.
+item types (hidden and disabled ones left out), a type's states, the area and iteration paths, and the fields a
+type requires (contract §17: the setup page offers their defaults).
 
 Functions taking an `AdoClient`, kept out of `client.py` so the create route's client methods and these do not
 meet in one module; they use `AdoClient.call`, so they share its retries, origin checks and
@@ -9,6 +10,7 @@ error types. Every name from the caller is URL-quoted as one path segment. Each 
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +23,7 @@ PROJECTS_URL = "{base}_apis/projects"
 WORK_ITEM_TYPES_URL = "{base}{project}/_apis/wit/workitemtypes"
 TYPE_CATEGORIES_URL = "{base}{project}/_apis/wit/workitemtypecategories"
 CLASSIFICATION_URL = "{base}{project}/_apis/wit/classificationnodes/{structure}"
+WORK_ITEM_TYPE_URL = "{base}{project}/_apis/wit/workitemtypes/{type}"
 
 HIDDEN_CATEGORY = "Microsoft.HiddenCategory"  # the category Azure DevOps keeps the types forms must not offer in
 PROJECTS_PAGE = 100  # Azure DevOps' default and Sentry's page: pages of 100 with $skip until a short page
@@ -119,3 +122,24 @@ def list_paths(client: AdoClient, project: str, structure: str) -> list[Option]:
         named = [(f"{path}\\{name}", c) for c in children if isinstance(c, dict) and (name := _named(c)) is not None]
         pending += reversed(named)  # a stack: the first child is visited next, as a tree view lists them
     return [{"label": path, "value": path} for path in paths]
+
+
+def list_required_fields(client: AdoClient, project: str, work_item_type: str) -> list[Option]:
+    """The fields the type requires (`alwaysRequired` in its `fields`, WorkItemTypeFieldInstance), in the type's
+    order: `{"label": name, "value": reference name, "allowed": JSON list of its allowed values}`, the list empty
+    where the field takes any value. One request: the type."""
+    url = WORK_ITEM_TYPE_URL.format(base=client.base_url, project=_segment(project), type=_segment(work_item_type))
+    answer = client.call("GET", url)
+    fields = answer.get("fields") if isinstance(answer, dict) else None
+    options = []
+    for entry in fields if isinstance(fields, list) else []:
+        if not isinstance(entry, dict) or entry.get("alwaysRequired") is not True:
+            continue
+        reference = _named(entry, "referenceName")
+        if reference is None:
+            continue
+        allowed = entry.get("allowedValues")
+        values = [str(v) for v in allowed if isinstance(v, str | int | float)] if isinstance(allowed, list) else []
+        label = _named(entry) or reference
+        options.append({"label": label, "value": reference, "allowed": json.dumps(values[:MAX_OPTIONS])})
+    return options[:MAX_OPTIONS]

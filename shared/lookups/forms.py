@@ -56,6 +56,27 @@ class Forms:
             integration_id, "types", (project,), lambda c: catalog.list_work_item_types(c, project), refresh, org_id
         )
 
+    def required_fields(
+        self,
+        integration_id: str,
+        project: str,
+        work_item_type: str,
+        *,
+        refresh: bool = False,
+        org_id: str | None = None,
+    ) -> Options:
+        """The fields the type requires, each with its allowed values (`catalog.list_required_fields`)."""
+        project = check_name(project, "project")
+        work_item_type = check_name(work_item_type, "work item type")
+        return self._cached(
+            integration_id,
+            "fields",
+            (project, work_item_type),
+            lambda c: catalog.list_required_fields(c, project, work_item_type),
+            refresh,
+            org_id,
+        )
+
     def states(
         self,
         integration_id: str,

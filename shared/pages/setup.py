@@ -1,4 +1,5 @@
-"""The setup page (contract §14): `GET /api/setup` and its form posts, `POST /api/setup/{connect,sync,rules,hook}`.
+"""The setup page (contract §14): `GET /api/setup` and its form posts,
+`POST /api/setup/{connect,sync,rules,defaults,hook,code}`.
 
 `GET /api/setup` is entered with a one-time link (`?link=`), which only shows a button: its `POST /api/setup/open`
 uses the link (mail and chat scanners GET links too). Sentry's redirect (`?code=&installationId=&orgSlug=`) is
@@ -17,7 +18,7 @@ from urllib.parse import urlencode, urlsplit
 
 from shared.clock import SYSTEM, Clock
 from shared.errors import ConcurrentUpdate, InvalidInput, StorageUnavailable
-from shared.pages import setup_code, setup_rules, setup_steps
+from shared.pages import setup_code, setup_defaults, setup_rules, setup_steps
 from shared.pages.render import Page, render
 from shared.pages.setup_entry import NotYet, Refused, Usable, check_link, open_link, open_sentry_redirect
 from shared.pages.setup_form import CONNECT_FIELDS, FORM_TOKEN, RULE_FIELDS, SYNC_FIELDS, parse_form
@@ -40,6 +41,7 @@ FIELDS = {
     "rules": RULE_FIELDS,
     "hook": {FORM_TOKEN},
     "code": setup_code.CODE_FIELDS,
+    "defaults": setup_defaults.DEFAULTS_FIELDS,
 }
 SENTRY_PARAMS = ("code", "installationId", "orgSlug")
 LINK = "link"
@@ -228,6 +230,8 @@ def _apply(step: str, session: Session, form: dict[str, str], request: PageReque
         return setup_rules.rules(session, form)
     if step == "code":
         return setup_code.save_code(session, form)
+    if step == "defaults":
+        return setup_defaults.defaults(session, form)
     return setup_steps.create_hook(session, request.host, request.secure)
 
 

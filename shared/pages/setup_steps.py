@@ -43,7 +43,7 @@ def step_page(
     return render(
         template,
         status=status,
-        step={"rule": "sync"}.get(name := template[len("setup_") : -len(".html")], name),
+        step={"rule": "sync", "defaults": "sync"}.get(name := template[len("setup_") : -len(".html")], name),
         org_id=session.org_id,
         form_token=session.form_token,
         connected=session.integration_id is not None,
@@ -173,8 +173,17 @@ def sync_page(session: Session, *, status: int = 200, message: str = "", kind: s
         {"project": rule.project, "type": rule.type, "resolved": rule.resolved, "unresolved": rule.unresolved}
         for rule in installation.state_rules
     ]
+    defaults = [default.public() for default in installation.field_defaults]
     return step_page(
-        "setup_sync.html", session, status=status, message=message, kind=kind, sync=sync, rules=rules, projects=projects
+        "setup_sync.html",
+        session,
+        status=status,
+        message=message,
+        kind=kind,
+        sync=sync,
+        rules=rules,
+        defaults=defaults,
+        projects=projects,
     )
 
 

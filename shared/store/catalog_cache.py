@@ -2,8 +2,9 @@
 list, project[, type]), so a form that opens again costs no Azure DevOps request.
 
 How long each list is kept, and why (a person who just changed one asks with `?refresh=true` instead of waiting):
-- projects, work item types, states: 1 hour. They change when an administrator creates a project or edits the
-  process, which is rare and deliberate; the done states inbound and outbound sync read are this same list.
+- projects, work item types, states, a type's required fields: 1 hour. They change when an administrator creates
+  a project or edits the process, which is rare and deliberate; the done states inbound and outbound sync read are
+  this same list.
 - areas, iterations: 10 minutes. Teams add sprints and areas during planning, often just before filing work
   into them, so a stale list would be noticed; ten minutes still answers a burst of forms from the cache.
 
@@ -27,7 +28,14 @@ log = logging.getLogger(__name__)
 
 TABLE = "catalogcache"
 HOUR, TEN_MINUTES = 3600.0, 600.0
-TTL_SECONDS = {"projects": HOUR, "types": HOUR, "states": HOUR, "areas": TEN_MINUTES, "iterations": TEN_MINUTES}
+TTL_SECONDS = {
+    "projects": HOUR,
+    "types": HOUR,
+    "states": HOUR,
+    "fields": HOUR,  # a type's required fields: process rules, edited as rarely as the types themselves
+    "areas": TEN_MINUTES,
+    "iterations": TEN_MINUTES,
+}
 PART_CHARS = 30_000  # 60 000 bytes in UTF-16: under the 64 KiB of one string property
 MAX_PARTS = 16  # 16 x 60 000 bytes and the keys stay under the 1 MiB of one entity
 

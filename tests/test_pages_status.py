@@ -163,11 +163,22 @@ def test_re_entering_refused_credentials_through_the_setup_link_clears_needs_rea
     assert browser.find_elements("id", f"reauth-{integration_id}") == []
 
 
+def hooks_by_event(fake_ado, name: str) -> dict[str, list[str]]:
+    """The organization's service hooks by event type: a hook is a pair, `workitem.updated` and its
+    `workitem.commented` twin (contract §18), made and replaced together."""
+    found: dict[str, list[str]] = {}
+    for subscription in fake_ado.subscriptions(name):
+        found.setdefault(subscription["eventType"], []).append(subscription["id"])
+    return found
+
+
 def test_the_missing_service_hook_is_created_and_a_disabled_one_repaired(host, fake_ado, browser) -> None:
     name, integration_id, org = create_world(host, fake_ado)
     assert "no service hook subscription" in integration_row(browser, host, integration_id)
     result = press(browser, f"hook-{integration_id}")
-    [created] = fake_ado.subscriptions(name)
+    made = hooks_by_event(fake_ado, name)
+    assert sorted(made) == ["workitem.commented", "workitem.updated"] and len(made["workitem.commented"]) == 1
+    [created] = [s for s in fake_ado.subscriptions(name) if s["eventType"] == "workitem.updated"]
     assert (
         result == f"Created a service hook for {name} ({created['id']}, enabled): Azure DevOps sends it changes again."
     )
@@ -181,8 +192,10 @@ def test_the_missing_service_hook_is_created_and_a_disabled_one_repaired(host, f
         "subscription_check to record the disabled subscription",
     )
     result = press(browser, f"hook-{integration_id}")
-    [replacement] = fake_ado.subscriptions(name)
-    assert replacement["id"] != created["id"] and result.startswith(f"Replaced its service hook for {name}")
+    replaced = hooks_by_event(fake_ado, name)
+    [replacement], [twin] = replaced["workitem.updated"], replaced["workitem.commented"]
+    assert twin not in made["workitem.commented"]  # the pair is replaced together
+    assert replacement != created["id"] and result.startswith(f"Replaced its service hook for {name}")
     row = browser.find_element("id", f"integration-{integration_id}").text
     assert "disabled" not in row and "ok" in row
 
@@ -203,7 +216,10 @@ def test_rotating_the_webhook_secret_replaces_the_subscription_and_keeps_the_old
         f"Rotated the webhook secret of {name}: its new service hook {after.subscription_id} uses the new secret, "
         "and the old one is still accepted for 24 hour(s)."
     )
-    assert [s["id"] for s in fake_ado.subscriptions(name)] == [after.subscription_id]
+    assert hooks_by_event(fake_ado, name) == {
+        "workitem.updated": [after.subscription_id],
+        "workitem.commented": [after.comments_subscription_id],
+    }
     for secret in (before.webhook_secret, after.webhook_secret):
         assert secret not in browser.page_source
 

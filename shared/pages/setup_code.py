@@ -17,7 +17,7 @@ from shared.model.integration import IntegrationNotFound
 from shared.pages.render import Page
 from shared.pages.setup_form import FORM_TOKEN
 from shared.pages.setup_session import Session
-from shared.pages.setup_steps import CONNECT_FIRST, connect_page, installation_of, step_page
+from shared.pages.setup_steps import CONNECT_FIRST, connect_page, installation_of, read_projects, step_page
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +38,8 @@ def code_page(session: Session, *, status: int = 200, message: str = "", kind: s
     installation = installation_of(session)
     if installation is None:
         return connect_page(session, status=409 if message else 200, message=message or CONNECT_FIRST, kind="bad")
-    projects: list[dict[str, str]] = []
-    from shared.lookups.forms import Forms
-
-    try:
-        projects = Forms().projects(installation.integration_id, org_id=session.org_id)
-    except (AdoError, IntegrationNotFound) as exc:
-        log.info("The setup page could not list projects: %s", exc)
+    projects, read = read_projects(session, installation)
+    if not read:
         message = (message + " " if message else "") + NOT_READ
         kind = "bad"
     mappings = [m.public() for m in get_code_mappings(session.org_id)]

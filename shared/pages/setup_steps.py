@@ -156,17 +156,23 @@ def installation_body(installation: Installation, **changes: Any) -> dict[str, A
     return body
 
 
+def read_projects(session: Session, installation: Installation) -> tuple[list[dict[str, str]], bool]:
+    """The organization's projects as the setup steps offer them, and whether Azure DevOps could be read."""
+    from shared.lookups.forms import Forms
+
+    try:
+        return Forms().projects(installation.integration_id, org_id=session.org_id), True
+    except (AdoError, IntegrationNotFound) as exc:
+        log.info("The setup page could not list projects: %s", exc)
+        return [], False
+
+
 def sync_page(session: Session, *, status: int = 200, message: str = "", kind: str = "ok") -> Page:
     installation = installation_of(session)
     if installation is None:
         return connect_page(session, status=409 if message else 200, message=message or CONNECT_FIRST, kind="bad")
-    projects: list[dict[str, str]] = []
-    from shared.lookups.forms import Forms
-
-    try:
-        projects = Forms().projects(installation.integration_id, org_id=session.org_id)
-    except (AdoError, IntegrationNotFound) as exc:
-        log.info("The setup page could not list projects: %s", exc)
+    projects, read = read_projects(session, installation)
+    if not read:
         message = (message + " " if message else "") + "The organization's projects could not be read just now."
     sync = {key: getattr(installation, key) for key in SYNC_FIELDS}
     rules = [
